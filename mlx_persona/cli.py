@@ -1,0 +1,68 @@
+"""The ``mlx-persona`` command: one thin subcommand per stage.
+
+Each subcommand parses options, calls the module that owns the stage, and prints with rich.
+MLX-heavy stages run in child processes (see DESIGN.md); this process only orchestrates.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__, blas
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mlx-persona")
+def cli() -> None:
+    """Turn one person's chat history into a local persona twin, fine-tuned with MLX."""
+
+
+@cli.command()
+@click.option("--no-bench", is_flag=True, help="Skip the matmul speed measurement.")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as one JSON object.")
+def doctor(no_bench: bool, as_json: bool) -> None:
+    """Check the platform, MLX, the BLAS and the packages the pipeline needs."""
+    from .doctor import run_checks
+
+    report = run_checks(measure=not no_bench)
+    if as_json:
+        click.echo(json.dumps({"ok": report.ok, "checks": [c.__dict__ for c in report.checks]}, indent=2))
+    else:
+        table = Table(title="mlx-persona doctor", show_header=True)
+        table.add_column("check")
+        table.add_column("value")
+        table.add_column("")
+        for c in report.checks:
+            table.add_row(c.name, c.value, "[green]ok[/]" if c.ok else "[red]FIX[/]")
+        console.print(table)
+        for c in report.checks:
+            if not c.ok and c.fix:
+                err_console.print(f"[red]✗ {c.name}[/]: {c.fix}")
+    if not report.ok:
+        sys.exit(1)
+
+
+def _register_subcommands() -> None:
+    from .models import models_group
+
+    cli.add_command(models_group)
+
+
+_register_subcommands()
+
+
+def main() -> None:
+    blas.ensure_fast_blas()
+    cli()
+
+
+if __name__ == "__main__":
+    main()
