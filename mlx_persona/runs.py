@@ -52,6 +52,9 @@ def atomic_dir(final: PathLike, overwrite: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; give the folder normal permissions
         if final.exists():
             if not overwrite:
                 raise FileExistsError(f"{final} already exists")
