@@ -54,6 +54,7 @@ def _register_subcommands() -> None:
     from .models import models_group
 
     cli.add_command(models_group)
+    from .clean import clean_command; cli.add_command(clean_command)  # noqa: E702
 
 
 _register_subcommands()

@@ -1,0 +1,193 @@
+"""What every reader produces: conversations of turns, and rejects that say file:line and why.
+
+A reader never raises for a bad record: it reports the record as a :class:`Reject` and goes on.
+Only problems with the whole input (the file is missing, the shape is unknown, a required
+CSV column is absent) are errors the user must fix.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Iterator, Optional
+
+# Role words that sources use for "the other side" and "the model / the persona".
+USER_ROLES = {"user", "human", "prompter", "input", "prompt", "instruction"}
+ASSISTANT_ROLES = {"assistant", "gpt", "chatgpt", "model", "bot", "bard", "bing", "output", "completion"}
+SYSTEM_ROLES = {"system", "developer"}
+
+
+@dataclass
+class Turn:
+    """One message as the source wrote it."""
+
+    speaker: str  # a person's name, or a role word for role-based sources
+    text: str
+    line: int  # 1-based line in the source file where the message starts
+    time: Optional[float] = None  # seconds (any epoch: only differences are used)
+    role: Optional[str] = None  # "user" / "assistant" when the source says so
+
+
+@dataclass
+class Conversation:
+    """Ordered turns that belong together (one chat, one JSONL record, one CSV scene)."""
+
+    source: str
+    line: int
+    turns: list[Turn]
+    system: Optional[str] = None
+    named: bool = True  # speakers are people's names (WhatsApp, CSV) rather than roles
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A record dropped by a reader or a rule, with where it came from."""
+
+    source: str
+    line: int
+    rule: str
+    reason: str
+    text: str = ""
+
+    def to_json(self) -> dict:
+        return {"source": self.source, "line": self.line, "rule": self.rule,
+                "reason": self.reason, "text": self.text[:200]}
+
+
+# Rules that mean the *input* is damaged (counted as warnings), not that a rule filtered it.
+INPUT_ERROR_RULES = {"malformed-json", "undecodable", "csv-missing-column", "bad-record"}
+
+
+@dataclass
+class ReadResult:
+    conversations: list[Conversation] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    messages: int = 0  # raw messages seen, kept or not
+
+
+def decode_lines(raw: bytes, source: str) -> tuple[list[Optional[str]], list[Reject]]:
+    """Split ``raw`` into physical lines; a line that is not UTF-8 becomes ``None`` and a reject."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        lines: list[Optional[str]] = raw.decode("utf-8").split("\n")
+        bad: list[Reject] = []
+    except UnicodeDecodeError:
+        lines, bad = [], []
+        for i, chunk in enumerate(raw.split(b"\n"), 1):
+            try:
+                lines.append(chunk.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                lines.append(None)
+                bad.append(Reject(source, i, "undecodable", f"not UTF-8 at byte {e.start} of the line",
+                                  chunk.decode("utf-8", "replace")))
+    return [ln[:-1] if ln and ln.endswith("\r") else ln for ln in lines], bad
+
+
+def iter_json_records(lines: list[Optional[str]], source: str,
+                      result: ReadResult) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line, record)`` for each JSON object in a JSONL file (or a JSON array file).
+
+    Malformed lines become rejects in ``result``; undecodable ones were reported already.
+    """
+    first = next((ln for ln in lines if ln and ln.strip()), "")
+    if first.lstrip().startswith("["):
+        yield from _iter_json_array(lines, source, result)
+        return
+    for i, ln in enumerate(lines, 1):
+        if ln is None or not ln.strip():
+            continue
+        try:
+            obj = json.loads(ln)
+        except ValueError as e:
+            result.rejects.append(Reject(source, i, "malformed-json", str(e), ln))
+            continue
+        if not isinstance(obj, dict):
+            result.rejects.append(Reject(source, i, "bad-record", "a line must hold a JSON object", ln))
+            continue
+        yield i, obj
+
+
+def _iter_json_array(lines, source, result):
+    """Walk a ``[ {...}, {...} ]`` file element by element so each record keeps its line."""
+    bad = {i for i, ln in enumerate(lines, 1) if ln is None}
+    text = "\n".join("" if ln is None else ln for ln in lines)
+    dec = json.JSONDecoder()
+    pos, line = text.index("[") + 1, 1 + text.count("\n", 0, text.index("["))
+    while True:
+        nxt = _skip_ws(text, pos)
+        line += text.count("\n", pos, nxt)
+        pos = nxt
+        if pos >= len(text) or text[pos] == "]":
+            return
+        try:
+            obj, end = dec.raw_decode(text, pos)
+        except ValueError as e:
+            result.rejects.append(Reject(source, line, "malformed-json", f"{e}; rest of the array skipped"))
+            return
+        last = line + text.count("\n", pos, end)
+        if any(b in bad for b in range(line, last + 1)):
+            pass  # the undecodable line was reported; the record it broke is dropped with it
+        elif not isinstance(obj, dict):
+            result.rejects.append(Reject(source, line, "bad-record", "array items must be JSON objects"))
+        else:
+            yield line, obj
+        nxt = _skip_ws(text, end)
+        line, pos = last + text.count("\n", end, nxt), nxt
+        if pos < len(text) and text[pos] == ",":
+            pos += 1
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def content_text(content) -> str:
+    """Message content as text: a string, or OpenAI-style parts ``[{"type": "text", ...}]``."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for p in content:
+            if isinstance(p, str):
+                parts.append(p)
+            elif isinstance(p, dict) and isinstance(p.get("text"), str):
+                parts.append(p["text"])
+        return "".join(parts)
+    return str(content)
+
+
+def role_of(word: str) -> Optional[str]:
+    """Map a source's role word to ``user`` / ``assistant`` / ``system`` (None if unknown)."""
+    w = str(word).strip().lower()
+    if w in ASSISTANT_ROLES:
+        return "assistant"
+    if w in USER_ROLES:
+        return "user"
+    if w in SYSTEM_ROLES:
+        return "system"
+    return None
+
+
+def read_json_records(raw: bytes, source: str, convert) -> ReadResult:
+    """Read a JSONL (or JSON array) file, turning each record into a conversation.
+
+    ``convert(record, source, line, result)`` returns a :class:`Conversation` or ``None`` (after
+    adding its own rejects to ``result``).
+    """
+    lines, bad = decode_lines(raw, source)
+    result = ReadResult(rejects=bad)
+    for line, obj in iter_json_records(lines, source, result):
+        conv = convert(obj, source, line, result)
+        if conv is not None:
+            result.messages += len(conv.turns)
+            result.conversations.append(conv)
+    return result
