@@ -94,14 +94,19 @@ def _check_out_dir(out: Path) -> None:
                                "give a new or empty folder")
 
 
-def clean(inputs: Sequence[Union[str, Path, Source]], persona: str, out_dir: Union[str, Path],
-          config: Optional[CleanConfig] = None) -> dict:
-    """Clean ``inputs`` for ``persona`` into ``out_dir``; returns the stats (also in stats.json)."""
+def clean(inputs: Sequence[Union[str, Path, Source]], persona: Union[str, Sequence[str]],
+          out_dir: Union[str, Path], config: Optional[CleanConfig] = None) -> dict:
+    """Clean ``inputs`` for ``persona`` into ``out_dir``; returns the stats (also in stats.json).
+
+    ``persona`` is a name, or several names of the same person (the first is used in the
+    persona line); a source's own ``persona`` overrides it.
+    """
     cfg = (config or CleanConfig()).validate()
     sources = [s if isinstance(s, Source) else Source(str(s)) for s in inputs]
     if not sources:
         raise PersonaError("no inputs given")
-    if not persona or not persona.strip():
+    names = [persona] if isinstance(persona, str) else list(persona)
+    if not names or not all(n and n.strip() for n in names):
         raise PersonaError("--persona must name the person (a speaker name or role)")
     for s in sources:  # fail before reading anything
         if not Path(s.path).is_file():
@@ -117,11 +122,11 @@ def clean(inputs: Sequence[Union[str, Path, Source]], persona: str, out_dir: Uni
     merged = conversations = persona_turns = 0
     for s in sources:
         fmt, res = read_source(s, cfg)
-        who = s.persona or persona
+        who = [s.persona] if s.persona else names
         assign_roles(res.conversations, who, s.path)
-        line = cfg.persona_line.replace("{persona}", who)
+        line = cfg.persona_line.replace("{persona}", who[0])
         rejects.extend(res.rejects)
-        inputs_stats.append({"path": s.path, "format": fmt, "persona": who,
+        inputs_stats.append({"path": s.path, "format": fmt, "persona": " / ".join(who),
                              "records": len(res.conversations), "messages": res.messages})
         pieces = []
         for conv in res.conversations:
@@ -162,7 +167,7 @@ def clean(inputs: Sequence[Union[str, Path, Source]], persona: str, out_dir: Uni
 
     tokens = {name: [sample_tokens(x) for x in split[name]] for name in SPLITS}
     stats = {
-        "persona": persona,
+        "persona": " / ".join(names),
         "inputs": inputs_stats,
         "dropped": dict(sorted(dropped.items())),
         "warnings": sum(n for rule, n in dropped.items() if rule in INPUT_ERROR_RULES),
@@ -200,7 +205,8 @@ def _shares(_ctx, _param, value: Optional[str]):
 
 @click.command("clean")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--persona", required=True, help="The person to model: a speaker name (chats, scripts) or role.")
+@click.option("--persona", required=True, multiple=True,
+              help="The person to model: a speaker name (chats, scripts) or role; repeat for other spellings.")
 @click.option("--out", "out_dir", required=True, help="Folder for train/valid/test.jsonl, rejects.jsonl, stats.json.")
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), help="Input format for all INPUTs (default: detect).")
 @click.option("--system", type=click.Choice(SYSTEM_MODES), help=CleanConfig.help("system"))

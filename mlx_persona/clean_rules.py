@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Optional
+from typing import Optional, Sequence
 
 from .errors import PersonaError
 from .ingest.base import Conversation, Reject, Turn
@@ -98,22 +98,24 @@ def speakers(conversations) -> dict[str, int]:
     return counts
 
 
-def assign_roles(conversations: list[Conversation], persona: str, source: str) -> None:
+def assign_roles(conversations: list[Conversation], names: Sequence[str], source: str) -> None:
     """Persona's turns become ``assistant``, everyone else's ``user``.
 
-    Named sources (chats, scripts) must contain the persona as a speaker. Role-based sources
-    (ChatML, ShareGPT, ...) use a matching ``name`` if there is one, else their assistant role.
+    ``names`` are the persona's names (one person is "Sam Okafor" in WhatsApp, "SAM" in a
+    script), matched ignoring case. Named sources (chats, scripts) must contain one of them as a
+    speaker. Role-based sources (ChatML, ShareGPT, ...) use a matching ``name`` field if there
+    is one, else their assistant role.
     """
-    want = persona.strip().casefold()
+    want = {n.strip().casefold() for n in names}
     counts = speakers(conversations)
-    present = any(s.strip().casefold() == want for s in counts)
+    present = any(s.strip().casefold() in want for s in counts)
     if not present and conversations and all(c.named for c in conversations):
-        top = ", ".join(s for s, _ in sorted(counts.items(), key=lambda kv: -kv[1])[:8])
-        raise PersonaError(f"persona {persona!r} is not a speaker in {source}; speakers there: {top}")
+        top = ", ".join(s for s, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:8])
+        raise PersonaError(f"persona {' / '.join(names)!r} is not a speaker in {source}; speakers there: {top}")
     for c in conversations:
         for t in c.turns:
             if present:
-                t.role = "assistant" if t.speaker.strip().casefold() == want else "user"
+                t.role = "assistant" if t.speaker.strip().casefold() in want else "user"
             elif t.role is None:
                 t.role = "user"
 

@@ -97,7 +97,8 @@ def deduplicate(samples: list[Sample], mode: str, rejects: list) -> tuple[list[S
     """Drop exact (and, in ``near`` mode, near) duplicates; the first occurrence stays.
 
     Chat logs often store every prefix of a conversation as its own record; their duplicate
-    samples are removed here and their conversations tied together so they land in one split.
+    samples are removed here and, within one file, their conversations tied together so they
+    land in one split.
     """
     groups = _Groups()
     seen_exact: dict[str, str] = {}
@@ -117,7 +118,8 @@ def deduplicate(samples: list[Sample], mode: str, rejects: list) -> tuple[list[S
             if first is None:
                 seen_near[near] = s.group
         if first is not None:
-            groups.union(first, s.group)
+            if rule == "duplicate" and first.rpartition(":")[0] == s.group.rpartition(":")[0]:
+                groups.union(first, s.group)  # a log that stored this conversation twice
             rejects.append(Reject(s.source, s.line, rule, f"same as a sample from {first}",
                                   s.messages[-1]["content"]))
             continue

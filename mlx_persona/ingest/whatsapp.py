@@ -46,7 +46,15 @@ def _date_order(headers: list, forced: str) -> str:
         return "dmy"
     if any(int(h[1]) > 12 for h in headers):
         return "mdy"
-    return "dmy"  # ambiguous throughout: most locales put the day first
+    # Ambiguous throughout: take the order under which time runs forward more often.
+    steps = {}
+    for order in ("dmy", "mdy"):
+        try:
+            t = [_seconds(h, order) for h in headers]
+        except ValueError:
+            continue
+        steps[order] = sum(b < a for a, b in zip(t, t[1:]))
+    return min(steps, key=lambda o: (steps[o], o)) if steps else "dmy"
 
 
 def _seconds(g: tuple, order: str) -> float:
@@ -75,7 +83,7 @@ def read(raw: bytes, source: str, options=None) -> ReadResult:
             continue
         m = IOS.match(ln) or ANDROID.match(ln)
         parsed.append((i, m.groups() if m else None, ln))
-    order = _date_order([p[1] for p in parsed if isinstance(p[1], tuple)],
+    order = _date_order([p[1][:7] for p in parsed if isinstance(p[1], tuple)],
                         getattr(options, "date_order", "auto"))
 
     turns: list[Turn] = []
@@ -86,7 +94,7 @@ def read(raw: bytes, source: str, options=None) -> ReadResult:
             return
         line, speaker, t, parts, damaged = current
         result.messages += 1
-        text = EDITED.sub("", "\n".join(parts))
+        text = EDITED.sub("", "\n".join(parts).rstrip())
         if damaged:
             return  # its undecodable line is already in the rejects
         if speaker is None or (text.startswith("\u200e") and SYSTEM_TEXT.search(text)):
@@ -95,9 +103,9 @@ def read(raw: bytes, source: str, options=None) -> ReadResult:
         turns.append(Turn(speaker, text.lstrip(MARKS), line, t))
 
     for i, groups, text in parsed:
-        if groups == "bad":
-            if current is not None:
-                current[4] = True
+        if groups == "bad":  # cannot tell a header from a continuation: drop until the next header
+            flush()
+            current = [i, None, None, [], True]
             continue
         if groups is None:
             if current is not None:
