@@ -182,7 +182,8 @@ def clean(inputs: Sequence[Union[str, Path, Source]], persona: Union[str, Sequen
                    "per_sample": percentiles(t for name in SPLITS for t in tokens[name])},
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
     }
-    files = {f"{name}.jsonl": "".join(x.line_json + "\n" for x in split[name]) for name in SPLITS}
+    # An empty split gets no file: mlx_lm's loader skips a missing file but fails on an empty one.
+    files = {f"{name}.jsonl": "".join(x.line_json + "\n" for x in split[name]) for name in SPLITS if split[name]}
     files["rejects.jsonl"] = "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in rejects)
     files["stats.json"] = json.dumps(stats, indent=2, ensure_ascii=False) + "\n"
     _check_out_dir(out)

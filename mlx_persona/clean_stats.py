@@ -79,6 +79,9 @@ def render(stats: dict, console: Optional[Console] = None) -> None:
     for name, s in stats["splits"].items():
         splits.add_row(name, str(s["conversations"]), str(s["samples"]), str(s["tokens"]))
     console.print(splits)
+    for name, s in stats["splits"].items():
+        if not s["samples"]:
+            console.print(f"[yellow]{name} split is empty[/] (too few conversations); no {name}.jsonl written")
 
     dist = Table(show_header=True, title=f"lengths (tokens by {stats['tokens']['counter']})")
     dist.add_column("")
