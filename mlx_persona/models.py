@@ -5,6 +5,7 @@ Every stage calls :func:`resolve_model` to turn what the user wrote into a local
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -31,9 +32,14 @@ def resolve_model(spec: str, pull: bool = True) -> Path:
         from .default_model import default_model_dir
 
         return default_model_dir(pull=pull)
-    if spec.count("/") == 1 and not p.exists():
+    if looks_like_hub_id(spec) and not p.exists():
         return _hub_model(spec)
     raise PersonaError(f"model not found: {spec} (give a model folder, a hub id, or 'default')")
+
+
+def looks_like_hub_id(spec: str) -> bool:
+    """``owner/name`` with hub-legal characters; paths (``/x``, ``./x``, ``~/x``) are not ids."""
+    return re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", spec) is not None
 
 
 def _hub_model(repo: str) -> Path:
