@@ -110,3 +110,14 @@ def test_rule_options_reach_the_config(tmp_path):
     rows = read_jsonl(tmp_path / "o" / "train.jsonl")
     assert any(len(r["messages"][0]["content"]) > 200 for r in rows)  # kept as written
     assert not any(r["messages"][-1]["content"].lower().startswith("yes") for r in rows)
+
+
+def test_token_counts_with_the_model_tokenizer(tmp_path, tiny_model_dir):
+    res = run(SAMPLE / "script.csv", "--persona", "Sam", "--out", tmp_path / "o", "--tokenizer", tiny_model_dir,
+              "--max-tokens", "200")
+    assert res.exit_code == 0, res.output
+    stats = json.loads((tmp_path / "o" / "stats.json").read_text())
+    assert stats["tokens"]["counter"] == str(tiny_model_dir)
+    assert 0 < stats["tokens"]["per_sample"]["max"] <= 200  # the budget holds in real tokens
+    plain = clean([SAMPLE / "script.csv"], "Sam", tmp_path / "p", CleanConfig(max_tokens=200))
+    assert plain["tokens"]["per_sample"] != stats["tokens"]["per_sample"]

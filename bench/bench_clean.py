@@ -1,0 +1,171 @@
+"""Clean 100,000 chat messages: ``mlx_persona.clean`` against a naive per-message loop, same run.
+
+    python bench/bench_clean.py [--messages 100000] [--repeats 2]
+
+Writes a synthetic WhatsApp export (two people and a third now and then; bursts, multi-line
+messages, media placeholders, system lines, long silences, NBSPs), then times, end to end
+(read, clean, write train/valid/test/rejects/stats):
+
+- ``clean()``: this project's stage, default rules;
+- the peer: the straightforward loop one writes first — ``strptime`` per header, each meta
+  pattern searched one by one, and every sample re-normalizing its context turns.
+
+Prints both times, samples out, and the ratio. The figure in bench/RESULTS.md comes from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import random
+import re
+import sys
+import tempfile
+import time
+import unicodedata
+from datetime import datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "data"))
+from persona_bank import EXCHANGES  # noqa: E402
+
+from mlx_persona.clean import CleanConfig, clean  # noqa: E402
+from mlx_persona.clean_rules import DEFAULT_META_PATTERNS  # noqa: E402
+
+WORDS = "prod staging cache queue deploy index ticket logs metrics rollback flag retry".split()
+
+
+def make_export(path: Path, n: int, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    t = datetime(2023, 1, 2, 9, 0)
+    lines = ["02/01/2023, 08:59 - Messages and calls are end-to-end encrypted. Tap to learn more."]
+    k = 0
+    while k < n:
+        ask, reply = rng.choice(EXCHANGES)
+        t += timedelta(minutes=rng.randint(1, 30) if rng.random() > 0.02 else 60 * 14)
+        who = "Priya" if rng.random() > 0.1 else "Leo"
+        stamp = t.strftime("%d/%m/%Y, %H:%M")
+        lines.append(f"{stamp} - {who}: {ask.replace(' ', chr(0xA0), 1)} ({rng.choice(WORDS)} {k})")
+        k += 1
+        if rng.random() < 0.03:
+            lines.append(f"{stamp} - {who}: <Media omitted>")
+            k += 1
+        body = f"{reply} re {rng.choice(WORDS)}-{k}"
+        if rng.random() < 0.1:
+            body += "\nalso check the dashboard"
+        lines.append(f"{stamp} - Sam: {body}")
+        k += 1
+        if rng.random() < 0.15:
+            lines.append(f"{stamp} - Sam: {rng.choice(WORDS)} first, then {rng.choice(WORDS)} {k}")
+            k += 1
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# ---- the naive peer: same rules, written as a plain loop ------------------------------------
+HEADER = r"^(\d{1,2}/\d{1,2}/\d{4}, \d{1,2}:\d{2}) - ([^:]+): (.*)$"
+INVISIBLE = "\u200b\u200e\u200f\u2060\ufeff\u00ad"
+
+
+def naive_normalize(text: str) -> str:
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n"))
+    for ch in INVISIBLE:
+        text = text.replace(ch, "")
+    text = text.replace("\u00a0", " ")
+    text = re.sub(r"(?<=\S)[ \t]{2,}", " ", text)
+    text = re.sub(r"[ \t]+\n", "\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def naive_clean(path: Path, persona: str, out: Path, cfg: CleanConfig) -> int:
+    msgs, rejects = [], []
+    for i, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
+        m = re.match(HEADER, line)
+        if m:
+            when = datetime.strptime(m.group(1), "%d/%m/%Y, %H:%M")
+            msgs.append({"line": i, "who": m.group(2), "text": m.group(3), "t": when})
+        elif msgs and line:
+            msgs[-1]["text"] += "\n" + line
+        elif line:
+            rejects.append({"line": i, "rule": "system-line"})
+    turns = []
+    for m in msgs:
+        if any(re.search(p, naive_normalize(m["text"]), re.IGNORECASE) for p in cfg.meta_patterns):
+            rejects.append({"line": m["line"], "rule": "meta"})
+            continue
+        gap = (m["t"] - turns[-1]["t"]).total_seconds() if turns else None
+        if turns and gap > cfg.split_gap_hours * 3600:
+            turns.append({"break": True, "t": m["t"]})
+        if turns and turns[-1].get("who") == m["who"] and gap <= cfg.merge_gap_min * 60:
+            turns[-1]["text"] += "\n" + m["text"]
+            turns[-1]["t"] = m["t"]
+        else:
+            turns.append(dict(m))
+    samples, seen, conv = [], set(), 0
+    for i, tr in enumerate(turns):
+        if tr.get("break"):
+            conv += 1
+            continue
+        if tr["who"] != persona or len(naive_normalize(tr["text"])) < cfg.min_reply_chars:
+            continue
+        ctx = []
+        for prev in reversed(turns[max(0, i - cfg.context_turns):i]):
+            if prev.get("break"):
+                break
+            role = "assistant" if prev["who"] == persona else "user"
+            ctx.insert(0, {"role": role, "content": naive_normalize(prev["text"])})
+        while ctx and ctx[0]["role"] != "user":
+            ctx.pop(0)
+        if not ctx:
+            continue
+        messages = [{"role": "system", "content": f"You are {persona}."}] + ctx + [
+            {"role": "assistant", "content": naive_normalize(tr["text"])}]
+        line = json.dumps({"messages": messages}, ensure_ascii=False)
+        if line not in seen:
+            seen.add(line)
+            samples.append((conv, line))
+    splits = {"train": [], "valid": [], "test": []}
+    for conv_id, line in samples:
+        h = int(hashlib.sha256(f"{cfg.seed}:{conv_id}".encode()).hexdigest(), 16) % 10
+        splits["train" if h < 8 else "valid" if h < 9 else "test"].append(line)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, rows in splits.items():
+        (out / f"{name}.jsonl").write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+    (out / "rejects.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rejects))
+    return len(samples)
+
+
+def best_of(fn, repeats: int):
+    times, result = [], None
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - tic)
+    return min(times), result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=100_000)
+    ap.add_argument("--repeats", type=int, default=2)
+    a = ap.parse_args()
+    cfg = CleanConfig()
+    assert tuple(cfg.meta_patterns) == DEFAULT_META_PATTERNS
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "chat.txt"
+        make_export(src, a.messages)
+        n = 0
+        ours_s, stats = best_of(lambda: clean([src], "Sam", Path(tmp) / f"ours{time.time_ns()}", cfg), a.repeats)
+        peer_s, peer_n = best_of(lambda: naive_clean(src, "Sam", Path(tmp) / f"peer{time.time_ns()}", cfg), a.repeats)
+        n = stats["funnel"]["messages_in"]
+    print(f"machine: {platform.system()} {platform.machine()}, python {platform.python_version()}")
+    print(f"messages: {n:,} (export of {a.messages:,} lines of chat), best of {a.repeats}")
+    print(f"mlx_persona.clean: {ours_s:.2f} s ({n / ours_s:,.0f} msg/s), {stats['funnel']['samples_out']:,} samples")
+    print(f"naive loop peer:   {peer_s:.2f} s ({n / peer_s:,.0f} msg/s), {peer_n:,} samples")
+    print(f"ratio (peer / ours): {peer_s / ours_s:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
