@@ -309,8 +309,7 @@ def main(argv=None) -> None:
     try:
         cfg = SFTConfig.load(Path(a.config) if a.config else None)
         run_sft(Path(a.model), Path(a.data), out, cfg, resume=a.resume, log=lambda m: print(m, flush=True))
-    except PersonaError as e:
-        atomic_write_json(out / "status.json", {"state": "error", "error": e.message})
+    except PersonaError as e:  # the parent relays this line; the stage folder keeps its state
         print(f"error: {e.message}", file=sys.stderr, flush=True)
         sys.exit(1)
 

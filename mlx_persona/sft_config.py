@@ -29,7 +29,7 @@ class SFTConfig:
     rank: int = field(default=8, metadata={"help": "LoRA/DoRA rank: 8 is plenty for a persona's style."})
     scale: float = field(default=20.0, metadata={"help": "LoRA scale (mlx_lm's meaning: the update is scale * B @ A)."})
     alpha: Optional[float] = field(default=None, metadata={"help": "PEFT-style alpha; when set, scale = alpha / rank."})
-    dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA input (0 keeps resume and mlx_lm parity exact)."})
+    dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA input (0.0 to 0.1 is usual)."})
     keys: Optional[list] = field(default=None, metadata={"help": "Modules to adapt, e.g. self_attn.q_proj,self_attn.v_proj (default: every linear)."})
     num_layers: int = field(default=16, metadata={"help": "How many of the last transformer blocks to tune; -1 for all."})
     optimizer: str = field(default="adam", metadata={"help": "adam, adamw, sgd, adafactor or muon (mlx.optimizers)."})

@@ -1,0 +1,77 @@
+"""Fusing: the fused model computes what base + adapter computes; bad input changes nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sft_helpers import FAST, write_chat_data
+
+from mlx_persona.cli import cli
+from mlx_persona.fuse import GGUF_NAME
+from mlx_persona.sft import run_sft
+from mlx_persona.sft_config import SFTConfig
+
+TOKENS = mx.array([[1, 5, 9, 40, 77, 120, 3, 2]])
+
+
+def logits(model_dir, adapter=None):
+    from mlx_lm import load
+
+    model, _ = load(str(model_dir), adapter_path=str(adapter) if adapter else None)
+    out = model(TOKENS)
+    mx.eval(out)
+    return np.array(out)
+
+
+def fuse(*args):
+    return CliRunner().invoke(cli, ["fuse", *map(str, args)])
+
+
+@pytest.fixture(scope="module", params=["lora", "dora"])
+def adapter(request, tiny_model_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp(request.param)
+    cfg = SFTConfig.from_dict({**FAST, "fine_tune_type": request.param, "iters": 8, "save_every": 4})
+    run_sft(tiny_model_dir, write_chat_data(root / "data"), root / "sft", cfg, log=lambda m: None)
+    return root / "sft"
+
+
+def test_fused_forward_equals_base_plus_adapter(tiny_model_dir, adapter, tmp_path):
+    out = tmp_path / "fused"
+    result = fuse("--model", tiny_model_dir, "--adapter-path", adapter, "--out", out, "--gguf")
+    assert result.exit_code == 0, result.output
+    with_adapter, fused, base = logits(tiny_model_dir, adapter), logits(out), logits(tiny_model_dir)
+    np.testing.assert_allclose(fused, with_adapter, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(fused, base, atol=1e-3)  # the adapter did change something
+    assert (out / GGUF_NAME).stat().st_size > 0 and (out / "tokenizer.json").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial folders left
+
+
+def test_adapter_from_another_model_is_one_line(tiny_model_dir, adapter, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from tiny import build_tiny_llama
+
+    other = build_tiny_llama(tmp_path / "other", hidden=32)
+    result = fuse("--model", other, "--adapter-path", adapter, "--out", tmp_path / "fused")
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and "does not fit" in result.output and "shape" in result.output
+    assert not (tmp_path / "fused").exists()
+
+
+def test_gguf_needs_a_supported_architecture(tiny_model_dir, adapter, tmp_path):
+    qwen = tmp_path / "qwen"
+    shutil.copytree(tiny_model_dir, qwen)
+    config = json.loads((qwen / "config.json").read_text())
+    (qwen / "config.json").write_text(json.dumps({**config, "model_type": "qwen2"}))
+    result = fuse("--model", qwen, "--adapter-path", adapter, "--out", tmp_path / "fused", "--gguf")
+    assert result.exit_code == 1 and "GGUF export" in result.output and "qwen2" in result.output
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    result = fuse("--model", tiny_model_dir, "--adapter-path", adapter, "--out", existing)
+    assert result.exit_code == 1 and "--overwrite" in result.output
