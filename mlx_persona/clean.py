@@ -246,5 +246,6 @@ def clean_command(inputs, persona, out_dir, fmt, meta_pattern, bound_columns, qu
         render(stats)
     if stats["warnings"]:
         Console(stderr=True).print(f"[yellow]{stats['warnings']} warning(s)[/]: damaged input records, "
-                                   f"listed with file:line in {Path(out_dir) / 'rejects.jsonl'}")
+                                   f"listed with file:line in {Path(out_dir) / 'rejects.jsonl'}",
+                                   soft_wrap=True)
     click.echo(f"wrote {stats['funnel']['samples_out']} samples to {out_dir}", file=sys.stdout)

@@ -90,15 +90,15 @@ def test_telegram_text_parts_service_and_media(tmp_path):
 
 def test_csv_columns_bounds_and_missing_column():
     raw = ("Episode,Scene,Character,Line\n1,1,Leo,hi\n1,1,Sam,\"hello,\nthere\"\n1,2,Leo,next scene\n"
-           "1,2,Sam\n1,2,Sam,ok then\n").encode()
+           "1,2,Sam\n1,2,Sam,ok then\n1,2,Leo,a, b\n1,2,Leo,trailing empty cell,\n").encode()
     opts = type("O", (), {"speaker_column": "character", "text_column": "line",
                           "bound_columns": ("episode", "scene")})()
     res = csv_script.read(raw, "s.csv", opts)
     assert [[(t.speaker, t.text, t.line) for t in c.turns] for c in res.conversations] == [
         [("Leo", "hi", 2), ("Sam", "hello,\nthere", 3)],
-        [("Leo", "next scene", 5), ("Sam", "ok then", 7)],
+        [("Leo", "next scene", 5), ("Sam", "ok then", 7), ("Leo", "trailing empty cell", 9)],
     ]
-    assert rules(res) == [(6, "csv-missing-column")]
+    assert rules(res) == [(6, "csv-missing-column"), (8, "csv-extra-column")]
     with pytest.raises(PersonaError, match="no column 'speaker'"):
         csv_script.read(raw, "s.csv")
 

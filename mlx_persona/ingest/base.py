@@ -59,7 +59,7 @@ class Reject:
 
 
 # Rules that mean the *input* is damaged (counted as warnings), not that a rule filtered it.
-INPUT_ERROR_RULES = {"malformed-json", "undecodable", "csv-missing-column", "bad-record"}
+INPUT_ERROR_RULES = {"malformed-json", "undecodable", "csv-missing-column", "csv-extra-column", "bad-record"}
 
 
 @dataclass

@@ -54,6 +54,11 @@ def read(raw: bytes, source: str, options=None) -> ReadResult:
                                          f"row has {len(row)} of {len(header)} columns or an empty "
                                          f"speaker/text", ",".join(row)))
             continue
+        if len(row) > len(header) and any(cell.strip() for cell in row[len(header):]):
+            result.rejects.append(Reject(source, start, "csv-extra-column",
+                                         f"row has {len(row)} columns, the header {len(header)} "
+                                         "(an unquoted comma?)", ",".join(row)))
+            continue
         key = tuple(row[b] for b in bi)
         if turns and key != scene:
             result.conversations.append(Conversation(source, turns[0].line, turns))
