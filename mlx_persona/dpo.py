@@ -1,0 +1,306 @@
+"""DPO stage, child process: ``python -m mlx_persona.dpo --model FUSED --pairs P --out O --config C``.
+
+The story: load the fused SFT model (one model, no second copy), read and check the pairs
+(:mod:`mlx_persona.dpo_data`), score every pair with the model as it is — that *is* the reference
+policy — and cache those log-probs (:mod:`mlx_persona.dpo_reference`); then attach a fresh
+LoRA/DoRA adapter (the SFT stage's ``attach_trainable``: its B matrices start at zero, so at
+step 0 the policy equals the reference and the sigmoid loss is exactly log 2), and train it with
+the loss below. Outputs in ``O``: ``metrics.jsonl``, ``adapters.safetensors`` (best validation
+loss), ``last/``, resumable ``checkpoints/`` (the SFT stage's format: adapter, optimizer state
+with the schedule's step, PRNG key, data order, counters), ``rejects.jsonl``, ``status.json``.
+
+Why not mlx_lm's ``train()``: its loss sees one sequence at a time; DPO's loss couples the
+chosen and rejected sequences of a pair and the cached reference, so the loop is ours (short,
+and every piece of state it has is in the checkpoint, hence exact resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from .dpo_config import DPOConfig
+from .dpo_data import PairOrder, PairSet, collate, fixed_batches, load_pairs
+from .dpo_reference import reference_logps
+from .errors import PersonaError
+from .runs import atomic_dir, atomic_write_json, atomic_write_text
+from .sft import Metrics, attach_trainable, build_optimizer, fingerprint, load_base
+from .sft_checkpoint import latest_checkpoint, read_state, restore_checkpoint, save_checkpoint, save_weights, trainable_weights
+
+KILL_AFTER_VAR = "MLX_PERSONA_DPO_KILL_AFTER"  # test hook: SIGKILL ourselves after step N
+LOG2 = math.log(2.0)  # the sigmoid loss when the policy equals the reference
+
+
+# ----------------------------------------------------------------------------- the math
+def sequence_logps(model, tokens: mx.array, prompt_lengths: mx.array, lengths: mx.array) -> tuple[mx.array, mx.array]:
+    """Summed log-probability of each row's reply tokens, and how many there are.
+
+    Row i holds ``prompt_lengths[i]`` prompt tokens (the chat template up to the assistant
+    header), then its reply tokens, up to ``lengths[i]``, then padding. The model predicts token
+    t from tokens < t, so a reply token at position t scores ``log_softmax(logits[t-1])[tokens[t]]``
+    and positions ``prompt_lengths[i] <= t < lengths[i]`` are summed; prompt and padding are not.
+
+    Shapes: tokens (N, W) int; prompt_lengths, lengths (N,) int. Returns sums (N,) float32 and
+    counts (N,) int32. logsumexp minus the picked logit is log_softmax without an (N, W, vocab) copy.
+    """
+    logits = model(tokens[:, :-1]).astype(mx.float32)  # (N, W-1, V)
+    targets = tokens[:, 1:]  # (N, W-1)
+    picked = mx.take_along_axis(logits, targets[..., None], axis=-1).squeeze(-1)
+    token_logps = picked - mx.logsumexp(logits, axis=-1)  # (N, W-1)
+    pos = mx.arange(1, tokens.shape[1])[None, :]  # position of each target in the row
+    mask = (pos >= prompt_lengths[:, None]) & (pos < lengths[:, None])
+    return (token_logps * mask).sum(axis=-1), mask.sum(axis=-1)
+
+
+def dpo_loss(policy_chosen: mx.array, policy_rejected: mx.array, ref_chosen: mx.array, ref_rejected: mx.array,
+             beta: float = 0.1, loss_type: str = "sigmoid", label_smoothing: float = 0.0):
+    """Per-pair preference loss and implicit rewards.
+
+    Let h = (log pi(y_c|x) - log pi(y_r|x)) - (log ref(y_c|x) - log ref(y_r|x)): how much more the
+    policy prefers the chosen reply than the reference does.
+
+    - ``sigmoid`` (DPO, Rafailov et al. 2023, https://arxiv.org/abs/2305.18290):
+      loss = -log sigmoid(beta * h); with ``label_smoothing`` eps (conservative DPO, labels
+      flipped with probability eps): loss = -(1 - eps) log sigmoid(beta h) - eps log sigmoid(-beta h).
+      At h = 0 (policy == reference) the loss is log 2 whatever eps.
+    - ``ipo`` (IPO, Azar et al. 2023, https://arxiv.org/abs/2310.12036):
+      loss = (h - 1 / (2 beta))^2, a squared loss that stops pushing once the margin reaches
+      1/(2 beta). Pass per-token *mean* log-probs for IPO (the paper's and TRL's convention).
+
+    Rewards: chosen = beta (log pi(y_c|x) - log ref(y_c|x)), rejected likewise; the margin is
+    their difference (= beta h) and a pair counts as "preferred" when it is positive.
+
+    Args: four log-probability tensors, shape (B,) each (B pairs). Returns losses (B,),
+    chosen_rewards (B,), rejected_rewards (B,). Use ``losses.mean()`` as the training loss.
+    """
+    h = (policy_chosen - policy_rejected) - (ref_chosen - ref_rejected)
+    if loss_type == "sigmoid":
+        # -log sigmoid(x) = softplus(-x) = logaddexp(0, -x), stable for any x
+        losses = (1 - label_smoothing) * mx.logaddexp(0.0, -beta * h) + label_smoothing * mx.logaddexp(0.0, beta * h)
+    elif loss_type == "ipo":
+        losses = mx.square(h - 1 / (2 * beta))
+    else:
+        raise ValueError(f"unknown loss_type {loss_type!r}")
+    chosen_rewards = mx.stop_gradient(beta * (policy_chosen - ref_chosen))
+    rejected_rewards = mx.stop_gradient(beta * (policy_rejected - ref_rejected))
+    return losses, chosen_rewards, rejected_rewards
+
+
+def batch_loss(model, tokens, starts, lengths, ref, cfg: DPOConfig):
+    """Mean loss over a batch of B pairs; ref (B, 4) from the cache. Returns (loss, (chosen_rewards,
+    rejected_rewards, tokens)). Only the first output is differentiated."""
+    sums, counts = sequence_logps(model, tokens, starts, lengths)  # (2B,)
+    b = tokens.shape[0] // 2
+    pc, pr, rc, rr = sums[:b], sums[b:], ref[:, 0], ref[:, 1]
+    if cfg.loss_type == "ipo":  # length-normalised log-probs
+        pc, pr = pc / counts[:b], pr / counts[b:]
+        rc, rr = rc / ref[:, 2], rr / ref[:, 3]
+    losses, cr, rj = dpo_loss(pc, pr, rc, rr, cfg.beta, cfg.loss_type, cfg.label_smoothing)
+    return losses.mean(), (cr, rj, lengths.sum())
+
+
+# ----------------------------------------------------------------------------- the run
+class DPORun:
+    """The training loop and everything a checkpoint carries."""
+
+    def __init__(self, model, optimizer, sets, refs, cfg: DPOConfig, iters, out, prints, log):
+        self.model, self.optimizer, self.sets, self.refs = model, optimizer, sets, refs
+        self.cfg, self.iters, self.out, self.prints, self.log = cfg, iters, out, prints, log
+        self.order = PairOrder(sets["train"], cfg.batch_size, cfg.max_seq_length, cfg.seed)
+        self.iteration, self.best_val, self.best_iter, self.bad_evals = 0, float("inf"), -1, 0
+        self.window, self.trained_tokens, self.stopped_early = self._empty_window(), 0.0, False
+        self.elapsed_before, self.t0 = 0.0, time.perf_counter()
+        self.kill_after = int(os.environ.get(KILL_AFTER_VAR, "0") or 0)
+        grad_fn = nn.value_and_grad(model, lambda m, *a: batch_loss(m, *a, cfg))
+
+        def step(tokens, starts, lengths, ref):
+            (loss, aux), grads = grad_fn(model, tokens, starts, lengths, ref)
+            optimizer.update(model, grads)
+            return loss, aux
+
+        self.step = step
+
+    @staticmethod
+    def _empty_window() -> dict:
+        return {"loss": 0.0, "chosen": 0.0, "rejected": 0.0, "correct": 0.0, "pairs": 0, "steps": 0, "tokens": 0.0, "time": 0.0}
+
+    def elapsed(self) -> float:
+        return round(self.elapsed_before + time.perf_counter() - self.t0, 3)
+
+    def state(self) -> dict:
+        return {"best_val": self.best_val, "best_iter": self.best_iter, "bad_evals": self.bad_evals, "window": self.window,
+                "trained_tokens": self.trained_tokens, "elapsed": self.elapsed(), "stopped_early": self.stopped_early,
+                "order": self.order.state(), **self.prints}
+
+    def load(self, state: dict) -> None:
+        for key, theirs in self.prints.items():
+            if state.get(key) != theirs:
+                raise PersonaError(f"the checkpoint in {self.out} was made with a different {key.split('_')[0]}; "
+                                   "resume with the same settings or start a new --out")
+        self.iteration, self.best_val, self.best_iter = state["iteration"], state["best_val"], state["best_iter"]
+        self.bad_evals, self.window, self.trained_tokens = state["bad_evals"], state["window"], state["trained_tokens"]
+        self.elapsed_before, self.stopped_early = state["elapsed"], state["stopped_early"]
+        self.order.load_state(state["order"])
+
+    def batch(self, split: str, idx: list[int]):
+        pairs = self.sets[split]
+        return (*collate([pairs[i] for i in idx]), mx.array(self.refs[split][idx]))
+
+    def train(self) -> None:
+        self.model.train()
+        while self.iteration < self.iters and not self.stopped_early:
+            tic = time.perf_counter()
+            loss, (cr, rj, ntok) = self.step(*self.batch("train", self.order.next_indices()))
+            mx.eval(loss, cr, rj, ntok, self.model.trainable_parameters(), self.optimizer.state)
+            k = self.iteration = self.iteration + 1
+            w, cr, rj = self.window, np.array(cr), np.array(rj)
+            w["loss"] += loss.item(); w["steps"] += 1; w["pairs"] += len(cr)  # noqa: E702
+            w["chosen"] += float(cr.sum()); w["rejected"] += float(rj.sum()); w["correct"] += float((cr > rj).sum())  # noqa: E702
+            w["tokens"] += ntok.item(); w["time"] += time.perf_counter() - tic  # noqa: E702
+            if k % self.cfg.steps_per_report == 0 or k == self.iters:
+                self.report(k)
+            if k == self.iters or k % self.cfg.steps_per_eval == 0:
+                self.validate(k)
+            if k % self.cfg.save_every == 0 and k < self.iters:
+                save_checkpoint(self.out, k, self.model, self.optimizer, self.state())
+            if k == self.kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    def report(self, k: int) -> None:
+        w, n = self.window, max(self.window["pairs"], 1)
+        self.trained_tokens += w["tokens"]
+        self.metrics.write(iter=k, train_loss=w["loss"] / w["steps"], reward_chosen=w["chosen"] / n,
+                           reward_rejected=w["rejected"] / n, margin=(w["chosen"] - w["rejected"]) / n,
+                           accuracy=w["correct"] / n, lr=float(self.optimizer.learning_rate),
+                           tokens_per_sec=w["tokens"] / w["time"], sec_per_step=w["time"] / w["steps"],
+                           peak_memory_gb=round(mx.get_peak_memory() / 1e9, 4),
+                           trained_tokens=int(self.trained_tokens), elapsed=self.elapsed())
+        self.window = self._empty_window()
+
+    def evaluate(self) -> dict:
+        """Loss, rewards, margin and preference accuracy over the validation pairs (fixed order)."""
+        pairs = self.sets["valid"]
+        batches = fixed_batches(len(pairs), self.cfg.batch_size, [len(p) for p in pairs])
+        if self.cfg.val_batches > 0:
+            batches = batches[: self.cfg.val_batches]
+        tot = {"loss": 0.0, "chosen": 0.0, "rejected": 0.0, "correct": 0.0, "pairs": 0}
+        self.model.eval()
+        for idx in batches:
+            loss, (cr, rj, _) = batch_loss(self.model, *self.batch("valid", idx), self.cfg)
+            mx.eval(loss, cr, rj)
+            cr, rj = np.array(cr), np.array(rj)
+            tot["loss"] += loss.item() * len(idx); tot["pairs"] += len(idx)  # noqa: E702
+            tot["chosen"] += float(cr.sum()); tot["rejected"] += float(rj.sum()); tot["correct"] += float((cr > rj).sum())  # noqa: E702
+        self.model.train()
+        n = tot["pairs"]
+        return {"val_loss": tot["loss"] / n, "val_reward_chosen": tot["chosen"] / n, "val_reward_rejected": tot["rejected"] / n,
+                "val_margin": (tot["chosen"] - tot["rejected"]) / n, "val_accuracy": tot["correct"] / n}
+
+    def validate(self, k: int) -> None:
+        tic = time.perf_counter()
+        val = self.evaluate()
+        improved = val["val_loss"] < self.best_val - self.cfg.early_stopping_min_delta
+        if improved:
+            self.best_val, self.best_iter, self.bad_evals = val["val_loss"], k, 0
+            save_weights(self.out / "adapters.safetensors", trainable_weights(self.model))
+        else:
+            self.bad_evals += 1
+        self.metrics.write(iter=k, **val, val_time=round(time.perf_counter() - tic, 3), best=improved, elapsed=self.elapsed())
+        patience = self.cfg.early_stopping_patience
+        if patience and self.bad_evals >= patience and k < self.iters:
+            self.log(f"early stop at step {k}: no val-loss gain in {patience} validations (best {self.best_val:.4f} at {self.best_iter})")
+            self.stopped_early = True
+
+    def finish(self) -> dict:
+        with atomic_dir(self.out / "last", overwrite=True) as tmp:
+            mx.save_safetensors(str(tmp / "adapters.safetensors"), trainable_weights(self.model))
+            (tmp / "adapter_config.json").write_text((self.out / "adapter_config.json").read_text())
+        save_checkpoint(self.out, self.iteration, self.model, self.optimizer, self.state())
+        return {"state": "stopped_early" if self.stopped_early else "done", "iteration": self.iteration, "iters": self.iters,
+                "best_iter": self.best_iter, "best_val_loss": self.best_val, "elapsed": self.elapsed()}
+
+
+def read_splits(pairs_dir: Path, tokenizer, cfg: DPOConfig, out: Path, log: Callable) -> dict[str, list]:
+    """Both splits through the checks of :mod:`mlx_persona.dpo_data`; report lines go to rejects.jsonl."""
+    sets, report = {}, []
+    for split in ("train", "valid"):
+        pairs, problems = load_pairs(Path(pairs_dir) / f"{split}.jsonl", tokenizer, cfg.max_seq_length)
+        sets[split], report = pairs, report + problems
+    atomic_write_text(out / "rejects.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in report))
+    for r in report[:20]:
+        log(f"{r['source']}: {r['action']}: {r['reason']}")
+    if len(report) > 20:
+        log(f"... {len(report) - 20} more in {out / 'rejects.jsonl'}")
+    if len(sets["train"]) < cfg.batch_size:
+        raise PersonaError(f"{pairs_dir}/train.jsonl: {len(sets['train'])} usable pairs, fewer than batch_size={cfg.batch_size}")
+    if not sets["valid"]:
+        raise PersonaError(f"{pairs_dir}/valid.jsonl: no usable pairs to validate on")
+    return sets
+
+
+def run_dpo(model_dir: Path, pairs_dir: Path, out: Path, cfg: DPOConfig, resume: bool = False, log: Callable = print) -> dict:
+    """Train the DPO adapter; return the summary also written to ``out/status.json``."""
+    model_dir, pairs_dir, out = Path(model_dir), Path(pairs_dir), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model, tokenizer = load_base(model_dir, cfg, log)
+    sets = read_splits(pairs_dir, tokenizer, cfg, out, log)
+    data_print = fingerprint(*[(pairs_dir / f"{s}.jsonl").read_bytes() for s in ("train", "valid")])
+    model_print = fingerprint((model_dir / "config.json").read_bytes(), *sorted(p.name for p in model_dir.glob("*.safetensors")))
+    model.eval()
+    refs = reference_logps(model, sets, cfg.reference_batch_size, out, fingerprint(model_print, data_print, cfg.max_seq_length), log)
+
+    iters = cfg.resolve_iters(len(sets["train"]))
+    attach_trainable(model, cfg)  # fresh adapter, B = 0: the policy starts as the reference
+    optimizer = build_optimizer(cfg, iters)
+    prints = {"config_fingerprint": fingerprint(cfg.to_dict(), iters), "data_fingerprint": data_print, "model_fingerprint": model_print}
+    run = DPORun(model, optimizer, {s: PairSet(p) for s, p in sets.items()}, refs, cfg, iters, out, prints, log)
+    ckpt = latest_checkpoint(out) if resume else None
+    if ckpt is not None:
+        run.load(read_state(ckpt))
+        restore_checkpoint(ckpt, model, optimizer)
+        log(f"resuming from checkpoint at step {run.iteration} of {iters}")
+    else:
+        atomic_write_json(out / "adapter_config.json", {"model": str(model_dir), "fine_tune_type": cfg.fine_tune_type,
+                                                        "num_layers": cfg.num_layers, "lora_parameters": cfg.lora_parameters(),
+                                                        "iters": iters, "persona_dpo": cfg.to_dict()})
+    run.metrics = Metrics(out / "metrics.jsonl", keep_upto=run.iteration if ckpt is not None else None)
+    atomic_write_json(out / "status.json", {"state": "running", "iteration": run.iteration, "iters": iters, "pid": os.getpid()})
+    if run.iteration == 0:
+        run.validate(0)  # adapter at zero: val loss log 2 (sigmoid), accuracy 0, margin 0
+    run.train()
+    summary = run.finish()
+    atomic_write_json(out / "status.json", summary)
+    log(f"dpo {summary['state']}: {summary['iteration']}/{iters} steps, best val loss {summary['best_val_loss']:.4f} "
+        f"at step {summary['best_iter']}")
+    return summary
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m mlx_persona.dpo", description="DPO stage (child process).")
+    p.add_argument("--model", required=True, help="The fused SFT model folder (policy start and reference).")
+    p.add_argument("--pairs", required=True, help="Folder with train.jsonl and valid.jsonl pairs.")
+    p.add_argument("--out", required=True, help="Stage folder: metrics, adapters, checkpoints, reference cache.")
+    p.add_argument("--config", help="YAML/JSON file with the dpo settings (a bare block).")
+    p.add_argument("--resume", action="store_true", help="Continue from the last checkpoint in --out.")
+    a = p.parse_args(argv)
+    try:
+        cfg = DPOConfig.load(Path(a.config)) if a.config else DPOConfig.from_dict({})
+        run_dpo(Path(a.model), Path(a.pairs), Path(a.out), cfg, resume=a.resume, log=lambda m: print(m, flush=True))
+    except PersonaError as e:
+        print(f"error: {e.message}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

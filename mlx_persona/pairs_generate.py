@@ -1,0 +1,77 @@
+"""Batched reply generation for the pair generator: mlx_lm's ``BatchGenerator``, with finish reasons.
+
+``mlx_lm.generate.batch_generate`` returns texts only; the pair filters also need to know whether
+a reply ended on its own (``stop``: an end-of-turn token) or was cut at ``max_tokens``
+(``length``: truncated, filtered out). So we drive the same ``BatchGenerator`` that
+``batch_generate`` drives, keep each sequence's finish reason, and hand every finished reply to
+a callback at once, so the caller can append it to disk (a killed run loses only the replies in
+flight).
+
+Continuous batching: up to ``batch_size`` sequences decode together; a finished one leaves the
+batch and the next prompt is prefilled into its place.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import mlx.core as mx
+
+
+@dataclass
+class Reply:
+    index: int  # position in the prompts list
+    text: str
+    finish_reason: str  # "stop" (end-of-turn token) or "length" (cut at max_tokens)
+    tokens: int  # generated tokens, the end-of-turn token not counted
+
+
+def chat_prompt(tokenizer, messages: list[dict]) -> list[int]:
+    """Token ids of ``messages`` under the chat template, ending in the assistant header."""
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    return list(ids["input_ids"] if isinstance(ids, dict) else ids)
+
+
+def make_sampler(temperature: float, top_p: float):
+    from mlx_lm.sample_utils import make_sampler as _make
+
+    return _make(temp=temperature, top_p=top_p if 0 < top_p < 1 else 0.0)
+
+
+def generate_batched(model, tokenizer, prompts: Sequence[list[int]], max_tokens: int, batch_size: int,
+                     sampler=None, on_reply: Callable[[Reply], None] | None = None) -> tuple[list[Reply], dict]:
+    """Generate one reply per prompt, ``batch_size`` sequences at a time; returns (replies, stats).
+
+    ``stats`` holds generated tokens, seconds and tokens per second (prefill included in the time).
+    """
+    from mlx_lm.generate import BatchGenerator
+
+    replies: list[Reply | None] = [None] * len(prompts)
+    if not prompts:
+        return [], {"generated_tokens": 0, "seconds": 0.0, "tokens_per_sec": 0.0}
+    gen = BatchGenerator(model, max_tokens=max_tokens, stop_tokens=[[t] for t in tokenizer.eos_token_ids],
+                         sampler=sampler, completion_batch_size=batch_size, prefill_batch_size=batch_size)
+    tic = time.perf_counter()
+    try:
+        uids = gen.insert([list(p) for p in prompts], [max_tokens] * len(prompts))
+        where = {uid: i for i, uid in enumerate(uids)}
+        tokens: dict[int, list[int]] = {uid: [] for uid in uids}
+        while responses := gen.next_generated():
+            for r in responses:
+                if r.finish_reason != "stop":  # the end-of-turn token is not part of the reply
+                    tokens[r.uid].append(r.token)
+                if r.finish_reason is not None:
+                    i, ids = where[r.uid], tokens.pop(r.uid)
+                    replies[i] = Reply(i, tokenizer.decode(ids), r.finish_reason, len(ids))
+                    if on_reply is not None:
+                        on_reply(replies[i])
+    finally:
+        gen.close()
+    seconds = time.perf_counter() - tic
+    made = sum(r.tokens for r in replies if r is not None)
+    return list(replies), {"generated_tokens": made, "seconds": round(seconds, 3),
+                           "tokens_per_sec": made / seconds if seconds > 0 else 0.0,
+                           "peak_memory_gb": round(mx.get_peak_memory() / 1e9, 4)}
+
