@@ -1,0 +1,102 @@
+"""`mlx-persona eval` end to end on the tiny model: a run folder, explicit options, bad input."""
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from eval_helpers import write_random_adapter, write_test_split
+from mlx_persona.cli import cli
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_model_dir, tmp_path_factory):
+    """A run folder: recipe naming the tiny base, clean/test.jsonl, an SFT adapter, a DPO adapter."""
+    run = tmp_path_factory.mktemp("runs") / "tiny"
+    write_test_split(run / "clean" / "test.jsonl")
+    (run / "recipe.yaml").write_text(f"name: tiny\nmodel: {tiny_model_dir}\n")
+    write_random_adapter(tiny_model_dir, run / "sft", seed=1)
+    write_random_adapter(tiny_model_dir, run / "dpo", seed=2)
+    return run
+
+
+def invoke(*args):
+    result = CliRunner().invoke(cli, ["eval", *map(str, args)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result
+
+
+def test_eval_on_a_run_folder_measures_three_models(tiny_run):
+    r = invoke(tiny_run, "--max-tokens", 8, "--batch-size", 4)
+    assert r.exit_code == 0, r.output
+    m = json.loads((tiny_run / "eval" / "metrics.json").read_text())
+    assert list(m["models"]) == ["base", "sft", "dpo"]
+    assert m["skipped"] == []
+    assert m["test"]["conversations"] == 8
+    for name, model in m["models"].items():
+        assert model["perplexity"]["perplexity"] > 1 and model["perplexity"]["tokens"] > 0
+        assert model["similarity"]["n"] == 8 and -1 <= model["similarity"]["mean"] <= 1
+        assert len(model["similarity"]["top"]) == 5
+        assert "per_1000_words" in model["style"]["slop"]
+        assert model["speed"]["generated_tokens"] > 0 and model["speed"]["ttft_mean_s"] > 0
+        assert ("twin_score" in model) == (name != "base")
+    assert m["models"]["sft"]["adapter"].endswith("sft")
+    # a random adapter changes the model: different perplexity from the base
+    assert m["models"]["sft"]["perplexity"]["perplexity"] != pytest.approx(m["models"]["base"]["perplexity"]["perplexity"])
+    rows = [json.loads(l) for l in (tiny_run / "eval" / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 8
+    assert set(rows[0]) == {"prompt", "real", "base", "sft", "dpo"}
+    assert rows[2]["prompt"] == "what is the capital of France?" and rows[2]["real"] == "Paris."
+
+
+def test_explicit_options_and_a_missing_model_is_skipped_not_raised(tiny_model_dir, tiny_run, tmp_path):
+    out = tmp_path / "eval"
+    r = invoke("--base", tiny_model_dir, "--sft-adapter", tiny_run / "sft", "--dpo", tmp_path / "nope",
+               "--test", tiny_run / "clean" / "test.jsonl", "--out", out, "--limit", 3, "--max-tokens", 4,
+               "--no-perplexity")
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert list(m["models"]) == ["base", "sft"]
+    assert "perplexity" not in m["models"]["base"]
+    assert [s["item"] for s in m["skipped"]] == ["dpo"]
+    assert "nope" in m["skipped"][0]["reason"]
+    assert m["test"]["conversations"] == 3
+
+
+def test_run_folder_without_test_split_or_stages(tiny_model_dir, tmp_path):
+    run = tmp_path / "empty"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"model": str(tiny_model_dir)}))
+    r = invoke(run)
+    assert r.exit_code == 0, r.output
+    m = json.loads((run / "eval" / "metrics.json").read_text())
+    assert m["models"] == {}
+    reasons = {s["item"]: s["reason"] for s in m["skipped"]}
+    assert set(reasons) == {"sft", "dpo", "all metrics"}
+    assert "no test split" in reasons["all metrics"]
+    assert (run / "eval" / "samples.jsonl").read_text() == ""
+
+
+def test_bad_lines_and_a_broken_adapter_are_reported(tiny_model_dir, tiny_run, tmp_path):
+    test = tmp_path / "test.jsonl"
+    shutil.copy(tiny_run / "clean" / "test.jsonl", test)
+    with open(test, "a") as f:
+        f.write("not json\n" + json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
+    bad = tmp_path / "bad_adapter"
+    shutil.copytree(tiny_run / "sft", bad)
+    (bad / "adapters.safetensors").write_bytes(b"garbage")
+    r = invoke("--base", tiny_model_dir, "--sft-adapter", bad, "--test", test, "--out", tmp_path / "eval",
+               "--max-tokens", 2, "--no-perplexity")
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert list(m["models"]) == ["base"]
+    sft = next(s for s in m["skipped"] if s["item"] == "sft")
+    assert sft["reason"].startswith(f"{bad}: cannot apply this adapter")
+    assert m["test"]["conversations"] == 8 and m["test"]["lines_left_out"] == 2
+    assert m["test"]["first_problems"][0].endswith("test.jsonl:9: not a JSON object")
+
+
+def test_no_output_folder_is_a_clear_error():
+    r = CliRunner().invoke(cli, ["eval"])
+    assert r.exit_code == 1 and "run folder or --out" in r.output
