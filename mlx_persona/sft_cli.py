@@ -99,32 +99,36 @@ def run_preflight(model_dir: Path, cfg: SFTConfig, device: Optional[str], force:
     console.print(f"budget: ~{est.total_gb:.2f} GB of {est.usable_gb:.2f} GB on {est.device} ({est.verdict})")
 
 
-def launch(model_dir: Path, data: Path, out: Path, resume: bool, show_progress: bool = True) -> dict:
-    """Run the child to the end, drawing progress from metrics.jsonl; return its status.json."""
-    cmd = [sys.executable, "-m", "mlx_persona.sft", "--model", str(model_dir), "--data", str(data),
-           "--out", str(out), "--config", str(out / CONFIG_FILE)] + (["--resume"] if resume else [])
-    with open(out / LOG_FILE, "a") as log:
+def launch(model_dir: Path, data: Path, out: Path, resume: bool, show_progress: bool = True, stage: str = "sft") -> dict:
+    """Run the child to the end, drawing progress from metrics.jsonl; return its status.json.
+
+    ``stage`` names the child module (``python -m mlx_persona.<stage>``), its settings file
+    ``<stage>_config.json`` and log ``<stage>.log`` in ``out``; the DPO stage reuses this."""
+    log_file = out / f"{stage}.log"
+    cmd = [sys.executable, "-m", f"mlx_persona.{stage}", "--model", str(model_dir), "--data", str(data),
+           "--out", str(out), "--config", str(out / f"{stage}_config.json")] + (["--resume"] if resume else [])
+    with open(log_file, "a") as log:
         child = subprocess.Popen(cmd, env=blas.fast_blas_env(), stdout=log, stderr=subprocess.STDOUT)
         try:
-            follow(child, out, out / "metrics.jsonl", show_progress)
+            follow(child, out, out / "metrics.jsonl", show_progress, label=stage)
         except KeyboardInterrupt:
             child.wait()
-            raise PersonaError(f"interrupted; continue with: mlx-persona sft --out {out} --resume") from None
+            raise PersonaError(f"interrupted; continue with: mlx-persona {stage} --out {out} --resume") from None
     if child.returncode != 0:
-        lines = (out / LOG_FILE).read_text(errors="replace").splitlines()
+        lines = log_file.read_text(errors="replace").splitlines()
         errors = [l[len("error: "):] for l in lines if l.startswith("error: ")]
         if errors:
             raise PersonaError(errors[-1])
         tail = " | ".join(lines[-3:])
-        raise PersonaError(f"the SFT child exited with {child.returncode} (see {out / LOG_FILE}): {tail}")
+        raise PersonaError(f"the {stage} child exited with {child.returncode} (see {log_file}): {tail}")
     return json.loads((out / "status.json").read_text())
 
 
-def follow(child: subprocess.Popen, out: Path, metrics: Path, show: bool) -> None:
-    cols = [TextColumn("sft"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+def follow(child: subprocess.Popen, out: Path, metrics: Path, show: bool, label: str = "sft") -> None:
+    cols = [TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
             TextColumn("val {task.fields[val]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
     with Progress(*cols, console=console, disable=not show) as bar:
-        task = bar.add_task("sft", total=None, loss="-", val="-")
+        task = bar.add_task(label, total=None, loss="-", val="-")
         pending, offset = "", 0
         while True:
             done = child.poll() is not None
