@@ -54,12 +54,17 @@ def _register_subcommands() -> None:
     from .models import models_group
 
     cli.add_command(models_group)
+    from .chat import chat_command
+
+    cli.add_command(chat_command)
     from .clean import clean_command; cli.add_command(clean_command)  # noqa: E702
     from .evaluate import eval_command; cli.add_command(eval_command)  # noqa: E702
     from .report import report_command; cli.add_command(report_command)  # noqa: E702
-    from .pairs import pairs_command; cli.add_command(pairs_command)  # noqa: E702
     from .sft_cli import sft_command; cli.add_command(sft_command)  # noqa: E702
     from .fuse import fuse_command; cli.add_command(fuse_command)  # noqa: E702
+    from .pairs import pairs_command; cli.add_command(pairs_command)  # noqa: E702
+    from .run_cli import run_command; cli.add_command(run_command)  # noqa: E702
+    from .budget_cli import budget_command; cli.add_command(budget_command)  # noqa: E702
 
 
 _register_subcommands()
