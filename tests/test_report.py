@@ -107,3 +107,20 @@ def test_eval_skips_and_a_torn_metrics_line_reach_the_report(tmp_path):
 def test_report_of_a_missing_folder_is_a_clear_error(tmp_path):
     r = CliRunner().invoke(cli, ["report", str(tmp_path / "nope")])
     assert r.exit_code == 1 and "run folder not found" in r.output
+
+
+def test_report_plots_load_in_headless_chromium(tmp_path):
+    import shutil
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    if not any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")):
+        pytest.skip("no Chromium here (apt-get install -y chromium)")
+    sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
+    from render_report import probe_images
+
+    html = build_report(fake_run(tmp_path / "sam"))[1]
+    images = probe_images(html)
+    assert len(images) == 4 and all(im["w"] > 100 and im["h"] > 100 for im in images), images
