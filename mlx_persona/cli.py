@@ -63,6 +63,7 @@ def _register_subcommands() -> None:
     from .sft_cli import sft_command; cli.add_command(sft_command)  # noqa: E702
     from .fuse import fuse_command; cli.add_command(fuse_command)  # noqa: E702
     from .pairs import pairs_command; cli.add_command(pairs_command)  # noqa: E702
+    from .dpo_cli import dpo_command; cli.add_command(dpo_command)  # noqa: E702
     from .run_cli import run_command; cli.add_command(run_command)  # noqa: E702
     from .budget_cli import budget_command; cli.add_command(budget_command)  # noqa: E702
 

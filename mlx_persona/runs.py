@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator, Optional, Union
 
 PathLike = Union[str, Path]
 
@@ -68,3 +68,109 @@ def atomic_dir(final: PathLike, overwrite: bool = False) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+# -- run folders: manifest and lock ----------------------------------------------------------
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+class RunLock:
+    """One runner per run folder. The lock file holds the owner's pid; a lock left by a process
+    that no longer exists (a crash, a reboot) is stale and is taken over."""
+
+    def __init__(self, run_dir: PathLike):
+        self.path = Path(run_dir) / ".lock"
+        self.stale_cleared = False
+
+    def acquire(self) -> "RunLock":
+        from .errors import PersonaError
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    pid = int(self.path.read_text().split()[0])
+                except (OSError, ValueError, IndexError):
+                    pid = -1
+                if pid > 0 and pid != os.getpid() and pid_alive(pid):
+                    raise PersonaError(f"{self.path.parent} is in use by another run (pid {pid}); "
+                                       "wait for it, or stop it first") from None
+                self.path.unlink(missing_ok=True)  # stale: its owner is gone
+                self.stale_cleared = True
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            return self
+        raise PersonaError(f"could not lock {self.path.parent}")
+
+    def release(self) -> None:
+        try:
+            if int(self.path.read_text().split()[0]) == os.getpid():
+                self.path.unlink()
+        except (OSError, ValueError, IndexError):
+            pass
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+class Manifest:
+    """``manifest.json``: what the run is and where each stage stands. Rewritten atomically on
+    every change, so a crash leaves the last consistent state."""
+
+    def __init__(self, run_dir: PathLike):
+        self.path = Path(run_dir) / "manifest.json"
+        self.data: dict = {"stages": {}}
+        if self.path.exists():
+            try:
+                self.data = json.loads(self.path.read_text())
+            except json.JSONDecodeError:
+                self.data = {"stages": {}}
+        self.data.setdefault("stages", {})
+
+    def stage(self, name: str) -> dict:
+        return self.data["stages"].setdefault(name, {"status": "pending"})
+
+    def update(self, stage: Optional[str] = None, /, **fields) -> None:
+        """Set ``fields`` on the run (no stage) or on one stage's entry, and save."""
+        (self.stage(stage) if stage else self.data).update(fields)
+        atomic_write_json(self.path, self.data)
+
+
+def fingerprint(*parts) -> str:
+    """A short stable hash of JSON-able parts."""
+    import hashlib
+
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def tree_fingerprint(path: PathLike) -> str:
+    """Fingerprint of a file or folder: contents of small files, size + mtime of large ones."""
+    import hashlib
+
+    path = Path(path)
+    if not path.exists():
+        return "missing"
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(str(f.relative_to(path.parent if path.is_file() else path)).encode())
+        if st.st_size <= 8 << 20:
+            h.update(f.read_bytes())
+        else:
+            h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
