@@ -289,13 +289,13 @@ def run_dpo(model_dir: Path, pairs_dir: Path, out: Path, cfg: DPOConfig, resume:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m mlx_persona.dpo", description="DPO stage (child process).")
     p.add_argument("--model", required=True, help="The fused SFT model folder (policy start and reference).")
-    p.add_argument("--pairs", required=True, help="Folder with train.jsonl and valid.jsonl pairs.")
+    p.add_argument("--pairs", "--data", dest="pairs", required=True, help="Folder with train.jsonl and valid.jsonl pairs.")
     p.add_argument("--out", required=True, help="Stage folder: metrics, adapters, checkpoints, reference cache.")
     p.add_argument("--config", help="YAML/JSON file with the dpo settings (a bare block).")
     p.add_argument("--resume", action="store_true", help="Continue from the last checkpoint in --out.")
     a = p.parse_args(argv)
     try:
-        cfg = DPOConfig.load(Path(a.config)) if a.config else DPOConfig.from_dict({})
+        cfg = DPOConfig.load(Path(a.config) if a.config else None)
         run_dpo(Path(a.model), Path(a.pairs), Path(a.out), cfg, resume=a.resume, log=lambda m: print(m, flush=True))
     except PersonaError as e:
         print(f"error: {e.message}", file=sys.stderr, flush=True)

@@ -9,7 +9,11 @@ accumulation is not offered (one optimizer update per batch of pairs).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
 
 from .errors import PersonaError
 from .sft_config import SFTConfig
@@ -37,6 +41,26 @@ class DPOConfig(SFTConfig):
     @classmethod
     def from_dict(cls, data, where: str = "dpo") -> "DPOConfig":
         return super().from_dict(data, where)
+
+    @classmethod
+    def load(cls, path, overrides=None) -> "DPOConfig":
+        """A YAML/JSON file: a bare block, or one with a ``dpo:`` key (a recipe, or the stage's
+        ``dpo_config.json``), then ``overrides``."""
+        data: dict = {}
+        if path is not None:
+            path = Path(path)
+            try:
+                text = path.read_text()
+                data = json.loads(text) if path.suffix == ".json" else (yaml.safe_load(text) or {})
+            except OSError:
+                raise PersonaError(f"config file not found: {path}") from None
+            except Exception as e:  # malformed YAML/JSON is the user's to fix
+                raise PersonaError(f"{path}: not valid YAML/JSON ({type(e).__name__})") from None
+            if not isinstance(data, dict) or not isinstance(data.get("dpo", data), dict):
+                raise PersonaError(f"{path}: expected a mapping of settings")
+            data = dict(data.get("dpo", data))
+        data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return cls.from_dict(data, where=f"{path}:dpo" if path else "dpo")
 
     def validate(self, where: str = "dpo") -> None:
         super().validate(where)

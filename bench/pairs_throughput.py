@@ -1,0 +1,84 @@
+"""Batched pair generation vs a sequential ``mlx_lm.generate`` loop: same model, prompts, settings.
+
+    python -m mlx_persona.blas python bench/pairs_throughput.py [--prompts 16] [--max-tokens 64] [--batch-size 8]
+
+Both sides run greedy (temperature 0) so they do the same work, on the first N prompts of the
+cleaned sample persona (``mlx-persona clean data/sample/* --persona "Sam Okafor" --persona Sam``,
+rebuilt into a temp folder when --data is not given), chat template with generation prompt,
+stopping at the end-of-turn token or ``--max-tokens``. Tokens per second = generated tokens /
+wall time including prefill. Prints one JSON line; ``--append`` adds a row to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cleaned_sample(data: str | None) -> Path:
+    if data:
+        return Path(data)
+    out = Path(tempfile.mkdtemp(prefix="pairs-bench-")) / "clean"
+    subprocess.run([sys.executable, "-m", "mlx_persona.cli", "clean", *map(str, sorted((ROOT / "data" / "sample").glob("*"))),
+                    "--persona", "Sam Okafor", "--persona", "Sam", "--out", str(out), "--quiet"], check=True,
+                   capture_output=True)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default="default")
+    p.add_argument("--data", help="A cleaned folder (default: clean the sample persona now).")
+    p.add_argument("--prompts", type=int, default=16)
+    p.add_argument("--max-tokens", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--append", action="store_true", help="Append the figures to bench/RESULTS.md.")
+    a = p.parse_args()
+
+    import mlx.core as mx
+    from mlx_lm import generate, load
+    from mlx_lm.sample_utils import make_sampler
+
+    from mlx_persona.models import resolve_model
+    from mlx_persona.pairs import chat_messages, read_prompts
+    from mlx_persona.pairs_generate import chat_prompt, generate_batched
+
+    model_dir = resolve_model(a.model)
+    model, tok = load(str(model_dir))
+    prompts, _ = read_prompts(cleaned_sample(a.data))
+    ids = [chat_prompt(tok, chat_messages(q)) for q in prompts[: a.prompts]]
+    greedy = make_sampler(temp=0.0)
+    generate(model, tok, ids[0], max_tokens=4, sampler=greedy)  # warm-up, not timed
+
+    tic, seq_tokens = time.perf_counter(), 0
+    for prompt in ids:
+        text = generate(model, tok, prompt, max_tokens=a.max_tokens, sampler=greedy)
+        seq_tokens += len(tok.encode(text, add_special_tokens=False))
+    seq_s = time.perf_counter() - tic
+
+    replies, stats = generate_batched(model, tok, ids, a.max_tokens, a.batch_size, greedy)
+    row = {"model": model_dir.name, "prompts": len(ids), "max_tokens": a.max_tokens, "batch_size": a.batch_size,
+           "sequential_tokens": seq_tokens, "sequential_s": round(seq_s, 2), "sequential_tps": round(seq_tokens / seq_s, 1),
+           "batched_tokens": stats["generated_tokens"], "batched_s": stats["seconds"],
+           "batched_tps": round(stats["tokens_per_sec"], 1),
+           "speedup": round(stats["tokens_per_sec"] / (seq_tokens / seq_s), 2), "machine": platform.machine(),
+           "device": str(mx.default_device()), "date": date.today().isoformat()}
+    print(json.dumps(row))
+    if a.append:
+        cmd = f"python -m mlx_persona.blas python bench/pairs_throughput.py --prompts {a.prompts} --max-tokens {a.max_tokens} --batch-size {a.batch_size}"
+        with open(ROOT / "bench" / "RESULTS.md", "a") as f:
+            f.write(f"\n| `{cmd}` | {row['date']} | {row['model']} | {row['prompts']} × ≤{a.max_tokens} tok | "
+                    f"{row['sequential_tps']} | {row['batched_tps']} | **{row['speedup']}×** |\n")
+
+
+if __name__ == "__main__":
+    main()

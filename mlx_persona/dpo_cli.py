@@ -1,0 +1,111 @@
+"""``mlx-persona dpo``: check the settings and pairs, run the budget preflight, start the DPO child.
+
+This process never imports MLX. It resolves the settings (command line > --config file > the
+stage's saved settings on --resume > defaults), checks that both pairs files are there, asks the
+budget whether chosen + rejected sequences of a batch fit (with ``reference_in_memory=False``:
+the reference is cached log-probs, not a second model), writes ``dpo_config.json``, and starts
+``python -m mlx_persona.dpo`` through the SFT stage's launcher, whose progress bar tails
+``metrics.jsonl``. Line-level problems in the pairs are the child's to report (rejects.jsonl).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from .dpo_config import DPOConfig
+from .errors import PersonaError
+from .runs import atomic_write_json
+from .sft_cli import _read_json, console, launch
+
+try:
+    from .budget import preflight
+except ImportError:  # the budget module is optional until it lands everywhere
+    preflight = None
+
+CONFIG_FILE = "dpo_config.json"
+
+
+def resolve(out: Path, model: Optional[str], pairs: Optional[str], config: Optional[str], overrides: dict,
+            resume: bool) -> tuple[str, Path, DPOConfig]:
+    saved = _read_json(out / CONFIG_FILE)
+    started = (out / "status.json").exists() or (out / "checkpoint.json").exists()
+    if started and not resume:
+        raise PersonaError(f"{out} already holds a DPO run: pass --resume to continue it, or choose another --out")
+    if resume and saved is None:
+        raise PersonaError(f"nothing to resume in {out} (no {CONFIG_FILE})")
+    base = dict(saved["dpo"]) if saved else {}
+    if config:
+        base.update(DPOConfig.load(Path(config)).to_dict())
+    cfg = DPOConfig.from_dict({**base, **{k: v for k, v in overrides.items() if v is not None}})
+    if saved is not None:
+        changed = [k for k, v in cfg.to_dict().items() if saved["dpo"].get(k) != v]
+        if changed:
+            raise PersonaError(f"{out} was started with {changed[0]}={saved['dpo'].get(changed[0])!r}, now "
+                               f"{getattr(cfg, changed[0])!r}; resume with the same settings or choose another --out")
+    model = model or (saved and saved["model"])
+    pairs = pairs or (saved and saved["data"])
+    if not model:
+        raise PersonaError("--model is required: the fused SFT model (`mlx-persona fuse`)")
+    if not pairs:
+        raise PersonaError("--pairs is required: the folder `mlx-persona pairs` wrote")
+    for split in ("train", "valid"):
+        if not (Path(pairs) / f"{split}.jsonl").is_file():
+            raise PersonaError(f"{Path(pairs) / f'{split}.jsonl'}: missing (run `mlx-persona pairs` first)")
+    return model, Path(pairs), cfg
+
+
+def _config_options(fn):
+    """One command-line option per DPOConfig field (help from the field's metadata)."""
+    skip = {"optimizer_config", "mask_prompt", "grad_accumulation_steps"}
+    for f in reversed(dataclasses.fields(DPOConfig)):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type == "bool":
+            fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=f.metadata["help"])(fn)
+        else:
+            fn = click.option(flag, f.name, default=None, metavar="VALUE", help=f.metadata["help"])(fn)
+    return fn
+
+
+@click.command("dpo")
+@click.option("--model", help="The fused SFT model folder (`mlx-persona fuse`); 'default' works for a quick try.")
+@click.option("--pairs", help="Folder with train.jsonl and valid.jsonl pairs (`mlx-persona pairs`).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Stage folder: metrics, adapters, checkpoints, reference cache.")
+@click.option("--config", "config_file", type=click.Path(), help="YAML/JSON with the dpo settings (a recipe's dpo: block works).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--device", help="Budget preflight device profile (default: this machine).")
+@click.option("--force", is_flag=True, help="Start even when the budget says it will not fit.")
+@_config_options
+def dpo_command(model, pairs, out, config_file, resume, device, force, **overrides):
+    """Teach the twin to prefer the person's replies over the base's (DPO, cached reference)."""
+    from .models import resolve_model
+
+    model, pairs_dir, cfg = resolve(out, model, pairs, config_file, overrides, resume)
+    status = _read_json(out / "status.json") or {}
+    if resume and status.get("state") in ("done", "stopped_early"):
+        console.print(f"{out}: already finished ({status['state']}, best val loss {status['best_val_loss']:.4f})")
+        return
+    model_dir = resolve_model(model)
+    if preflight is not None:
+        est = preflight(str(model_dir), stage="dpo", fine_tune_type=cfg.fine_tune_type, rank=cfg.rank,
+                        num_layers=cfg.num_layers, keys=cfg.keys, batch_size=cfg.batch_size,
+                        max_seq_length=cfg.max_seq_length, grad_checkpoint=cfg.grad_checkpoint,
+                        reference_in_memory=False, device=device, force=force)
+        console.print(f"budget: ~{est.total_gb:.2f} GB of {est.usable_gb:.2f} GB on {est.device} ({est.verdict})")
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        atomic_write_json(out / CONFIG_FILE, {"model": str(model_dir), "data": str(pairs_dir), "dpo": cfg.to_dict()})
+    console.print(f"dpo: {cfg.loss_type} loss, beta {cfg.beta}, {cfg.fine_tune_type} r{cfg.rank} on {model_dir.name}, "
+                  f"log {out / 'dpo.log'}")
+    summary = launch(model_dir, pairs_dir, out, resume, stage="dpo")
+    val = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if "val_accuracy" in l]
+    last = val[-1] if val else {}
+    console.print(f"[green]✓[/] dpo {summary['state']} at step {summary['iteration']}: best val loss "
+                  f"{summary['best_val_loss']:.4f} (step {summary['best_iter']}), val accuracy "
+                  f"{last.get('val_accuracy', float('nan')):.2f}, margin {last.get('val_margin', float('nan')):.3f}; adapter in {out}")

@@ -1,0 +1,138 @@
+"""DPO stage on the tiny model: reference == policy at step 0, bad input, exact resume."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from dpo_helpers import FAST, write_pairs
+
+from mlx_persona import blas, dpo
+from mlx_persona.dpo_config import DPOConfig
+from mlx_persona.dpo_data import collate, fixed_batches
+from mlx_persona.dpo_reference import reference_logps
+from mlx_persona.sft import attach_trainable, load_base
+from mlx_persona.sft_checkpoint import latest_checkpoint, read_state
+
+
+def quiet(_):
+    pass
+
+
+@pytest.mark.parametrize("kind", ["lora", "dora"])
+def test_adapter_at_zero_policy_equals_cached_reference(tiny_model_dir, tmp_path, kind):
+    cfg = DPOConfig.from_dict({**FAST, "fine_tune_type": kind})
+    pairs_dir = write_pairs(tmp_path / "pairs")
+    model, tok = load_base(tiny_model_dir, cfg, quiet)
+    sets = dpo.read_splits(pairs_dir, tok, cfg, tmp_path, quiet)
+    refs = reference_logps(model, sets, cfg.reference_batch_size, tmp_path, "fp", quiet)
+    attach_trainable(model, cfg)
+    train = sets["train"]
+    for idx in fixed_batches(len(train), 4, [len(p) for p in reversed(train)]):  # other batches, other padding
+        tokens, starts, lengths = collate([train[i] for i in idx])
+        sums, counts = dpo.sequence_logps(model, tokens, starts, lengths)
+        b = len(idx)
+        np.testing.assert_allclose(np.array(sums[:b]), refs["train"][idx, 0], rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(np.array(sums[b:]), refs["train"][idx, 1], rtol=1e-5, atol=1e-4)
+        assert counts.tolist() == refs["train"][idx][:, 2].tolist() + refs["train"][idx][:, 3].tolist()
+        loss, (cr, rj, _) = dpo.batch_loss(model, tokens, starts, lengths, mx.array(refs["train"][idx]), cfg)
+        assert loss.item() == pytest.approx(dpo.LOG2, abs=1e-5)
+
+
+def test_run_starts_at_log2_and_learns(tiny_model_dir, tmp_path):
+    out = tmp_path / "out"
+    dpo.run_dpo(tiny_model_dir, write_pairs(tmp_path / "pairs"), out, DPOConfig.from_dict(FAST), log=quiet)
+    events = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    vals = [e for e in events if "val_loss" in e]
+    assert vals[0]["iter"] == 0 and vals[0]["val_loss"] == pytest.approx(dpo.LOG2, abs=1e-5)
+    assert vals[0]["val_margin"] == pytest.approx(0.0, abs=1e-4)
+    assert vals[-1]["val_margin"] > vals[0]["val_margin"] and vals[-1]["val_accuracy"] > 0.5
+    train = [e for e in events if "train_loss" in e]
+    for key in ("reward_chosen", "reward_rejected", "margin", "accuracy", "tokens_per_sec", "peak_memory_gb", "lr"):
+        assert key in train[0]
+    assert (out / "adapters.safetensors").exists() and (out / "last" / "adapter_config.json").exists()
+    # the adapter loads with mlx_lm on the model it was trained on
+    from mlx_lm import load
+
+    load(str(tiny_model_dir), adapter_path=str(out))
+
+
+def test_bad_pairs_are_reported_with_file_and_line(tiny_model_dir, tmp_path):
+    pairs = write_pairs(tmp_path / "pairs", n_train=6)
+    long_prompt = "the cache is wrong " * 60
+    with open(pairs / "train.jsonl", "a") as f:
+        f.write(json.dumps({"prompt": "x?", "chosen": "yes."}) + "\n")  # line 7: no rejected
+        f.write("{not json\n")  # line 8
+        f.write(json.dumps({"prompt": long_prompt, "chosen": "ok.", "rejected": "Sure! Happy to help."}) + "\n")  # 9
+        f.write(json.dumps({"prompt": "x?", "chosen": "ok. " * 80, "rejected": "no."}) + "\n")  # 10: reply too long
+        f.write(json.dumps({"prompt": "x?", "chosen": "same", "rejected": "same"}) + "\n")  # 11
+    out = tmp_path / "out"
+    cfg = DPOConfig.from_dict({**FAST, "iters": 2})
+    dpo.run_dpo(tiny_model_dir, pairs, out, cfg, log=quiet)
+    report = {r["source"].rsplit(":", 1)[1]: r for r in map(json.loads, (out / "rejects.jsonl").read_text().splitlines())}
+    assert report["7"]["action"] == "skipped" and "rejected" in report["7"]["reason"]
+    assert report["8"]["action"] == "skipped" and "JSON" in report["8"]["reason"]
+    assert report["9"]["action"] == "truncated" and "oldest" in report["9"]["reason"]
+    assert report["10"]["action"] == "skipped" and "half of max_seq_length" in report["10"]["reason"]
+    assert report["11"]["action"] == "skipped" and "equals" in report["11"]["reason"]
+    assert all(r["source"].startswith(str(pairs / "train.jsonl")) for r in report.values())
+    ref = json.loads((out / "reference.json").read_text())
+    assert len(ref["splits"]["train"]) == 7  # 6 good + the truncated one
+
+
+def test_empty_pairs_file_is_one_line_error(tiny_model_dir, tmp_path):
+    pairs = write_pairs(tmp_path / "pairs")
+    (pairs / "valid.jsonl").write_text("")
+    cfg_file = tmp_path / "dpo.json"
+    cfg_file.write_text(json.dumps(FAST))
+    proc = subprocess.run([sys.executable, "-m", "mlx_persona.dpo", "--model", str(tiny_model_dir), "--pairs", str(pairs),
+                           "--out", str(tmp_path / "out"), "--config", str(cfg_file)],
+                          env=blas.fast_blas_env(), capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "valid.jsonl: no usable pairs" in proc.stderr
+    assert "valid.jsonl:1: skipped: empty file" in proc.stdout
+
+
+class Killed(Exception):
+    pass
+
+
+def curve(out):
+    return [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_resume_equals_uninterrupted(tiny_model_dir, tmp_path, monkeypatch):
+    pairs = write_pairs(tmp_path / "pairs")
+    cfg = DPOConfig.from_dict({**FAST, "dropout": 0.1})  # dropout: the PRNG key must be restored too
+    full = tmp_path / "full"
+    dpo.run_dpo(tiny_model_dir, pairs, full, cfg, log=quiet)
+
+    def die(pid, sig):
+        raise Killed()
+
+    monkeypatch.setenv(dpo.KILL_AFTER_VAR, "8")  # last checkpoint at 6: steps 7-8 are lost
+    monkeypatch.setattr(dpo.os, "kill", die)
+    cut = tmp_path / "cut"
+    with pytest.raises(Killed):
+        dpo.run_dpo(tiny_model_dir, pairs, cut, cfg, log=quiet)
+    assert read_state(latest_checkpoint(cut))["iteration"] == 6
+    monkeypatch.delenv(dpo.KILL_AFTER_VAR)
+    summary = dpo.run_dpo(tiny_model_dir, pairs, cut, cfg, resume=True, log=quiet)
+    assert summary["iteration"] == cfg.iters
+
+    keys = ("iter", "train_loss", "val_loss", "margin", "val_margin", "lr", "trained_tokens", "best")
+    a, b = curve(full), curve(cut)
+    assert len(a) == len(b)
+    for ea, eb in zip(a, b):
+        assert sorted(ea) == sorted(eb)
+        for k in keys:
+            if k in ea:
+                assert eb[k] == pytest.approx(ea[k], rel=1e-5, abs=1e-6), (k, ea, eb)
+    for name in ("adapters.safetensors", "last/adapters.safetensors"):
+        wa, wb = mx.load(str(full / name)), mx.load(str(cut / name))
+        for k in wa:
+            np.testing.assert_allclose(np.array(wa[k]), np.array(wb[k]), rtol=1e-5, atol=1e-6)
