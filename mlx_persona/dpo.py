@@ -122,14 +122,20 @@ class DPORun:
         self.window, self.trained_tokens, self.stopped_early = self._empty_window(), 0.0, False
         self.elapsed_before, self.t0 = 0.0, time.perf_counter()
         self.kill_after = int(os.environ.get(KILL_AFTER_VAR, "0") or 0)
+
+    def compiled_step(self):
+        """One optimizer step as a compiled MLX function (as mlx_lm's trainer does). Built when
+        training starts, after a resume has replaced the optimizer state it captures."""
+        model, optimizer, cfg = self.model, self.optimizer, self.cfg
         grad_fn = nn.value_and_grad(model, lambda m, *a: batch_loss(m, *a, cfg))
+        state = [model.state, optimizer.state, mx.random.state]
 
         def step(tokens, starts, lengths, ref):
             (loss, aux), grads = grad_fn(model, tokens, starts, lengths, ref)
             optimizer.update(model, grads)
             return loss, aux
 
-        self.step = step
+        return mx.compile(step, inputs=state, outputs=state)
 
     @staticmethod
     def _empty_window() -> dict:
@@ -159,9 +165,10 @@ class DPORun:
 
     def train(self) -> None:
         self.model.train()
+        step = self.compiled_step()
         while self.iteration < self.iters and not self.stopped_early:
             tic = time.perf_counter()
-            loss, (cr, rj, ntok) = self.step(*self.batch("train", self.order.next_indices()))
+            loss, (cr, rj, ntok) = step(*self.batch("train", self.order.next_indices()))
             mx.eval(loss, cr, rj, ntok, self.model.trainable_parameters(), self.optimizer.state)
             k = self.iteration = self.iteration + 1
             w, cr, rj = self.window, np.array(cr), np.array(rj)

@@ -34,7 +34,7 @@ from .errors import PersonaError
 from .pairs_generate import chat_prompt
 from .sft_data import BatchOrder
 
-PAD_TO = 8  # widths are rounded up to a multiple of this: fewer distinct shapes, little padding
+PAD_TO = 32  # widths are rounded up to a multiple of this (as mlx_lm does): few distinct shapes to compile
 
 
 @dataclass
