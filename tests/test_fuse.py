@@ -75,3 +75,22 @@ def test_gguf_needs_a_supported_architecture(tiny_model_dir, adapter, tmp_path):
     existing.mkdir()
     result = fuse("--model", tiny_model_dir, "--adapter-path", adapter, "--out", existing)
     assert result.exit_code == 1 and "--overwrite" in result.output
+
+
+def test_dequantize_a_quantized_base(tiny_model_dir, tmp_path):
+    import mlx.nn as nn
+    from mlx_lm import load
+    from mlx_lm.utils import save
+
+    model, tok, config = load(str(tiny_model_dir), return_config=True)
+    nn.quantize(model, group_size=32, bits=4)
+    q = tmp_path / "q4"
+    save(q, str(tiny_model_dir), model, tok, {**config, "quantization": {"group_size": 32, "bits": 4}}, donate_model=False)
+    cfg = SFTConfig.from_dict({**FAST, "iters": 4, "save_every": 4})
+    run_sft(q, write_chat_data(tmp_path / "data"), tmp_path / "sft", cfg, log=lambda m: None)
+    result = fuse("--model", q, "--adapter-path", tmp_path / "sft", "--out", tmp_path / "fused", "--gguf")
+    assert result.exit_code == 1 and "--dequantize" in result.output  # GGUF needs float weights
+    result = fuse("--model", q, "--adapter-path", tmp_path / "sft", "--out", tmp_path / "fused", "--dequantize", "--gguf")
+    assert result.exit_code == 0, result.output
+    assert "quantization" not in json.loads((tmp_path / "fused" / "config.json").read_text())
+    np.testing.assert_allclose(logits(tmp_path / "fused"), logits(q, tmp_path / "sft"), rtol=1e-3, atol=1e-3)
