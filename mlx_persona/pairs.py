@@ -54,6 +54,7 @@ class PairsConfig:
     top_p: float = field(default=0.9, metadata={"help": "Nucleus sampling mass (1 = off)."})
     batch_size: int = field(default=8, metadata={"help": "Sequences generated together (8 gave ~4x the tokens/s of one at a time)."})
     similarity_threshold: float = field(default=0.9, metadata={"help": "Drop a pair whose chosen and rejected have a MiniLM cosine above this (1 = off)."})
+    allow_truncated: bool = field(default=False, metadata={"help": "Keep pairs whose generated reply hit max_tokens (a base model's long answer, cut, is still a fine rejected example)."})
     max_prompts: Optional[int] = field(default=None, metadata={"help": "Use at most this many prompts per split (quick runs)."})
     seed: int = field(default=0, metadata={"help": "Seeds sampling in each child."})
 
@@ -78,8 +79,12 @@ def _config_options(fn):
     """One option per PairsConfig field, help from its metadata."""
     kinds = {"int": int, "float": float, "str": str, "Optional[int]": int}
     for f in reversed(dataclasses.fields(PairsConfig)):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type == "bool":
+            fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=f.metadata["help"])(fn)
+            continue
         kind = click.Choice(["real", "twin"]) if f.name == "chosen" else kinds[f.type]
-        fn = click.option("--" + f.name.replace("_", "-"), f.name, type=kind, default=None, help=f.metadata["help"])(fn)
+        fn = click.option(flag, f.name, type=kind, default=None, help=f.metadata["help"])(fn)
     return fn
 
 
@@ -206,7 +211,7 @@ def assemble(prompts: list[dict], base: dict, twin: dict, cfg: PairsConfig,
         reason = None
         if not chosen["text"].strip() or not rejected["text"].strip():
             reason = "empty"
-        elif "length" in (chosen["finish_reason"], rejected["finish_reason"]):
+        elif "length" in (chosen["finish_reason"], rejected["finish_reason"]) and not cfg.allow_truncated:
             reason = "truncated"
         elif chosen["text"].strip() == rejected["text"].strip():
             reason = "identical"

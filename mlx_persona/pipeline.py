@@ -123,10 +123,16 @@ def _pairs(ctx: Context, resume: bool) -> dict:
 
 
 def _dpo(ctx: Context, resume: bool) -> dict:
-    from .dpo import run_dpo_stage
+    from .dpo_cli import CONFIG_FILE
+    from .runs import atomic_write_json
+    from .sft_cli import launch
 
-    return run_dpo_stage(ctx.path("sft_fuse"), ctx.path("pairs"), ctx.path("dpo"), ctx.recipe.dpo,
-                         resume=resume, log=ctx.log)
+    out, cfg, twin = ctx.path("dpo"), ctx.recipe.dpo, ctx.path("sft_fuse")
+    out.mkdir(parents=True, exist_ok=True)
+    resume = resume and (out / CONFIG_FILE).exists()
+    if not resume:
+        atomic_write_json(out / CONFIG_FILE, {"model": str(twin), "data": str(ctx.path("pairs")), "dpo": cfg.to_dict()})
+    return launch(twin, ctx.path("pairs"), out, resume, show_progress=False, stage="dpo")
 
 
 def _dpo_fuse(ctx: Context, resume: bool) -> dict:
@@ -139,16 +145,16 @@ def _eval(ctx: Context, resume: bool) -> dict:
 
     e = ctx.recipe.eval
     specs, skipped = find_models(run=ctx.run_dir)
-    opts = e if isinstance(e, dict) else vars(e)
-    result = run_eval(ctx.path("clean") / layout.TEST_SPLIT, ctx.path("eval"), specs, skipped, log=ctx.log, **opts)
+    result = run_eval(ctx.path("clean") / layout.TEST_SPLIT, ctx.path("eval"), specs, skipped, max_tokens=e.max_tokens,
+                      batch_size=e.batch_size, limit=e.limit, perplexity=e.perplexity, log=ctx.log)
     return {"models": list(result.get("models", {})), "skipped": len(result.get("skipped", []))}
 
 
 def _report(ctx: Context, resume: bool) -> dict:
     from .report import build_report
 
-    paths = build_report(ctx.run_dir)
-    return {"report": str(paths[0]) if isinstance(paths, (list, tuple)) else str(paths)}
+    md, html = build_report(ctx.run_dir, log=ctx.log)
+    return {"report": str(html), "markdown": str(md)}
 
 
 STAGE_FUNCS = {"clean": _clean, "sft": _sft, "sft_fuse": _sft_fuse, "pairs": _pairs, "dpo": _dpo,

@@ -34,7 +34,7 @@ BLOCK_TYPES = {
     "sft": ("mlx_persona.sft_config", "SFTConfig"),
     "pairs": ("mlx_persona.pairs", "PairsConfig"),
     "dpo": ("mlx_persona.dpo_config", "DPOConfig"),
-    "eval": ("mlx_persona.evaluate", "EvalConfig"),
+    "eval": ("mlx_persona.recipe", "EvalBlock"),
 }
 
 
@@ -72,6 +72,18 @@ class BudgetBlock:
 class FuseBlock:
     dequantize: bool = field(default=False, metadata={"help": "Write float weights even when the base is quantized."})
     gguf: bool = field(default=False, metadata={"help": "Also export the final twin as GGUF (llama family)."})
+
+
+@dataclass
+class EvalBlock:
+    limit: Optional[int] = field(default=None, metadata={"help": "Evaluate at most this many test conversations."})
+    max_tokens: int = field(default=96, metadata={"help": "Longest generated reply per test prompt."})
+    batch_size: int = field(default=16, metadata={"help": "Test prompts generated together."})
+    perplexity: bool = field(default=True, metadata={"help": "Also measure perplexity on the real replies."})
+
+    def validate(self, where: str = "eval") -> None:
+        if self.max_tokens < 1 or self.batch_size < 1 or (self.limit is not None and self.limit < 1):
+            raise PersonaError(f"{where}: limit, max_tokens and batch_size must be at least 1")
 
 
 @dataclass
