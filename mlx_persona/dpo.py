@@ -43,7 +43,29 @@ LOG2 = math.log(2.0)  # the sigmoid loss when the policy equals the reference
 
 
 # ----------------------------------------------------------------------------- the math
-def sequence_logps(model, tokens: mx.array, prompt_lengths: mx.array, lengths: mx.array) -> tuple[mx.array, mx.array]:
+def output_head(model):
+    """(body, head) such that ``model(x) == head(body(x))``, checked on a few tokens, or None.
+
+    With them the vocabulary projection runs on the reply positions only: the prompt's
+    (tokens x vocab) logits are never built, which saves memory and time (the prompt is most of
+    a persona sample). Models whose output is more than ``head(body(x))`` (logit scaling,
+    soft-capping) fail the check and use the full forward pass."""
+    body = getattr(model, "model", None)
+    head = getattr(model, "lm_head", None)
+    if head is None and body is not None and hasattr(getattr(body, "embed_tokens", None), "as_linear"):
+        head = body.embed_tokens.as_linear
+    if body is None or head is None:
+        return None
+    x = mx.array([[1, 2, 3, 4, 5]])
+    try:
+        same = mx.allclose(model(x), head(body(x)), rtol=1e-4, atol=1e-4).item()
+    except (TypeError, ValueError):
+        return None
+    return (body, head) if same else None
+
+
+def sequence_logps(model, tokens: mx.array, prompt_lengths: mx.array, lengths: mx.array,
+                   reply_pos: mx.array | None = None, head=None) -> tuple[mx.array, mx.array]:
     """Summed log-probability of each row's reply tokens, and how many there are.
 
     Row i holds ``prompt_lengths[i]`` prompt tokens (the chat template up to the assistant
@@ -51,15 +73,26 @@ def sequence_logps(model, tokens: mx.array, prompt_lengths: mx.array, lengths: m
     t from tokens < t, so a reply token at position t scores ``log_softmax(logits[t-1])[tokens[t]]``
     and positions ``prompt_lengths[i] <= t < lengths[i]`` are summed; prompt and padding are not.
 
-    Shapes: tokens (N, W) int; prompt_lengths, lengths (N,) int. Returns sums (N,) float32 and
-    counts (N,) int32. logsumexp minus the picked logit is log_softmax without an (N, W, vocab) copy.
+    Shapes: tokens (N, W) int; prompt_lengths, lengths (N,) int; reply_pos (N, R) int, the
+    positions prompt_lengths[i] + 0..R-1 (from :func:`mlx_persona.dpo_data.collate`). Returns
+    sums (N,) float32 and counts (N,) int32. With ``head`` (:func:`output_head`) and
+    ``reply_pos`` the logits are (N, R, vocab) instead of (N, W-1, vocab); logsumexp minus the
+    picked logit is log_softmax without another copy of them.
     """
-    logits = model(tokens[:, :-1]).astype(mx.float32)  # (N, W-1, V)
-    targets = tokens[:, 1:]  # (N, W-1)
+    if head is None or reply_pos is None:
+        logits = model(tokens[:, :-1]).astype(mx.float32)  # (N, W-1, V)
+        targets = tokens[:, 1:]  # (N, W-1)
+        pos = mx.arange(1, tokens.shape[1])[None, :]  # position of each target in the row
+        mask = (pos >= prompt_lengths[:, None]) & (pos < lengths[:, None])
+    else:
+        body, lm_head = head
+        hidden = body(tokens[:, :-1])  # (N, W-1, D)
+        mask = reply_pos < lengths[:, None]  # (N, R)
+        pos = mx.minimum(reply_pos, tokens.shape[1] - 1)  # padding slots point at a real position
+        logits = lm_head(mx.take_along_axis(hidden, (pos - 1)[..., None], axis=1)).astype(mx.float32)  # (N, R, V)
+        targets = mx.take_along_axis(tokens, pos, axis=1)  # (N, R)
     picked = mx.take_along_axis(logits, targets[..., None], axis=-1).squeeze(-1)
-    token_logps = picked - mx.logsumexp(logits, axis=-1)  # (N, W-1)
-    pos = mx.arange(1, tokens.shape[1])[None, :]  # position of each target in the row
-    mask = (pos >= prompt_lengths[:, None]) & (pos < lengths[:, None])
+    token_logps = picked - mx.logsumexp(logits, axis=-1)
     return (token_logps * mask).sum(axis=-1), mask.sum(axis=-1)
 
 
@@ -97,10 +130,11 @@ def dpo_loss(policy_chosen: mx.array, policy_rejected: mx.array, ref_chosen: mx.
     return losses, chosen_rewards, rejected_rewards
 
 
-def batch_loss(model, tokens, starts, lengths, ref, cfg: DPOConfig):
-    """Mean loss over a batch of B pairs; ref (B, 4) from the cache. Returns (loss, (chosen_rewards,
-    rejected_rewards, tokens)). Only the first output is differentiated."""
-    sums, counts = sequence_logps(model, tokens, starts, lengths)  # (2B,)
+def batch_loss(model, tokens, starts, lengths, reply_pos, ref, cfg: DPOConfig, head=None):
+    """Mean loss over a batch of B pairs (collated rows: B chosen, then B rejected); ref (B, 4)
+    from the cache. Returns (loss, (chosen_rewards, rejected_rewards, tokens)); only the loss is
+    differentiated."""
+    sums, counts = sequence_logps(model, tokens, starts, lengths, reply_pos, head)  # (2B,)
     b = tokens.shape[0] // 2
     pc, pr, rc, rr = sums[:b], sums[b:], ref[:, 0], ref[:, 1]
     if cfg.loss_type == "ipo":  # length-normalised log-probs
@@ -122,16 +156,17 @@ class DPORun:
         self.window, self.trained_tokens, self.stopped_early = self._empty_window(), 0.0, False
         self.elapsed_before, self.t0 = 0.0, time.perf_counter()
         self.kill_after = int(os.environ.get(KILL_AFTER_VAR, "0") or 0)
+        self.head = output_head(model)  # reply-only logits where the model allows it
 
     def compiled_step(self):
         """One optimizer step as a compiled MLX function (as mlx_lm's trainer does). Built when
         training starts, after a resume has replaced the optimizer state it captures."""
         model, optimizer, cfg = self.model, self.optimizer, self.cfg
-        grad_fn = nn.value_and_grad(model, lambda m, *a: batch_loss(m, *a, cfg))
+        grad_fn = nn.value_and_grad(model, lambda m, *a: batch_loss(m, *a, cfg, self.head))
         state = [model.state, optimizer.state, mx.random.state]
 
-        def step(tokens, starts, lengths, ref):
-            (loss, aux), grads = grad_fn(model, tokens, starts, lengths, ref)
+        def step(tokens, starts, lengths, reply_pos, ref):
+            (loss, aux), grads = grad_fn(model, tokens, starts, lengths, reply_pos, ref)
             optimizer.update(model, grads)
             return loss, aux
 
@@ -204,7 +239,7 @@ class DPORun:
         tot = {"loss": 0.0, "chosen": 0.0, "rejected": 0.0, "correct": 0.0, "pairs": 0}
         self.model.eval()
         for idx in batches:
-            loss, (cr, rj, _) = batch_loss(self.model, *self.batch("valid", idx), self.cfg)
+            loss, (cr, rj, _) = batch_loss(self.model, *self.batch("valid", idx), self.cfg, self.head)
             mx.eval(loss, cr, rj)
             cr, rj = np.array(cr), np.array(rj)
             tot["loss"] += loss.item() * len(idx); tot["pairs"] += len(idx)  # noqa: E702
@@ -265,7 +300,7 @@ def run_dpo(model_dir: Path, pairs_dir: Path, out: Path, cfg: DPOConfig, resume:
     data_print = fingerprint(*[(pairs_dir / f"{s}.jsonl").read_bytes() for s in ("train", "valid")])
     model_print = fingerprint((model_dir / "config.json").read_bytes(), *sorted(p.name for p in model_dir.glob("*.safetensors")))
     model.eval()
-    refs = reference_logps(model, sets, cfg.reference_batch_size, out, fingerprint(model_print, data_print, cfg.max_seq_length), log)
+    refs = reference_logps(model, sets, cfg.reference_batch_size, out, output_head(model), fingerprint(model_print, data_print, cfg.max_seq_length), log)
 
     iters = cfg.resolve_iters(len(sets["train"]))
     attach_trainable(model, cfg)  # fresh adapter, B = 0: the policy starts as the reference

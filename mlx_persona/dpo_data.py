@@ -34,7 +34,7 @@ from .errors import PersonaError
 from .pairs_generate import chat_prompt
 from .sft_data import BatchOrder
 
-PAD_TO = 32  # widths are rounded up to a multiple of this (as mlx_lm does): few distinct shapes to compile
+PAD_TO = 8  # widths are rounded up to a multiple of this: few distinct shapes to compile, little padding
 
 
 @dataclass
@@ -144,16 +144,21 @@ class PairSet:
         return len(self.pairs[i])
 
 
-def collate(pairs: list[Pair]) -> tuple[mx.array, mx.array, mx.array]:
+def collate(pairs: list[Pair]) -> tuple[mx.array, mx.array, mx.array, mx.array]:
     """tokens (2B, W) int32: chosen rows then rejected rows, zero-padded on the right;
-    prompt_lengths (2B,) and lengths (2B,) int32: where each reply starts and each row ends."""
+    prompt_lengths (2B,) and lengths (2B,) int32: where each reply starts and each row ends;
+    reply_pos (2B, R) int32: prompt_length + 0..R-1, the positions of the reply tokens (R = the
+    longest reply, rounded up to 8; positions at or past ``lengths`` are padding)."""
     rows = [p.prompt + p.chosen for p in pairs] + [p.prompt + p.rejected for p in pairs]
     starts = [len(p.prompt) for p in pairs] * 2
     width = -(-max(len(r) for r in rows) // PAD_TO) * PAD_TO
+    reply = -(-max(len(r) - s for r, s in zip(rows, starts)) // 8) * 8
     tokens = np.zeros((len(rows), width), np.int32)
     for i, r in enumerate(rows):
         tokens[i, : len(r)] = r
-    return mx.array(tokens), mx.array(starts, dtype=mx.int32), mx.array([len(r) for r in rows], dtype=mx.int32)
+    reply_pos = np.array(starts, np.int32)[:, None] + np.arange(reply, dtype=np.int32)[None, :]
+    return (mx.array(tokens), mx.array(starts, dtype=mx.int32), mx.array([len(r) for r in rows], dtype=mx.int32),
+            mx.array(reply_pos))
 
 
 def fixed_batches(n: int, batch_size: int, lengths: list[int]) -> list[list[int]]:

@@ -31,9 +31,10 @@ CACHE = "reference.json"
 SAVE_SECONDS = 20.0  # write the partial cache at most this often
 
 
-def reference_logps(model, splits: dict[str, list[Pair]], batch_size: int, out: Path, fingerprint: str,
+def reference_logps(model, splits: dict[str, list[Pair]], batch_size: int, out: Path, head, fingerprint: str,
                     log: Callable = print) -> dict[str, np.ndarray]:
-    """{split: array (N, 4)}: summed reply log-probs of chosen and rejected, and their token counts."""
+    """{split: array (N, 4)}: summed reply log-probs of chosen and rejected, and their token counts.
+    ``head``: :func:`mlx_persona.dpo.output_head` of the model, or None."""
     from .dpo import sequence_logps
 
     path = Path(out) / CACHE
@@ -50,8 +51,7 @@ def reference_logps(model, splits: dict[str, list[Pair]], batch_size: int, out: 
             batch = [i for i in batch if str(i) not in done]
             if not batch:
                 continue
-            tokens, starts, lengths = collate([pairs[i] for i in batch])
-            sums, counts = sequence_logps(model, tokens, starts, lengths)
+            sums, counts = sequence_logps(model, *collate([pairs[i] for i in batch]), head=head)
             mx.eval(sums, counts)
             sums, counts, b = sums.tolist(), counts.tolist(), len(batch)
             for j, i in enumerate(batch):

@@ -11,7 +11,11 @@
 - rejected: the base model's reply to the same prompt, same sampling settings.
 - Filters, each counted in ``stats.json`` and listed in ``rejects.jsonl``: an empty reply, a reply
   cut at ``max_tokens`` (truncated), chosen == rejected, and a rejected reply that says the same
-  thing as the chosen one (all-MiniLM-L6-v2 cosine above ``similarity_threshold``).
+  thing as the chosen one (all-MiniLM-L6-v2 cosine above ``similarity_threshold``). A cut reply
+  is first trimmed back to its last full sentence (``trim_truncated``, counted as ``trimmed``):
+  the base model's helpful-assistant replies run long, and dropping every cut one would keep
+  only its shortest, least typical replies as rejected. A cut reply with no full sentence is
+  dropped as truncated (or kept whole with ``allow_truncated``).
 - Split: pairs from ``train.jsonl`` go to train, pairs from ``valid.jsonl`` to valid, so the
   conversation-level split of the clean stage holds (no conversation in both).
 
@@ -31,6 +35,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -44,6 +49,8 @@ from .runs import atomic_write_json, atomic_write_text
 
 SPLITS = ("train", "valid")
 FILTERS = ("empty", "truncated", "identical", "too_similar")
+SENTENCE_END = re.compile(r"[.!?…][\"')\]]*(?=\s|$)|\n")
+MIN_TRIMMED_CHARS = 12  # a trimmed reply shorter than this says too little: dropped as truncated
 
 
 @dataclass
@@ -54,6 +61,7 @@ class PairsConfig:
     top_p: float = field(default=0.9, metadata={"help": "Nucleus sampling mass (1 = off)."})
     batch_size: int = field(default=8, metadata={"help": "Sequences generated together (8 gave ~4x the tokens/s of one at a time)."})
     similarity_threshold: float = field(default=0.9, metadata={"help": "Drop a pair whose chosen and rejected have a MiniLM cosine above this (1 = off)."})
+    trim_truncated: bool = field(default=True, metadata={"help": "Trim a reply cut at max_tokens back to its last full sentence (kept when one remains)."})
     allow_truncated: bool = field(default=False, metadata={"help": "Keep pairs whose generated reply hit max_tokens (a base model's long answer, cut, is still a fine rejected example)."})
     max_prompts: Optional[int] = field(default=None, metadata={"help": "Use at most this many prompts per split (quick runs)."})
     seed: int = field(default=0, metadata={"help": "Seeds sampling in each child."})
@@ -200,7 +208,7 @@ def _run_child(model_dir: Path, out: Path, role: str, only: Optional[set], log: 
 def assemble(prompts: list[dict], base: dict, twin: dict, cfg: PairsConfig,
              similarity: Callable = None) -> tuple[dict, list[dict], dict]:
     """Apply the filters; return ({split: pairs}, rejects, counts). ``similarity(a, b)`` -> cosines."""
-    counts = {f: 0 for f in FILTERS}
+    counts = {**{f: 0 for f in FILTERS}, "trimmed": 0}  # trimmed replies are kept, not filtered
     rejects, kept = [], []
     for p in prompts:
         rejected = base.get(p["id"])
@@ -209,6 +217,9 @@ def assemble(prompts: list[dict], base: dict, twin: dict, cfg: PairsConfig,
         if rejected is None or chosen is None:
             continue  # not generated (a capped or interrupted run); a re-run fills it in
         reason = None
+        if cfg.trim_truncated:
+            chosen, rejected = trim_reply(chosen), trim_reply(rejected)
+            counts["trimmed"] += chosen.get("trimmed", False) + rejected.get("trimmed", False)
         if not chosen["text"].strip() or not rejected["text"].strip():
             reason = "empty"
         elif "length" in (chosen["finish_reason"], rejected["finish_reason"]) and not cfg.allow_truncated:
@@ -238,6 +249,18 @@ def assemble(prompts: list[dict], base: dict, twin: dict, cfg: PairsConfig,
         record.update(messages=p["messages"], id=p["id"], chosen_from=origin, similarity=round(float(sim), 4))
         pairs[p["split"]].append(record)
     return pairs, rejects, counts
+
+
+def trim_reply(reply: dict) -> dict:
+    """A reply cut at ``max_tokens``, trimmed back to its last full sentence when one remains
+    (``finish_reason`` becomes "trimmed"); any other reply unchanged."""
+    if reply["finish_reason"] != "length":
+        return reply
+    ends = [m.end() for m in SENTENCE_END.finditer(reply["text"])]
+    text = reply["text"][: ends[-1]].strip() if ends else ""
+    if len(text) < MIN_TRIMMED_CHARS:
+        return reply
+    return {**reply, "text": text, "finish_reason": "trimmed", "trimmed": True}
 
 
 def _similarity(a, b):

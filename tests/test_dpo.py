@@ -29,17 +29,20 @@ def test_adapter_at_zero_policy_equals_cached_reference(tiny_model_dir, tmp_path
     pairs_dir = write_pairs(tmp_path / "pairs")
     model, tok = load_base(tiny_model_dir, cfg, quiet)
     sets = dpo.read_splits(pairs_dir, tok, cfg, tmp_path, quiet)
-    refs = reference_logps(model, sets, cfg.reference_batch_size, tmp_path, "fp", quiet)
+    refs = reference_logps(model, sets, cfg.reference_batch_size, tmp_path, dpo.output_head(model), "fp", quiet)
     attach_trainable(model, cfg)
+    head = dpo.output_head(model)
+    assert head is not None  # llama: reply-only logits
     train = sets["train"]
     for idx in fixed_batches(len(train), 4, [len(p) for p in reversed(train)]):  # other batches, other padding
-        tokens, starts, lengths = collate([train[i] for i in idx])
-        sums, counts = dpo.sequence_logps(model, tokens, starts, lengths)
+        batch = collate([train[i] for i in idx])
         b = len(idx)
-        np.testing.assert_allclose(np.array(sums[:b]), refs["train"][idx, 0], rtol=1e-5, atol=1e-4)
-        np.testing.assert_allclose(np.array(sums[b:]), refs["train"][idx, 1], rtol=1e-5, atol=1e-4)
-        assert counts.tolist() == refs["train"][idx][:, 2].tolist() + refs["train"][idx][:, 3].tolist()
-        loss, (cr, rj, _) = dpo.batch_loss(model, tokens, starts, lengths, mx.array(refs["train"][idx]), cfg)
+        for h in (head, None):  # reply-only logits and the full forward pass agree with the cache
+            sums, counts = dpo.sequence_logps(model, *batch, head=h)
+            np.testing.assert_allclose(np.array(sums[:b]), refs["train"][idx, 0], rtol=1e-5, atol=1e-4)
+            np.testing.assert_allclose(np.array(sums[b:]), refs["train"][idx, 1], rtol=1e-5, atol=1e-4)
+            assert counts.tolist() == refs["train"][idx][:, 2].tolist() + refs["train"][idx][:, 3].tolist()
+        loss, _ = dpo.batch_loss(model, *batch, mx.array(refs["train"][idx]), cfg, head)
         assert loss.item() == pytest.approx(dpo.LOG2, abs=1e-5)
 
 

@@ -32,7 +32,7 @@ def test_filters_are_counted_and_pairs_use_mlx_lm_lora_layout():
         return [0.97 if "ship it" in y else 0.1 for y in b]
 
     out, rejects, counts = assemble(ps, base, twin, PairsConfig(), fake_similarity)
-    assert counts == {"empty": 1, "truncated": 1, "identical": 1, "too_similar": 1}
+    assert counts == {"empty": 1, "truncated": 1, "identical": 1, "too_similar": 1, "trimmed": 0}
     assert {r["id"]: r["reason"] for r in rejects} == {"p1": "empty", "p2": "truncated", "p3": "identical", "p6": "too_similar"}
     assert [r["id"] for r in out["train"]] == ["p0", "p5"] and [r["id"] for r in out["valid"]] == ["p4"]
     first = out["train"][0]
@@ -40,6 +40,15 @@ def test_filters_are_counted_and_pairs_use_mlx_lm_lora_layout():
         ("question 0?", "yeah ship it.", "Great question! Let me help.", "You are Sam.")
     assert first["messages"] == ps[0]["messages"] and first["chosen_from"] == "real"
     assert out["train"][1]["chosen"] == "nah." and out["train"][1]["chosen_from"] == "twin"  # no real reply: the twin's
+
+
+def test_cut_replies_are_trimmed_to_a_full_sentence():
+    base = {"p0": reply("Great question! Let me explain. The cache is", "length"), "p1": reply("Sure, so the thing", "length")}
+    out, rejects, counts = assemble([prompt(0), prompt(1)], base, {}, PairsConfig(), None)
+    assert out["train"][0]["rejected"] == "Great question! Let me explain."
+    assert counts["trimmed"] == 1 and counts["truncated"] == 1 and rejects[0]["id"] == "p1"
+    out, _, counts = assemble([prompt(0), prompt(1)], base, {}, PairsConfig(trim_truncated=False, allow_truncated=True), None)
+    assert out["train"][0]["rejected"] == "Great question! Let me explain. The cache is" and len(out["train"]) == 2
 
 
 def test_chosen_twin_uses_the_twin_everywhere():
