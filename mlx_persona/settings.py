@@ -71,7 +71,7 @@ def coerce(label: str, kind: str, value: Any) -> Any:
     """Turn a YAML/CLI value into ``kind`` (a type name as written in the dataclass)."""
     optional = kind.startswith("Optional[")
     base = kind[len("Optional["):-1] if optional else kind
-    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null")):
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null", "")):
         if optional:
             return None
         raise PersonaError(f"{label}: a value is required (expected {base})")
@@ -86,11 +86,11 @@ def coerce(label: str, kind: str, value: Any) -> Any:
         raise PersonaError(f"{label}: expected true or false, got {value!r}")
     if base in ("int", "float"):
         if isinstance(value, bool):
-            raise PersonaError(f"{label}: expected a number ({base}), got {value!r}")
+            raise PersonaError(f"{label}: expected a number, got {value!r}")
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise PersonaError(f"{label}: expected a number ({base}), got {value!r}") from None
+            raise PersonaError(f"{label}: expected a number, got {value!r}") from None
         if base == "int":
             if not number.is_integer():
                 raise PersonaError(f"{label}: expected a whole number, got {value!r}")
@@ -103,9 +103,13 @@ def coerce(label: str, kind: str, value: Any) -> Any:
     if base.startswith(("list", "tuple")):
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise PersonaError(f"{label}: expected a list, got {value!r}")
-        return tuple(value) if base.startswith("tuple") else list(value)
+        if base.startswith("tuple"):
+            if not isinstance(value, (list, tuple)):
+                raise PersonaError(f"{label}: expected a list, got {value!r}")
+            return tuple(value)
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise PersonaError(f"{label}: expected a list of names, got {value!r}")
+        return list(value)
     if base.startswith("dict"):
         if not isinstance(value, dict):
             raise PersonaError(f"{label}: expected a mapping, got {value!r}")

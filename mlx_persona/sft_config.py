@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from .errors import PersonaError
+from .settings import coerce
 
 FINE_TUNE_TYPES = ("lora", "dora", "full")
 OPTIMIZERS = ("adam", "adamw", "sgd", "adafactor", "muon")
@@ -164,44 +165,7 @@ class SFTConfig:
 
 
 def _coerce(where: str, f: dataclasses.Field, value: Any) -> Any:
-    """Turn a YAML/CLI value into the field's type, or raise a one-line error."""
+    """Turn a YAML/CLI value into the field's type, or raise a one-line error (shared rules:
+    :func:`mlx_persona.settings.coerce`)."""
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    optional = kind.startswith("Optional[")
-    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null", "")):
-        if optional:
-            return None
-        raise PersonaError(f"{where}: a value is required")
-    base = kind[len("Optional["):-1] if optional else kind
-    if base == "bool":
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in ("1", "true", "yes", "on"):
-            return True
-        if str(value).lower() in ("0", "false", "no", "off"):
-            return False
-        raise PersonaError(f"{where}: expected true or false, got {value!r}")
-    if base in ("int", "float"):
-        if isinstance(value, bool):
-            raise PersonaError(f"{where}: expected a number, got {value!r}")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise PersonaError(f"{where}: expected a number, got {value!r}") from None
-        if base == "int":
-            if not number.is_integer():
-                raise PersonaError(f"{where}: expected a whole number, got {value!r}")
-            return int(number)
-        return number
-    if base == "str":
-        return str(value)
-    if base == "list":
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise PersonaError(f"{where}: expected a list of names, got {value!r}")
-        return list(value)
-    if base == "dict":
-        if not isinstance(value, dict):
-            raise PersonaError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
-    raise AssertionError(f"unhandled field type {kind}")
+    return coerce(where, kind, value)
