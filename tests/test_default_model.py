@@ -1,7 +1,6 @@
 """End-to-end checks on the real embedded default model (SmolLM2-135M-Instruct from PyPI)."""
 
 import json
-import os
 import subprocess
 import sys
 
