@@ -111,7 +111,7 @@ def metrics_table(ev: dict) -> tuple[list[str], list[list[str]]]:
             if m != "base" and "base" in models:
                 d = _delta(vals[m], vals["base"], fmt, lower)
                 if path == ("perplexity", "perplexity") and vals[m] and vals["base"]:
-                    d += f" ({(vals[m] / vals['base'] - 1):+.0%})"
+                    d += f" ({(vals[m] / vals['base'] - 1):+.1%})"
                 row.append(d)
         rows.append(row)
     return headers, rows
@@ -160,6 +160,7 @@ def build_blocks(run: Path) -> tuple[list, str]:
         missing.append(f"{s.get('item')}: {s.get('reason')}")
 
     blocks.append(("h2", "Training curves"))
+    plots_before = len(blocks)
     for label, events, plot, stage in (("SFT train and validation loss", sft_events, report_plots.sft_loss_plot, "sft"),
                                        ("DPO loss", dpo_events, report_plots.dpo_loss_plot, "dpo"),
                                        ("DPO reward margin (chosen − rejected)", dpo_events, report_plots.dpo_margin_plot, "dpo")):
@@ -168,6 +169,8 @@ def build_blocks(run: Path) -> tuple[list, str]:
             blocks.append(("img", label.split(" (")[0].lower().replace(" ", "_"), png, label))
         else:
             missing.append(f"{label}: no {stage}/{layout.STAGE_METRICS} with these values")
+    if len(blocks) == plots_before:
+        blocks.append(("p", "No training metrics in this run folder (see the list at the end)."))
 
     if samples:
         lengths = {"real": [word_count(r.get("real") or "") for r in samples]}

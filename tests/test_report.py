@@ -68,7 +68,7 @@ def test_report_embeds_the_loss_curves_and_tables(tmp_path):
         assert (run / "report_files" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     # metrics table: deltas against the base, a perplexity percentage, the person's own value
     row = next(l for l in md.splitlines() if l.startswith("| perplexity"))
-    assert row == "| perplexity on the persona's replies | – | 20.00 | 10.00 | −10.00 ✓ (-50%) | 12.00 | −8.00 ✓ (-40%) |"
+    assert row == "| perplexity on the persona's replies | – | 20.00 | 10.00 | −10.00 ✓ (-50.0%) | 12.00 | −8.00 ✓ (-40.0%) |"
     slop = next(l for l in md.splitlines() if l.startswith("| assistant slop"))
     assert slop.split(" | ")[1] == "0.0" and "−35.0 ✓" in slop
     assert "12:30 \\| usual" in md  # pipes in replies do not break the table
