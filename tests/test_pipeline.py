@@ -92,43 +92,57 @@ def test_until_and_from(tiny_model_dir, tmp_path):
     assert manifest(runs / "tiny")["stages"]["sft"]["status"] == "done"
 
 
-def test_kill_9_mid_sft_then_resume_matches_uninterrupted(tiny_model_dir, tmp_path):
-    iters = 12
+KILL_EXTRA = """pairs: {max_tokens: 8, batch_size: 4, max_prompts: 6, allow_truncated: true, similarity_threshold: 1.0}
+dpo: {rank: 4, num_layers: -1, batch_size: 2, iters: 8, learning_rate: 1.0e-3, max_seq_length: 256,
+      steps_per_report: 1, steps_per_eval: 4, save_every: 2}
+"""
+
+
+@pytest.mark.parametrize("stage,stages", [
+    ("sft", ("clean", "sft")),
+    ("dpo", ("clean", "sft", "sft_fuse", "pairs", "dpo")),
+])
+def test_kill_9_mid_stage_then_resume_matches_uninterrupted(tiny_model_dir, tmp_path, stage, stages):
+    iters = 12 if stage == "sft" else 8
+    sft_iters = 12 if stage == "sft" else 4
     straight = tmp_path / "straight"
     straight.mkdir()
-    recipe = tiny_recipe(straight, tiny_model_dir, iters=iters, stages=("clean", "sft"))
+    recipe = tiny_recipe(straight, tiny_model_dir, iters=sft_iters, stages=stages, extra=KILL_EXTRA)
     assert run([str(recipe), "--runs", str(straight / "runs")]).exit_code == 0
-    want = json.loads((straight / "runs" / "tiny" / "sft" / "status.json").read_text())
+    want = json.loads((straight / "runs" / "tiny" / stage / "status.json").read_text())
 
     killed = tmp_path / "killed"
     killed.mkdir()
-    recipe = tiny_recipe(killed, tiny_model_dir, iters=iters, stages=("clean", "sft"))
+    recipe = tiny_recipe(killed, tiny_model_dir, iters=sft_iters, stages=stages, extra=KILL_EXTRA)
     run_dir = killed / "runs" / "tiny"
     cmd = [sys.executable, "-m", "mlx_persona.cli", "run", str(recipe), "--runs", str(killed / "runs"), "--plain"]
     proc = subprocess.Popen(cmd, env=fast_blas_env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
+    deadline = time.time() + 600
     while time.time() < deadline:
-        ck = list((run_dir / "sft").glob("checkpoint*")) if (run_dir / "sft").exists() else []
+        ck = list((run_dir / stage).glob("checkpoint*")) if (run_dir / stage).exists() else []
         if ck:
             break
         time.sleep(0.2)
     else:
-        proc.kill()
-        pytest.fail("no SFT checkpoint appeared")
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"no {stage} checkpoint appeared")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     m = manifest(run_dir)
-    assert m["stages"]["sft"]["status"] == "running"  # what a crash leaves
+    assert m["stages"][stage]["status"] == "running"  # what a crash leaves
+    done_before = {s for s in stages if m["stages"].get(s, {}).get("status") == "done"}
 
     res = run([str(recipe), "--runs", str(killed / "runs"), "--resume"])
     assert res.exit_code == 0, res.output
-    assert "clean: unchanged, skipped" in res.output
-    got = json.loads((run_dir / "sft" / "status.json").read_text())
+    for s in done_before:
+        assert f"{s}: unchanged, skipped" in res.output  # finished stages are not redone
+    got = json.loads((run_dir / stage / "status.json").read_text())
     assert got["iteration"] == want["iteration"] == iters
     assert got["best_val_loss"] == pytest.approx(want["best_val_loss"], rel=1e-4, abs=1e-5)
-    events = [json.loads(line) for line in (run_dir / "sft" / "metrics.jsonl").read_text().splitlines()]
-    assert [e["iter"] for e in events if "train_loss" in e] == list(range(1, iters + 1))
+    events = [json.loads(line) for line in (run_dir / stage / "metrics.jsonl").read_text().splitlines()]
+    train_iters = [e["iter"] for e in events if "val_loss" not in e and "iter" in e]
+    assert train_iters == sorted(set(train_iters)) and train_iters[-1] == iters  # no step twice, none missing at the end
 
 
 def test_lock_refuses_a_live_run_and_clears_a_stale_one(tmp_path):
