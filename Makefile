@@ -4,8 +4,8 @@
 setup:      ## create .venv and install mlx-persona (+ test tools)
 	bash scripts/setup.sh
 
-demo:       ## set up, then run the main job
-	bash scripts/demo.sh
+demo:       ## set up, then run the main job (the quickstart recipe); ARGS=--resume to continue
+	bash scripts/demo.sh $(ARGS)
 
 test:       ## set up, then run every test (end-to-end ones included)
 	bash scripts/test.sh

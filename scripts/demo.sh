@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Set up (if needed) and run the main job: fetch and convert the embedded default model, then
-# ask it one question. (Grows into the quickstart recipe as the pipeline's stages land.)
+# Set up (if needed) and run the main job: the quickstart recipe on the embedded default model
+# (clean → SFT → fuse → pairs → DPO → fuse → eval → report), then one reply from the twin.
+# Extra arguments go to `mlx-persona run` (e.g. --resume after an interruption).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-MODEL="$(.venv/bin/mlx-persona models pull-default)"
-echo "default model: $MODEL"
-exec .venv/bin/python -m mlx_persona.blas .venv/bin/python -m mlx_lm generate \
-    --model "$MODEL" --prompt "What is the capital of France?" --max-tokens 60
+.venv/bin/mlx-persona run recipes/quickstart.yaml "$@"
+echo
+echo "the twin answers:"
+.venv/bin/mlx-persona chat runs/quickstart --temp 0 -m "should we ship the release on friday?"
