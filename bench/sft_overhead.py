@@ -6,7 +6,8 @@ For each fine-tune type, in one run and side by side (started together, so both 
 load on a shared machine): ``mlx-persona sft`` (parent + preflight + child + metrics +
 checkpoints) and ``mlx_lm lora`` started the way ``python -m mlx_lm lora`` starts it (its
 ``main()``), with only a reporting callback attached so its final train loss can be read without
-parsing its console. Reports wall time, the ratio, both final train losses, our
+parsing its console. Both get the same environment (the fast BLAS with
+``OPENBLAS_NUM_THREADS=1``, see :func:`bench_env`). Reports wall time, the ratio, both final train losses, our
 val loss at the start and the end, and whether the adapter loads in ``python -m mlx_lm generate``.
 ``--append`` adds the table to bench/RESULTS.md.
 """
@@ -30,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from mlx_persona import blas  # noqa: E402
 
 SETTINGS = {"rank": 8, "scale": 20.0, "num_layers": 16, "batch_size": 2, "learning_rate": 2e-4,
-            "lr_schedule": "cosine", "warmup_steps": 10, "max_seq_length": 128, "mask_prompt": True,
+            "lr_schedule": "cosine", "warmup_steps": 10, "max_seq_length": 256, "mask_prompt": True,
             "steps_per_report": 10, "steps_per_eval": 50, "val_batches": -1, "save_every": 50, "seed": 0}
 
 
@@ -48,11 +49,20 @@ def bare_mlx_lm(record: str, argv: list[str]) -> None:
     lora.main()
 
 
+def bench_env() -> dict:
+    """The fast BLAS, single-threaded: with MLX's own threads (and a busy shared machine) a
+    multi-threaded OpenBLAS spun here; a 2x129-token forward of the default model took 80 s of
+    wall time with its default threads and 6.6 s with one (same machine, same minute)."""
+    env = blas.fast_blas_env()
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    return env
+
+
 def side_by_side(jobs: list[tuple[list[str], Path]]) -> list[float]:
     """Start every command at once; return each one's own wall time."""
     tic, procs, times = time.perf_counter(), [], {}
     for cmd, log in jobs:
-        procs.append((subprocess.Popen(cmd, env=blas.fast_blas_env(), stdout=open(log, "w"),
+        procs.append((subprocess.Popen(cmd, env=bench_env(), stdout=open(log, "w"),
                                        stderr=subprocess.STDOUT, cwd=ROOT), cmd, log))
     while len(times) < len(procs):
         for i, (proc, cmd, log) in enumerate(procs):
@@ -86,7 +96,7 @@ def run_pair(kind: str, model: Path, data: Path, iters: int, work: Path) -> dict
     vals = [e["val_loss"] for e in ours if "val_loss" in e]
     gen = subprocess.run([sys.executable, "-m", "mlx_lm", "generate", "--model", str(model), "--adapter-path",
                           str(work / f"{kind}_ours"), "--prompt", "are we still on for friday?", "--max-tokens", "24"],
-                         env=blas.fast_blas_env(), capture_output=True, text=True)
+                         env=bench_env(), capture_output=True, text=True)
     reply = gen.stdout.split("==========")[1].strip() if gen.returncode == 0 and "==========" in gen.stdout else ""
     return {"kind": kind, "t_bare": t_bare, "t_ours": t_ours, "loss_bare": bare[-1]["train_loss"],
             "loss_ours": [e for e in ours if "train_loss" in e][-1]["train_loss"], "val_first": vals[0],
@@ -124,7 +134,7 @@ def main() -> None:
     n_train = sum(1 for _ in open(data / "train.jsonl"))
     lines = [f"## SFT stage vs bare `mlx_lm lora` (issue 5)", "",
              f"`python bench/sft_overhead.py --iters {a.iters}` — SmolLM2-135M-Instruct (embedded default, float32), "
-             f"cleaned data/sample ({n_train} train conversations), {a.iters} iterations, peer and ours started together, "
+             f"cleaned data/sample ({n_train} train conversations), {a.iters} iterations, peer and ours started together, OPENBLAS_NUM_THREADS={bench_env()['OPENBLAS_NUM_THREADS']}, "
              + ", ".join(f"{k} {v}" for k, v in SETTINGS.items()) + ". "
              f"Date: {datetime.date.today()}, {machine()}. Work folder: {work}.", "",
              "| type | mlx_lm lora (peer) | mlx-persona sft | ratio | final train loss peer / ours | val loss step 0 → end | peak GB | adapter in `mlx_lm generate` |",

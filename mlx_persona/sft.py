@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import signal
 import sys
@@ -184,6 +185,9 @@ class SFTRun:
         w["tokens"] += info["tokens_per_second"] * step_time
         w["time"] += step_time
         if k % self.cfg.steps_per_report == 0 or k == self.iters:
+            if not math.isfinite(w["loss"]):
+                raise PersonaError(f"train loss is {w['loss']} by step {k}: lower learning_rate, or check that "
+                                   f"mask_prompt with max_seq_length={self.cfg.max_seq_length} leaves reply tokens")
             self.trained_tokens += w["tokens"]
             self.metrics.write(iter=k, train_loss=w["loss"] / w["steps"], lr=info["learning_rate"],
                                tokens_per_sec=w["tokens"] / w["time"], peak_memory_gb=round(info["peak_memory"], 4),
@@ -208,6 +212,9 @@ class SFTRun:
         val_loss = evaluate(self.model, self.val_set, batch_size=self.cfg.batch_size, num_batches=self.cfg.val_batches,
                             max_seq_length=self.cfg.max_seq_length, iterate_batches=self.order.eval_batches)
         self.model.train()
+        if not math.isfinite(val_loss):
+            raise PersonaError(f"validation loss is {val_loss} at step {k}: some conversations have no tokens to "
+                               f"score (mask_prompt with max_seq_length={self.cfg.max_seq_length} truncates the reply away?)")
         improved = val_loss < self.best_val - self.cfg.early_stopping_min_delta
         if improved:
             self.best_val, self.best_iter, self.bad_evals = val_loss, k, 0

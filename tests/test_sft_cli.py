@@ -78,3 +78,10 @@ def test_child_errors_come_back_as_one_line(run, tmp_path):
     model, data, _ = run
     one_line_error(sft("--model", model, "--data", data, "--out", tmp_path / "x", "--num-layers", "40", "--iters", "2"),
                    "num_layers", "has 2 layers")
+
+
+def test_nothing_left_to_score_is_one_line(run, tmp_path):
+    model, data, _ = run
+    # the prompt alone is longer than 8 tokens: with mask_prompt every target is masked away
+    one_line_error(sft("--model", model, "--data", data, "--out", tmp_path / "x", "--mask-prompt", "--max-seq-length", "8", "--num-layers", "-1",
+                       "--iters", "2"), "validation loss is nan at step 0", "mask_prompt")
