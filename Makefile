@@ -4,7 +4,7 @@
 setup:      ## create .venv and install mlx-persona (+ test tools)
 	bash scripts/setup.sh
 
-demo:       ## set up, then run the main job (the quickstart recipe); ARGS=--resume to continue
+demo:       ## set up, then run the main job (the quickstart recipe; re-running resumes)
 	bash scripts/demo.sh $(ARGS)
 
 test:       ## set up, then run every test (end-to-end ones included)

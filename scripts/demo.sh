@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/mlx-persona run recipes/quickstart.yaml "$@"
+# --resume: a second `make demo` finishes an interrupted run, or skips straight to the chat
+.venv/bin/mlx-persona run recipes/quickstart.yaml --resume "$@"
 echo
 echo "the twin answers:"
 .venv/bin/mlx-persona chat runs/quickstart --temp 0 -m "should we ship the release on friday?"
