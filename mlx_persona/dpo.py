@@ -96,6 +96,48 @@ def sequence_logps(model, tokens: mx.array, prompt_lengths: mx.array, lengths: m
     return (token_logps * mask).sum(axis=-1), mask.sum(axis=-1)
 
 
+def pair_logps(model, head, prompt: list, chosen: list, rejected: list) -> tuple[mx.array, mx.array]:
+    """The same sums and counts as :func:`sequence_logps` for one pair, with the shared prompt run once.
+
+    Chosen and rejected continue the same prompt, and the prompt is most of a persona sample, so:
+    run the prompt through the model into a KV cache (gradients flow through it), copy the cache
+    for two rows, then run both replies on top: P + 2R positions instead of 2(P + R). The last
+    prompt position predicts each reply's first token. Shapes: returns sums (2,) [chosen,
+    rejected] and counts (2,). Needs plain KV caches (see :func:`shared_prompt_ok`).
+    """
+    from mlx_lm.models.cache import make_prompt_cache
+
+    body, lm_head = head
+    cache = make_prompt_cache(model)
+    last = body(mx.array([prompt]), cache=cache)[:, -1:, :]  # (1, 1, D)
+    for c in cache:  # one prompt, two continuations
+        c.keys, c.values = (mx.repeat(x[..., : c.offset, :], 2, axis=0) for x in (c.keys, c.values))
+    width = max(len(chosen), len(rejected))
+    replies = np.zeros((2, width), np.int32)
+    replies[0, : len(chosen)], replies[1, : len(rejected)] = chosen, rejected
+    replies = mx.array(replies)
+    hidden = mx.repeat(last, 2, axis=0)  # (2, 1, D)
+    if width > 1:
+        hidden = mx.concatenate([hidden, body(replies[:, :-1], cache=cache)], axis=1)  # (2, R, D)
+    logits = lm_head(hidden).astype(mx.float32)  # (2, R, V)
+    picked = mx.take_along_axis(logits, replies[..., None], axis=-1).squeeze(-1)
+    mask = mx.arange(width)[None, :] < mx.array([len(chosen), len(rejected)])[:, None]
+    return ((picked - mx.logsumexp(logits, axis=-1)) * mask).sum(axis=-1), mask.sum(axis=-1)
+
+
+def shared_prompt_ok(model, head) -> bool:
+    """True when :func:`pair_logps` is available and agrees with the batched pass on this model."""
+    from mlx_lm.models.cache import KVCache, make_prompt_cache
+
+    if head is None or not all(type(c) is KVCache for c in make_prompt_cache(model)):
+        return False
+    prompt, chosen, rejected = [1, 2, 3, 4], [5, 6, 7], [8, 9]
+    rows = mx.array([prompt + chosen, prompt + rejected + [0]])
+    want, _ = sequence_logps(model, rows, mx.array([4, 4]), mx.array([7, 6]))
+    got, _ = pair_logps(model, head, prompt, chosen, rejected)
+    return mx.allclose(want, got, rtol=1e-4, atol=1e-4).item()
+
+
 def dpo_loss(policy_chosen: mx.array, policy_rejected: mx.array, ref_chosen: mx.array, ref_rejected: mx.array,
              beta: float = 0.1, loss_type: str = "sigmoid", label_smoothing: float = 0.0):
     """Per-pair preference loss and implicit rewards.
@@ -144,6 +186,21 @@ def batch_loss(model, tokens, starts, lengths, reply_pos, ref, cfg: DPOConfig, h
     return losses.mean(), (cr, rj, lengths.sum())
 
 
+def shared_batch_loss(model, pairs: list, ref, cfg: DPOConfig, head):
+    """:func:`batch_loss` for B pairs scored one by one with :func:`pair_logps`."""
+    scored = [pair_logps(model, head, p.prompt, p.chosen, p.rejected) for p in pairs]
+    sums = mx.concatenate([mx.stack([s[0] for s, _ in scored]), mx.stack([s[1] for s, _ in scored])])  # (2B,)
+    counts = mx.concatenate([mx.stack([c[0] for _, c in scored]), mx.stack([c[1] for _, c in scored])])
+    b = len(pairs)
+    pc, pr, rc, rr = sums[:b], sums[b:], ref[:, 0], ref[:, 1]
+    if cfg.loss_type == "ipo":
+        pc, pr = pc / counts[:b], pr / counts[b:]
+        rc, rr = rc / ref[:, 2], rr / ref[:, 3]
+    losses, cr, rj = dpo_loss(pc, pr, rc, rr, cfg.beta, cfg.loss_type, cfg.label_smoothing)
+    tokens = sum(2 * len(p.prompt) + len(p.chosen) + len(p.rejected) for p in pairs)
+    return losses.mean(), (cr, rj, mx.array(tokens))
+
+
 # ----------------------------------------------------------------------------- the run
 class DPORun:
     """The training loop and everything a checkpoint carries."""
@@ -157,6 +214,7 @@ class DPORun:
         self.elapsed_before, self.t0 = 0.0, time.perf_counter()
         self.kill_after = int(os.environ.get(KILL_AFTER_VAR, "0") or 0)
         self.head = output_head(model)  # reply-only logits where the model allows it
+        self.shared = cfg.share_prompt and shared_prompt_ok(model, self.head)  # prompt once per pair
 
     def compiled_step(self):
         """One optimizer step as a compiled MLX function (as mlx_lm's trainer does). Built when
@@ -198,12 +256,28 @@ class DPORun:
         pairs = self.sets[split]
         return (*collate([pairs[i] for i in idx]), mx.array(self.refs[split][idx]))
 
+    def shared_step(self):
+        """One optimizer step with the prompt run once per pair (shapes vary per pair: not compiled)."""
+        grad_fn = nn.value_and_grad(self.model, lambda m, pairs, ref: shared_batch_loss(m, pairs, ref, self.cfg, self.head))
+
+        def step(idx):
+            pairs = self.sets["train"]
+            (loss, aux), grads = grad_fn(self.model, [pairs[i] for i in idx], mx.array(self.refs["train"][idx]))
+            self.optimizer.update(self.model, grads)
+            return loss, aux
+
+        return step
+
     def train(self) -> None:
         self.model.train()
-        step = self.compiled_step()
+        if self.shared:
+            step = self.shared_step()
+        else:
+            batched = self.compiled_step()
+            step = lambda idx: batched(*self.batch("train", idx))  # noqa: E731
         while self.iteration < self.iters and not self.stopped_early:
             tic = time.perf_counter()
-            loss, (cr, rj, ntok) = step(*self.batch("train", self.order.next_indices()))
+            loss, (cr, rj, ntok) = step(self.order.next_indices())
             mx.eval(loss, cr, rj, ntok, self.model.trainable_parameters(), self.optimizer.state)
             k = self.iteration = self.iteration + 1
             w, cr, rj = self.window, np.array(cr), np.array(rj)
@@ -296,6 +370,8 @@ def run_dpo(model_dir: Path, pairs_dir: Path, out: Path, cfg: DPOConfig, resume:
     model_dir, pairs_dir, out = Path(model_dir), Path(pairs_dir), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_base(model_dir, cfg, log)
+    if cfg.num_layers > len(model.layers):  # before the reference pass, not after it
+        raise PersonaError(f"dpo.num_layers: the model has {len(model.layers)} layers, asked for {cfg.num_layers}")
     sets = read_splits(pairs_dir, tokenizer, cfg, out, log)
     data_print = fingerprint(*[(pairs_dir / f"{s}.jsonl").read_bytes() for s in ("train", "valid")])
     model_print = fingerprint((model_dir / "config.json").read_bytes(), *sorted(p.name for p in model_dir.glob("*.safetensors")))

@@ -36,6 +36,7 @@ class DPOConfig(SFTConfig):
     beta: float = field(default=0.1, metadata={"help": "How far the policy may move from the reference: small beta = larger moves (0.1 is usual)."})
     loss_type: str = field(default="sigmoid", metadata={"help": "sigmoid (DPO paper) or ipo (squared loss on the margin; length-normalised log-probs)."})
     label_smoothing: float = field(default=0.0, metadata={"help": "Sigmoid loss only: assumed share of flipped labels (conservative DPO); 0 = plain DPO."})
+    share_prompt: bool = field(default=True, metadata={"help": "Run each pair's prompt once for both replies (fewer tokens per step; off: one padded batch)."})
     reference_batch_size: int = field(default=8, metadata={"help": "Pairs per forward pass when caching the reference log-probs (no gradients: can be larger)."})
 
     @classmethod

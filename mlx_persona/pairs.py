@@ -303,13 +303,14 @@ def run_pairs(base_dir: Path, twin_dir: Optional[Path], data_dir: Path, out: Pat
     for split in SPLITS:
         atomic_write_text(out / f"{split}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pairs[split]))
     atomic_write_text(out / "rejects.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects))
-    stats = {"prompts": len(prompts), "bad_lines": len(bad), "filtered": counts,
+    stats = {"prompts": len(prompts), "bad_lines": len(bad), "filtered": {f: counts[f] for f in FILTERS},
+             "trimmed_replies": counts["trimmed"],
              "pairs": {s: len(pairs[s]) for s in SPLITS},
              "chosen_from": {o: sum(r["chosen_from"] == o for s in SPLITS for r in pairs[s]) for o in ("real", "twin")},
              "generation": runs, "config": cfg.to_dict()}
     atomic_write_json(out / "stats.json", stats)
     log(f"pairs: {stats['pairs']['train']} train, {stats['pairs']['valid']} valid from {len(prompts)} prompts; "
-        f"filtered {counts}")
+        f"filtered {stats['filtered']}, {counts['trimmed']} cut replies trimmed to a full sentence")
     return stats
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import mlx.core as mx
+import mlx.nn as nn
 import numpy as np
 import pytest
 from dpo_helpers import FAST, write_pairs
@@ -44,6 +45,27 @@ def test_adapter_at_zero_policy_equals_cached_reference(tiny_model_dir, tmp_path
             assert counts.tolist() == refs["train"][idx][:, 2].tolist() + refs["train"][idx][:, 3].tolist()
         loss, _ = dpo.batch_loss(model, *batch, mx.array(refs["train"][idx]), cfg, head)
         assert loss.item() == pytest.approx(dpo.LOG2, abs=1e-5)
+        loss, _ = dpo.shared_batch_loss(model, [train[i] for i in idx], mx.array(refs["train"][idx]), cfg, head)
+        assert loss.item() == pytest.approx(dpo.LOG2, abs=1e-5)
+
+
+def test_shared_prompt_gives_the_batched_loss_and_gradients(tiny_model_dir, tmp_path):
+    from mlx.utils import tree_flatten, tree_map
+
+    cfg = DPOConfig.from_dict(FAST)
+    model, tok = load_base(tiny_model_dir, cfg, quiet)
+    attach_trainable(model, cfg)
+    model.update(tree_map(lambda p: p + 0.05 * mx.random.normal(p.shape), model.trainable_parameters()))  # B != 0
+    head = dpo.output_head(model)
+    assert dpo.shared_prompt_ok(model, head)
+    pairs = dpo.read_splits(write_pairs(tmp_path / "pairs"), tok, cfg, tmp_path, quiet)["train"][:3]
+    ref = mx.array([[-30.0, -40.0, 5, 9], [-20.0, -45.0, 6, 11], [-25.0, -30.0, 4, 12]])
+    batched = nn.value_and_grad(model, lambda m: dpo.batch_loss(m, *collate(pairs), ref, cfg, head)[0])
+    shared = nn.value_and_grad(model, lambda m: dpo.shared_batch_loss(m, pairs, ref, cfg, head)[0])
+    (la, ga), (lb, gb) = batched(model), shared(model)
+    assert la.item() == pytest.approx(lb.item(), rel=1e-5)
+    for (name, a), (_, b) in zip(tree_flatten(ga), tree_flatten(gb)):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-3, atol=1e-5, err_msg=name)
 
 
 def test_run_starts_at_log2_and_learns(tiny_model_dir, tmp_path):
@@ -108,9 +130,10 @@ def curve(out):
     return [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_resume_equals_uninterrupted(tiny_model_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("share_prompt", [True, False])
+def test_resume_equals_uninterrupted(tiny_model_dir, tmp_path, monkeypatch, share_prompt):
     pairs = write_pairs(tmp_path / "pairs")
-    cfg = DPOConfig.from_dict({**FAST, "dropout": 0.1})  # dropout: the PRNG key must be restored too
+    cfg = DPOConfig.from_dict({**FAST, "dropout": 0.1, "share_prompt": share_prompt})  # dropout: the PRNG key too
     full = tmp_path / "full"
     dpo.run_dpo(tiny_model_dir, pairs, full, cfg, log=quiet)
 
@@ -139,3 +162,26 @@ def test_resume_equals_uninterrupted(tiny_model_dir, tmp_path, monkeypatch):
         wa, wb = mx.load(str(full / name)), mx.load(str(cut / name))
         for k in wa:
             np.testing.assert_allclose(np.array(wa[k]), np.array(wb[k]), rtol=1e-5, atol=1e-6)
+
+
+def test_reference_cache_is_computed_once_and_resumable(tiny_model_dir, tmp_path):
+    cfg = DPOConfig.from_dict(FAST)
+    model, tok = load_base(tiny_model_dir, cfg, quiet)
+    sets = dpo.read_splits(write_pairs(tmp_path / "pairs"), tok, cfg, tmp_path, quiet)
+    head, logs = dpo.output_head(model), []
+    first = reference_logps(model, sets, 3, tmp_path, head, "fp", logs.append)
+    cache_file = tmp_path / "reference.json"
+    cache = json.loads(cache_file.read_text())
+    for i in ("0", "4", "7"):  # a run killed before these were scored
+        del cache["splits"]["train"][i]
+    cache_file.write_text(json.dumps(cache))
+    logs.clear()
+    again = reference_logps(model, sets, 3, tmp_path, head, "fp", logs.append)
+    assert logs[0].startswith("reference log-probs: 3 pairs to score")
+    for split in first:
+        np.testing.assert_allclose(again[split], first[split], rtol=1e-6)
+    logs.clear()
+    reference_logps(model, sets, 3, tmp_path, head, "fp", logs.append)
+    assert logs == []  # nothing left to score
+    reference_logps(model, sets, 3, tmp_path, head, "other-model", logs.append)
+    assert logs[0].startswith(f"reference log-probs: {len(sets['train']) + len(sets['valid'])} pairs")
