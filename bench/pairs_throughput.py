@@ -65,7 +65,7 @@ def main() -> None:
         seq_tokens += len(tok.encode(text, add_special_tokens=False))
     seq_s = time.perf_counter() - tic
 
-    replies, stats = generate_batched(model, tok, ids, a.max_tokens, a.batch_size, greedy)
+    _, stats = generate_batched(model, tok, ids, a.max_tokens, a.batch_size, greedy)
     row = {"model": model_dir.name, "prompts": len(ids), "max_tokens": a.max_tokens, "batch_size": a.batch_size,
            "sequential_tokens": seq_tokens, "sequential_s": round(seq_s, 2), "sequential_tps": round(seq_tokens / seq_s, 1),
            "batched_tokens": stats["generated_tokens"], "batched_s": stats["seconds"],

@@ -25,6 +25,7 @@ import mlx.core as mx
 import numpy as np
 
 from .dpo_data import Pair, collate, fixed_batches
+from .dpo_logps import sequence_logps
 from .runs import atomic_write_json
 
 CACHE = "reference.json"
@@ -34,9 +35,7 @@ SAVE_SECONDS = 20.0  # write the partial cache at most this often
 def reference_logps(model, splits: dict[str, list[Pair]], batch_size: int, out: Path, head, fingerprint: str,
                     log: Callable = print) -> dict[str, np.ndarray]:
     """{split: array (N, 4)}: summed reply log-probs of chosen and rejected, and their token counts.
-    ``head``: :func:`mlx_persona.dpo.output_head` of the model, or None."""
-    from .dpo import sequence_logps
-
+    ``head``: :func:`mlx_persona.dpo_logps.output_head` of the model, or None."""
     path = Path(out) / CACHE
     cache = json.loads(path.read_text()) if path.is_file() else None
     if cache is None or cache.get("fingerprint") != fingerprint:
