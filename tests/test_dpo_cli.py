@@ -16,7 +16,7 @@ from mlx_persona.dpo_config import DPOConfig
 
 def flat(text: str) -> str:
     """Console output with rich's line wrapping undone."""
-    return " ".join(text.split()).replace("\\ ", "")
+    return " ".join(text.split())
 
 
 def test_pairs_command(tiny_model_dir, tmp_path):
