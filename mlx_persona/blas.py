@@ -14,6 +14,10 @@ A preload only takes effect at process start, so:
 
 Set ``MLX_PERSONA_FAST_BLAS=0`` to opt out. On macOS (Accelerate) nothing is done.
 
+OpenBLAS runs one thread unless ``OPENBLAS_NUM_THREADS`` says otherwise: its worker threads
+spin while they wait, and on a 2-core machine with anything else running that made forward
+passes 10-50x slower (``bench/blas_threads.py``); one thread still gives ~20x the bundled BLAS.
+
 ``python -m mlx_persona.blas CMD ARGS...`` runs any command with the fast BLAS (the test suite
 uses it).
 """
@@ -100,6 +104,7 @@ def fast_blas_env(base: Optional[Mapping[str, str]] = None) -> dict[str, str]:
     preload = [p for p in env.get("LD_PRELOAD", "").split() if p]
     if str(lib) not in preload:
         env["LD_PRELOAD"] = " ".join([str(lib), *preload])
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")  # a user's own setting wins
     extra = [str(d) for d in (_gfortran_link_dir(), _mlx_libs_dir()) if d is not None]
     paths = [p for p in env.get("LD_LIBRARY_PATH", "").split(":") if p]
     env["LD_LIBRARY_PATH"] = ":".join(dict.fromkeys(extra + paths))

@@ -72,11 +72,7 @@ def _run_child(spec, test: Path, out_json: Path, settings: dict, log: Callable) 
     if not settings.get("perplexity", True):
         cmd += ["--no-perplexity"]
     tail: deque[str] = deque(maxlen=20)
-    env = fast_blas_env()
-    # One OpenBLAS thread unless the user says otherwise: on a busy CPU, OpenBLAS's spinning
-    # threads made a decode step 10-50x slower (bench/RESULTS.md); eval's small matmuls gain
-    # little from threads anyway. No effect on macOS (Accelerate).
-    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    env = fast_blas_env()  # one OpenBLAS thread unless the user says otherwise (see blas.py)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:
         line = line.rstrip()

@@ -194,7 +194,6 @@ def _run_child(model_dir: Path, out: Path, role: str, only: Optional[set], log: 
         (out / f".{role}_only.json").write_text(json.dumps(sorted(only)))
         cmd += ["--only", str(out / f".{role}_only.json")]
     env = blas.fast_blas_env()
-    env.setdefault("OPENBLAS_NUM_THREADS", "1")  # decode steps are small: spinning BLAS threads cost 3-25x on a busy CPU
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode == 0:
         for line in proc.stderr.splitlines():
