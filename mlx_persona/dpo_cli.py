@@ -10,7 +10,6 @@ the reference is cached log-probs, not a second model), writes ``dpo_config.json
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Optional
@@ -19,6 +18,7 @@ import click
 
 from .dpo_config import DPOConfig
 from .errors import PersonaError
+from .settings import click_options
 from .runs import atomic_write_json
 from .sft_cli import _read_json, console, launch
 
@@ -59,18 +59,8 @@ def resolve(out: Path, model: Optional[str], pairs: Optional[str], config: Optio
     return model, Path(pairs), cfg
 
 
-def _config_options(fn):
-    """One command-line option per DPOConfig field (help from the field's metadata)."""
-    skip = {"optimizer_config", "mask_prompt", "grad_accumulation_steps"}
-    for f in reversed(dataclasses.fields(DPOConfig)):
-        if f.name in skip:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if f.type == "bool":
-            fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=f.metadata["help"])(fn)
-        else:
-            fn = click.option(flag, f.name, default=None, metavar="VALUE", help=f.metadata["help"])(fn)
-    return fn
+# mask_prompt: DPO scores replies only; grad accumulation: not supported by the DPO stage
+_config_options = click_options(DPOConfig, skip=("optimizer_config", "mask_prompt", "grad_accumulation_steps"))
 
 
 @click.command("dpo")

@@ -169,3 +169,23 @@ def field_help(cls) -> dict[str, str]:
     """Field name -> help text, for docs and ``--help``."""
     return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
 
+
+
+def click_options(cls, skip: tuple = ()):
+    """A decorator adding one ``--flag`` per field of settings dataclass ``cls`` (help from the
+    field's metadata; booleans get ``--x/--no-x``). Every value defaults to None, meaning "not
+    given", so the command can layer it over a file and the defaults."""
+    import click
+
+    def decorate(fn):
+        for f in reversed(dataclasses.fields(cls)):
+            if f.name in skip:
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            if _type_name(f) == "bool":
+                fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=f.metadata.get("help"))(fn)
+            else:
+                fn = click.option(flag, f.name, default=None, metavar="VALUE", help=f.metadata.get("help"))(fn)
+        return fn
+
+    return decorate

@@ -8,7 +8,6 @@ progress bar (loss, val loss, ETA) comes from tailing the child's ``metrics.json
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import blas
 from .errors import PersonaError
 from .runs import atomic_write_json
+from .settings import click_options
 from .sft_config import SFTConfig
 
 try:
@@ -159,17 +159,7 @@ def _read_json(path: Path) -> Optional[dict]:
         return None
 
 
-def _config_options(fn):
-    """One command-line option per SFTConfig field (help from the field's metadata)."""
-    for f in reversed(dataclasses.fields(SFTConfig)):
-        if f.name == "optimizer_config":
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if f.type == "bool":
-            fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=f.metadata["help"])(fn)
-        else:
-            fn = click.option(flag, f.name, default=None, metavar="VALUE", help=f.metadata["help"])(fn)
-    return fn
+_config_options = click_options(SFTConfig, skip=("optimizer_config",))
 
 
 @click.command("sft")
