@@ -289,7 +289,10 @@ def repl(session: ChatSession, console, show_stats: bool = False) -> None:
             continue
         last_user = line
         console.print("twin> ", end="", style="bold cyan")
-        _, stats = session.reply(line, on_text=lambda t: console.print(t, end="", markup=False, highlight=False))
+        try:
+            _, stats = session.reply(line, on_text=lambda t: console.print(t, end="", markup=False, highlight=False))
+        except KeyboardInterrupt:  # Ctrl-C before the first token: nothing said, the chat goes on
+            stats = ReplyStats(interrupted=True)
         console.print("[dim] ⏹ stopped[/]" if stats.interrupted else "")
         if show_stats:
             console.print(f"[dim]{stats.ttft_s * 1000:.0f} ms to first token · {stats.tokens} tokens · "

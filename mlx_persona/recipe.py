@@ -102,6 +102,7 @@ class Recipe:
     dpo: Any
     eval: Any
     source: Optional[Path] = None
+    sweep: Any = None  # {dotted.key: [values]}: run once per value (see sweep.py)
     raw: dict = field(default_factory=dict)  # the resolved YAML, as written to the run folder
 
     def enabled(self, stage: str) -> bool:
@@ -109,7 +110,7 @@ class Recipe:
 
 
 TOP_KEYS = ("name", "persona", "model", "data", "stages", "clean", "split", "budget", "sft", "fuse",
-            "pairs", "dpo", "eval")
+            "pairs", "dpo", "eval", "sweep")
 
 
 def _block_class(block: str):
@@ -216,7 +217,7 @@ def load_recipe(path: Path, overrides: tuple = (), name: Optional[str] = None) -
 
     recipe = Recipe(name=str(name or data.get("name") or path.stem), persona=persona, model=model.strip(),
                     data=sources, stages=tuple(stages), split=split, budget=block("budget", BudgetBlock),
-                    fuse=block("fuse", FuseBlock), source=path.resolve(), **blocks)
+                    fuse=block("fuse", FuseBlock), source=path.resolve(), sweep=data.get("sweep"), **blocks)
     recipe.raw = to_dict(recipe)
     return recipe
 
@@ -234,5 +235,5 @@ def to_dict(recipe: Recipe) -> dict:
             return str(v)
         return v
 
-    out = {k: plain(getattr(recipe, k)) for k in TOP_KEYS}
+    out = {k: plain(getattr(recipe, k)) for k in TOP_KEYS if k != "sweep"}
     return out

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Optional
-
 import click
 from rich.console import Console, Group
 from rich.live import Live
@@ -112,14 +110,36 @@ def _fmt(seconds: float) -> str:
 @click.option("--until", type=click.Choice(STAGES), help="Stop after this stage.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a recipe setting, e.g. --set sft.rank=32 (repeatable).")
+@click.option("--sweep", "sweep_spec", metavar="KEY=V1,V2",
+              help="Run once per value of one setting, e.g. --sweep sft.fine_tune_type=lora,dora,full, "
+                   "then write runs/<name>-compare.md/.html (a recipe's sweep: block does the same).")
 @click.option("--notify", "notify_end", is_flag=True, help="macOS: show a notification when the run ends.")
 @click.option("--plain", is_flag=True, help="Print one line per event instead of the live view (logs, CI).")
-def run_command(recipe_file, name, runs_root, resume, from_stage, until, overrides, notify_end, plain) -> None:
+def run_command(recipe_file, name, runs_root, resume, from_stage, until, overrides, sweep_spec, notify_end,
+                plain) -> None:
     """Run a recipe end to end: clean → SFT → fuse → pairs → DPO → fuse → eval → report."""
+    from .sweep import compare, parse_sweep, variant_name
+
     recipe = load_recipe(recipe_file, overrides, name)
-    run_dir = Path(runs_root) / recipe.name
     if from_stage and until and STAGES.index(until) < STAGES.index(from_stage):
         raise PersonaError(f"--until {until} comes before --from {from_stage}")
+    spec = sweep_spec or recipe.sweep
+    if not spec:
+        _run_one(recipe, recipe_file, Path(runs_root), resume, from_stage, until, notify_end, plain)
+        return
+    key, values = parse_sweep(spec, "--sweep" if sweep_spec else f"{recipe_file}: sweep")
+    variants = [load_recipe(recipe_file, (*overrides, f"{key}={v}"), variant_name(recipe.name, v)) for v in values]
+    for v, variant in zip(values, variants):  # every variant is checked before the first one starts
+        click.echo(f"— {key} = {v} —", err=True)
+        _run_one(variant, recipe_file, Path(runs_root), resume, from_stage, until, False, plain)
+    md, html = compare(Path(runs_root), recipe.name, key, values)
+    click.echo(f"comparison: {html} ({md})")
+    if notify_end:
+        notify("mlx-persona", f"sweep {recipe.name} finished")
+
+
+def _run_one(recipe, recipe_file, runs_root: Path, resume, from_stage, until, notify_end, plain) -> None:
+    run_dir = runs_root / recipe.name
     awake = keep_awake()
     console = Console(stderr=True)
     view = RunView(run_dir, recipe.name)
@@ -153,6 +173,3 @@ def run_command(recipe_file, name, runs_root, resume, from_stage, until, overrid
     if (run_dir / layout.REPORT_MD).exists():
         click.echo(f"report: {run_dir / layout.REPORT_HTML}")
 
-
-def _unused(_x: Optional[str] = None) -> None:  # pragma: no cover
-    pass

@@ -196,3 +196,19 @@ def test_whole_pipeline_on_the_tiny_model(tiny_model_dir, tmp_path):
     from mlx_persona.chat import resolve_target
 
     assert resolve_target(str(run_dir)).model == run_dir / "dpo_fused"
+
+
+def test_sweep_runs_each_value_and_compares(tiny_model_dir, tmp_path):
+    recipe = tiny_recipe(tmp_path, tiny_model_dir, iters=2, stages=("clean", "sft"))
+    runs = tmp_path / "runs"
+    res = run([str(recipe), "--runs", str(runs), "--sweep", "sft.fine_tune_type=lora,dora"])
+    assert res.exit_code == 0, res.output
+    for v in ("lora", "dora"):
+        cfg = json.loads((runs / f"tiny-{v}" / "sft" / "adapter_config.json").read_text())
+        assert cfg["fine_tune_type"] == v
+    table = (runs / "tiny-compare.md").read_text()
+    assert "| lora |" in table and "| dora |" in table and "sft.fine_tune_type" in table
+    assert (runs / "tiny-compare.html").read_text().startswith("<!doctype html>")
+
+    bad = run([str(recipe), "--runs", str(runs), "--sweep", "sft.fine_tune_type=lora"])
+    assert bad.exit_code == 1 and "at least two values" in bad.output
