@@ -1,4 +1,4 @@
-"""Child process for bench_budget.py: build a random model, train a few steps, print peak memory.
+"""Child process for budget_accuracy.py: build a random model, train a few steps, print peak memory.
 
 Run as ``python bench/_train_probe.py '<json spec>'``; prints one JSON line. A fresh process per
 configuration so one run's buffers never count in the next one's peak.

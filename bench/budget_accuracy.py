@@ -6,7 +6,7 @@ a few real steps with mlx_lm's trainer in a child process (bench/_train_probe.py
 model of that shape and read ``mx.get_peak_memory()``. Prints a markdown table; ``--append``
 adds it to bench/RESULTS.md with the command, machine and date.
 
-    python -m mlx_persona.blas python bench/bench_budget.py [--quick] [--append]
+    python -m mlx_persona.blas python bench/budget_accuracy.py [--quick] [--append]
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def main() -> None:
     if args.append:
         import mlx.core as mx
 
-        cmd = "python -m mlx_persona.blas python bench/bench_budget.py" + (" --quick" if args.quick else "")
+        cmd = "python -m mlx_persona.blas python bench/budget_accuracy.py" + (" --quick" if args.quick else "")
         head = (f"\n## Memory estimate vs measured peak ({datetime.date.today()})\n\n"
                 f"Command: `{cmd}`  \nMachine: {platform.machine()} {platform.system()}, "
                 f"{os.cpu_count()} CPUs, mlx {mx.__version__} ({mx.default_device()}), float32 random "
