@@ -7,7 +7,7 @@ The estimate follows mlx_lm's trainer (``mlx_lm.tuner.train``): frozen base weig
 LoRA/DoRA matrices (or the full blocks) as trainable parameters, one gradient each, Adam's two
 moments, the activations autodiff keeps for the backward pass, and the logits/loss stack. The
 per-token activation coefficients were fitted to ``mx.get_peak_memory()`` measured on this
-project's machine (bench/bench_budget.py, bench/RESULTS.md); every other term is plain arithmetic.
+project's machine (bench/budget_accuracy.py, bench/RESULTS.md); every other term is plain arithmetic.
 SFT and DPO call :func:`preflight` and refuse a run that will not fit.
 """
 
