@@ -31,13 +31,14 @@ import mlx.nn as nn
 import numpy as np
 
 from .dpo_config import DPOConfig
-from .dpo_data import PairOrder, PairSet, collate, fixed_batches, load_pairs
+from .dpo_data import PairSet, collate, fixed_batches, load_pairs
 from .dpo_logps import output_head, pair_logps, sequence_logps, shared_prompt_ok  # noqa: F401 (the scoring API)
 from .dpo_reference import reference_logps
 from .errors import PersonaError
 from .runs import atomic_dir, atomic_write_json, atomic_write_text
 from .sft import Metrics, attach_trainable, build_optimizer, fingerprint, load_base
 from .sft_checkpoint import latest_checkpoint, read_state, restore_checkpoint, save_checkpoint, save_weights, trainable_weights
+from .sft_data import BatchOrder
 
 KILL_AFTER_VAR = "MLX_PERSONA_DPO_KILL_AFTER"  # test hook: SIGKILL ourselves after step N
 LOG2 = math.log(2.0)  # the sigmoid loss when the policy equals the reference
@@ -114,7 +115,8 @@ class DPORun:
     def __init__(self, model, optimizer, sets, refs, cfg: DPOConfig, iters, out, prints, log):
         self.model, self.optimizer, self.sets, self.refs = model, optimizer, sets, refs
         self.cfg, self.iters, self.out, self.prints, self.log = cfg, iters, out, prints, log
-        self.order = PairOrder(sets["train"], cfg.batch_size, cfg.max_seq_length, cfg.seed)
+        # the SFT stage's resumable shuffled order; the loop takes pair indices (next_indices)
+        self.order = BatchOrder(sets["train"], cfg.batch_size, cfg.max_seq_length, cfg.seed)
         self.iteration, self.best_val, self.best_iter, self.bad_evals = 0, float("inf"), -1, 0
         self.window, self.trained_tokens, self.stopped_early = self._empty_window(), 0.0, False
         self.elapsed_before, self.t0 = 0.0, time.perf_counter()

@@ -32,7 +32,6 @@ import numpy as np
 
 from .errors import PersonaError
 from .pairs_generate import chat_prompt
-from .sft_data import BatchOrder
 
 PAD_TO = 8  # widths are rounded up to a multiple of this: few distinct shapes to compile, little padding
 
@@ -166,15 +165,3 @@ def fixed_batches(n: int, batch_size: int, lengths: list[int]) -> list[list[int]
     order = sorted(range(n), key=lambda i: lengths[i])
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
-
-class PairOrder(BatchOrder):
-    """The SFT stage's resumable shuffled order, handing out pair indices instead of collated rows."""
-
-    def next_indices(self) -> list[int]:
-        chosen = self.batches[self.permutation[self.cursor]]
-        self.cursor += 1
-        if self.cursor == len(self.permutation):
-            self.epoch += 1
-            self.cursor = 0
-            self.permutation = self.rng.permutation(len(self.batches))
-        return list(chosen)

@@ -64,15 +64,19 @@ class BatchOrder:
         self.cursor = 0
         self.permutation = self.rng.permutation(len(self.batches))  # epoch 0, drawn up front
 
-    def next_batch(self) -> tuple[mx.array, mx.array]:
-        """The next training batch; draws the next epoch's order when this one is used up."""
+    def next_indices(self) -> list[int]:
+        """The next batch's example indices; draws the next epoch's order when this one is used up."""
         chosen = self.batches[self.permutation[self.cursor]]
         self.cursor += 1
         if self.cursor == len(self.permutation):
             self.epoch += 1
             self.cursor = 0
             self.permutation = self.rng.permutation(len(self.batches))
-        return collate([self.train_set[j] for j in chosen], self.max_seq_length)
+        return list(chosen)
+
+    def next_batch(self) -> tuple[mx.array, mx.array]:
+        """The next training batch, collated for mlx_lm's trainer."""
+        return collate([self.train_set[j] for j in self.next_indices()], self.max_seq_length)
 
     def train_batches(self, *_, **__) -> Iterator[tuple[mx.array, mx.array]]:
         """An endless batch stream, shaped as mlx_lm's ``iterate_batches`` for ``train()``."""
