@@ -35,9 +35,9 @@ from .dpo_data import PairSet, collate, fixed_batches, load_pairs
 from .dpo_logps import output_head, pair_logps, sequence_logps, shared_prompt_ok  # noqa: F401 (the scoring API)
 from .dpo_reference import reference_logps
 from .errors import PersonaError
-from .runs import atomic_dir, atomic_write_json, atomic_write_text
-from .sft import Metrics, attach_trainable, build_optimizer, fingerprint, load_base
-from .sft_checkpoint import latest_checkpoint, read_state, restore_checkpoint, save_checkpoint, save_weights, trainable_weights
+from .runs import atomic_write_json, atomic_write_text
+from .sft import AdapterRun, Metrics, attach_trainable, build_optimizer, fingerprint, load_base
+from .sft_checkpoint import latest_checkpoint, read_state, restore_checkpoint, save_checkpoint
 from .sft_data import BatchOrder
 
 KILL_AFTER_VAR = "MLX_PERSONA_DPO_KILL_AFTER"  # test hook: SIGKILL ourselves after step N
@@ -109,7 +109,7 @@ def shared_batch_loss(model, pairs: list, ref, cfg: DPOConfig, head):
 
 
 # ----------------------------------------------------------------------------- the run
-class DPORun:
+class DPORun(AdapterRun):
     """The training loop and everything a checkpoint carries."""
 
     def __init__(self, model, optimizer, sets, refs, cfg: DPOConfig, iters, out, prints, log):
@@ -234,25 +234,7 @@ class DPORun:
     def validate(self, k: int) -> None:
         tic = time.perf_counter()
         val = self.evaluate()
-        improved = val["val_loss"] < self.best_val - self.cfg.early_stopping_min_delta
-        if improved:
-            self.best_val, self.best_iter, self.bad_evals = val["val_loss"], k, 0
-            save_weights(self.out / "adapters.safetensors", trainable_weights(self.model))
-        else:
-            self.bad_evals += 1
-        self.metrics.write(iter=k, **val, val_time=round(time.perf_counter() - tic, 3), best=improved, elapsed=self.elapsed())
-        patience = self.cfg.early_stopping_patience
-        if patience and self.bad_evals >= patience and k < self.iters:
-            self.log(f"early stop at step {k}: no val-loss gain in {patience} validations (best {self.best_val:.4f} at {self.best_iter})")
-            self.stopped_early = True
-
-    def finish(self) -> dict:
-        with atomic_dir(self.out / "last", overwrite=True) as tmp:
-            mx.save_safetensors(str(tmp / "adapters.safetensors"), trainable_weights(self.model))
-            (tmp / "adapter_config.json").write_text((self.out / "adapter_config.json").read_text())
-        save_checkpoint(self.out, self.iteration, self.model, self.optimizer, self.state())
-        return {"state": "stopped_early" if self.stopped_early else "done", "iteration": self.iteration, "iters": self.iters,
-                "best_iter": self.best_iter, "best_val_loss": self.best_val, "elapsed": self.elapsed()}
+        self.record_validation(k, val.pop("val_loss"), tic, **val)
 
 
 def read_splits(pairs_dir: Path, tokenizer, cfg: DPOConfig, out: Path, log: Callable) -> dict[str, list]:

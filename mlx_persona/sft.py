@@ -138,7 +138,37 @@ class Metrics:
         self.f.flush()
 
 
-class SFTRun:
+class AdapterRun:
+    """What the SFT and DPO runs share after each validation and at the end: keep the best
+    adapter, count validations without gain for early stopping, write ``last/`` and the final
+    checkpoint. Subclasses set model, optimizer, cfg, out, iters, metrics, log and the counters."""
+
+    def record_validation(self, k: int, val_loss: float, tic: float, **extra) -> None:
+        improved = val_loss < self.best_val - self.cfg.early_stopping_min_delta
+        if improved:
+            self.best_val, self.best_iter, self.bad_evals = val_loss, k, 0
+            save_weights(self.out / "adapters.safetensors", trainable_weights(self.model))
+        else:
+            self.bad_evals += 1
+        self.metrics.write(iter=k, val_loss=val_loss, **extra, val_time=round(time.perf_counter() - tic, 3),
+                           best=improved, elapsed=self.elapsed())
+        patience = self.cfg.early_stopping_patience
+        if patience and self.bad_evals >= patience and k < self.iters:
+            self.log(f"early stop at iteration {k}: no val-loss gain in {patience} validations "
+                     f"(best {self.best_val:.4f} at {self.best_iter})")
+            self.stopped_early = True
+
+    def finish(self) -> dict:
+        """Write ``last/`` and the final checkpoint; return the summary for ``status.json``."""
+        with atomic_dir(self.out / "last", overwrite=True) as tmp:
+            mx.save_safetensors(str(tmp / "adapters.safetensors"), trainable_weights(self.model))
+            (tmp / "adapter_config.json").write_text((self.out / "adapter_config.json").read_text())
+        save_checkpoint(self.out, self.iteration, self.model, self.optimizer, self.state())
+        return {"state": "stopped_early" if self.stopped_early else "done", "iteration": self.iteration,
+                "iters": self.iters, "best_iter": self.best_iter, "best_val_loss": self.best_val, "elapsed": self.elapsed()}
+
+
+class SFTRun(AdapterRun):
     """The state that outlives one ``train()`` call: counters, windows, best, early stopping."""
 
     def __init__(self, model, optimizer, order, val_set, cfg, iters, out, model_dir, fingerprints, log):
@@ -215,28 +245,7 @@ class SFTRun:
         if not math.isfinite(val_loss):
             raise PersonaError(f"validation loss is {val_loss} at step {k}: some conversations have no tokens to "
                                f"score (mask_prompt with max_seq_length={self.cfg.max_seq_length} truncates the reply away?)")
-        improved = val_loss < self.best_val - self.cfg.early_stopping_min_delta
-        if improved:
-            self.best_val, self.best_iter, self.bad_evals = val_loss, k, 0
-            save_weights(self.out / "adapters.safetensors", trainable_weights(self.model))
-        else:
-            self.bad_evals += 1
-        self.metrics.write(iter=k, val_loss=val_loss, val_time=round(time.perf_counter() - tic, 3),
-                           best=improved, elapsed=self.elapsed())
-        patience = self.cfg.early_stopping_patience
-        if patience and self.bad_evals >= patience and k < self.iters:
-            self.log(f"early stop at iteration {k}: no val-loss gain in {patience} validations "
-                     f"(best {self.best_val:.4f} at {self.best_iter})")
-            self.stopped_early = True
-
-    def finish(self) -> dict:
-        """Write ``last/`` and the final checkpoint; return the summary for ``status.json``."""
-        with atomic_dir(self.out / "last", overwrite=True) as tmp:
-            mx.save_safetensors(str(tmp / "adapters.safetensors"), trainable_weights(self.model))
-            (tmp / "adapter_config.json").write_text((self.out / "adapter_config.json").read_text())
-        save_checkpoint(self.out, self.iteration, self.model, self.optimizer, self.state())
-        return {"state": "stopped_early" if self.stopped_early else "done", "iteration": self.iteration,
-                "iters": self.iters, "best_iter": self.best_iter, "best_val_loss": self.best_val, "elapsed": self.elapsed()}
+        self.record_validation(k, val_loss, tic)
 
 
 def run_sft(model_dir: Path, data_dir: Path, out: Path, cfg: SFTConfig, resume: bool = False,
