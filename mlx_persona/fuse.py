@@ -73,6 +73,21 @@ def check_inputs(model_dir: Path, adapter_dir: Path, out: Path, dequantize: bool
             raise PersonaError("GGUF export needs float weights and this base is quantized: add --dequantize")
 
 
+def run_fuse_child(model_dir: Path, adapter_dir: Path, out: Path, dequantize: bool = False, gguf: bool = False,
+                   overwrite: bool = False) -> Path:
+    """Fuse in ``python -m mlx_persona.fuse`` (fast BLAS; its memory goes back to the OS when it
+    exits); the child's own one-line error becomes ours."""
+    from . import blas
+
+    cmd = [sys.executable, "-m", "mlx_persona.fuse", "--model", str(model_dir), "--adapter-path", str(adapter_dir),
+           "--out", str(out)] + [f for f, on in (("--dequantize", dequantize), ("--gguf", gguf), ("--overwrite", overwrite)) if on]
+    done = subprocess.run(cmd, env=blas.fast_blas_env(), capture_output=True, text=True)
+    if done.returncode != 0:
+        errors = [l[len("error: "):] for l in done.stderr.splitlines() if l.startswith("error: ")]
+        raise PersonaError(errors[-1] if errors else f"fuse failed (exit {done.returncode}): {done.stderr.strip()[-400:]}")
+    return out
+
+
 @click.command("fuse")
 @click.option("--model", default="default", show_default=True, help="The base the adapter was trained on.")
 @click.option("--adapter-path", required=True, type=click.Path(path_type=Path), help="SFT stage folder (adapters.safetensors + adapter_config.json).")
@@ -82,17 +97,11 @@ def check_inputs(model_dir: Path, adapter_dir: Path, out: Path, dequantize: bool
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists (only once the new one is complete).")
 def fuse_command(model, adapter_path, out, dequantize, gguf, overwrite):
     """Fuse a trained adapter into its base model."""
-    from . import blas
     from .models import resolve_model
 
     model_dir = resolve_model(model)
     check_inputs(model_dir, adapter_path, out, dequantize, gguf, overwrite)
-    cmd = [sys.executable, "-m", "mlx_persona.fuse", "--model", str(model_dir), "--adapter-path", str(adapter_path),
-           "--out", str(out)] + [f for f, on in (("--dequantize", dequantize), ("--gguf", gguf), ("--overwrite", overwrite)) if on]
-    done = subprocess.run(cmd, env=blas.fast_blas_env(), capture_output=True, text=True)
-    if done.returncode != 0:
-        errors = [l[len("error: "):] for l in done.stderr.splitlines() if l.startswith("error: ")]
-        raise PersonaError(errors[-1] if errors else f"fuse failed (exit {done.returncode}): {done.stderr.strip()[-400:]}")
+    run_fuse_child(model_dir, adapter_path, out, dequantize, gguf, overwrite)
     click.echo(f"fused {adapter_path} into {model_dir.name} -> {out}" + (f" (+ {GGUF_NAME})" if gguf else ""))
 
 

@@ -95,19 +95,13 @@ def _sft(ctx: Context, resume: bool) -> dict:
 
 
 def _fuse(ctx: Context, base: Path, adapter: Path, out: Path) -> dict:
-    from . import blas
+    from .fuse import run_fuse_child
 
-    f = ctx.recipe.fuse
     free = shutil.disk_usage(out.parent).free
     need = sum(p.stat().st_size for p in base.rglob("*") if p.is_file()) * 1.1
     if free < need:
         raise PersonaError(f"not enough disk for {out.name}: {free / 1e9:.1f} GB free, ~{need / 1e9:.1f} GB needed")
-    cmd = [sys.executable, "-m", "mlx_persona.fuse", "--model", str(base), "--adapter-path", str(adapter),
-           "--out", str(out), "--overwrite"] + (["--dequantize"] if f.dequantize else [])
-    done = subprocess.run(cmd, env=blas.fast_blas_env(), capture_output=True, text=True)
-    if done.returncode != 0:
-        errors = [line[len("error: "):] for line in done.stderr.splitlines() if line.startswith("error: ")]
-        raise PersonaError(errors[-1] if errors else f"fuse failed (exit {done.returncode}): {done.stderr.strip()[-300:]}")
+    run_fuse_child(base, adapter, out, dequantize=ctx.recipe.fuse.dequantize, overwrite=True)
     return {"model": str(out)}
 
 
