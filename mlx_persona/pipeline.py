@@ -94,19 +94,21 @@ def _sft(ctx: Context, resume: bool) -> dict:
     return launch(ctx.model_dir, ctx.path("clean"), out, resume, show_progress=False)
 
 
-def _fuse(ctx: Context, base: Path, adapter: Path, out: Path) -> dict:
+def _fuse(ctx: Context, base: Path, adapter: Path, out: Path, gguf: bool = False) -> dict:
     from .fuse import run_fuse_child
 
     free = shutil.disk_usage(out.parent).free
     need = sum(p.stat().st_size for p in base.rglob("*") if p.is_file()) * 1.1
     if free < need:
         raise PersonaError(f"not enough disk for {out.name}: {free / 1e9:.1f} GB free, ~{need / 1e9:.1f} GB needed")
-    run_fuse_child(base, adapter, out, dequantize=ctx.recipe.fuse.dequantize, overwrite=True)
+    run_fuse_child(base, adapter, out, dequantize=ctx.recipe.fuse.dequantize, gguf=gguf, overwrite=True)
     return {"model": str(out)}
 
 
 def _sft_fuse(ctx: Context, resume: bool) -> dict:
-    return _fuse(ctx, ctx.model_dir, ctx.path("sft"), ctx.path("sft_fuse"))
+    # the final twin carries the GGUF export; this one too when the recipe stops before DPO
+    gguf = ctx.recipe.fuse.gguf and not ctx.recipe.enabled("dpo_fuse")
+    return _fuse(ctx, ctx.model_dir, ctx.path("sft"), ctx.path("sft_fuse"), gguf)
 
 
 def _pairs(ctx: Context, resume: bool) -> dict:
@@ -130,7 +132,7 @@ def _dpo(ctx: Context, resume: bool) -> dict:
 
 
 def _dpo_fuse(ctx: Context, resume: bool) -> dict:
-    return _fuse(ctx, ctx.path("sft_fuse"), ctx.path("dpo"), ctx.path("dpo_fuse"))
+    return _fuse(ctx, ctx.path("sft_fuse"), ctx.path("dpo"), ctx.path("dpo_fuse"), ctx.recipe.fuse.gguf)
 
 
 def _eval(ctx: Context, resume: bool) -> dict:

@@ -171,7 +171,8 @@ def test_model_that_does_not_fit_is_refused_before_any_stage(tiny_model_dir, tmp
 
 
 ALL_STAGES = ("clean", "sft", "sft_fuse", "pairs", "dpo", "dpo_fuse", "eval", "report")
-FULL_EXTRA = """pairs: {max_tokens: 8, batch_size: 4, max_prompts: 6, allow_truncated: true, similarity_threshold: 1.0}
+FULL_EXTRA = """fuse: {gguf: true}
+pairs: {max_tokens: 8, batch_size: 4, max_prompts: 6, allow_truncated: true, similarity_threshold: 1.0}
 dpo: {rank: 4, num_layers: -1, batch_size: 2, iters: 4, learning_rate: 1.0e-3, max_seq_length: 256,
       steps_per_report: 1, steps_per_eval: 2, save_every: 2}
 eval: {limit: 4, max_tokens: 8, batch_size: 4}
@@ -187,6 +188,8 @@ def test_whole_pipeline_on_the_tiny_model(tiny_model_dir, tmp_path):
     m = manifest(run_dir)
     assert {s: m["stages"][s]["status"] for s in ALL_STAGES} == {s: "done" for s in ALL_STAGES}
     assert (run_dir / "dpo_fused" / "config.json").exists()
+    assert (run_dir / "dpo_fused" / "ggml-model-f16.gguf").exists()  # fuse.gguf exports the final twin
+    assert not (run_dir / "sft_fused" / "ggml-model-f16.gguf").exists()
     assert (run_dir / "pairs" / "train.jsonl").read_text().strip()
     ev = json.loads((run_dir / "eval" / "metrics.json").read_text())
     assert set(ev["models"]) >= {"base", "sft", "dpo"}
