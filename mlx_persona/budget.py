@@ -263,3 +263,14 @@ def preflight(model: str | Path, *, stage: str = "sft", fine_tune_type: str = "l
                            f"{dev.name}: does not fit. {solve(shape, s, dev).advice()} (or pass --force)")
     return est
 
+
+
+def preflight_stage(model: str | Path, cfg, stage: str, device: Optional[str] = None,
+                    memory_gb: Optional[float] = None, force: bool = False) -> Estimate:
+    """:func:`preflight` for a training stage's settings (an ``SFTConfig`` or ``DPOConfig``); the
+    DPO reference is cached log-probs, never a second model in memory."""
+    return preflight(model, stage=stage, fine_tune_type=cfg.fine_tune_type, rank=cfg.rank, num_layers=cfg.num_layers,
+                     keys=cfg.keys, batch_size=cfg.batch_size, max_seq_length=cfg.max_seq_length,
+                     grad_checkpoint=cfg.grad_checkpoint, grad_accumulation_steps=cfg.grad_accumulation_steps,
+                     optimizer=cfg.optimizer, reference_in_memory=False, device=device, memory_gb=memory_gb,
+                     force=force)

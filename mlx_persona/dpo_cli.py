@@ -20,12 +20,8 @@ from .dpo_config import DPOConfig
 from .errors import PersonaError
 from .settings import click_options
 from .runs import atomic_write_json
-from .sft_cli import _read_json, console, launch
+from .sft_cli import _read_json, console, launch, run_preflight
 
-try:
-    from .budget import preflight
-except ImportError:  # the budget module is optional until it lands everywhere
-    preflight = None
 
 CONFIG_FILE = "dpo_config.json"
 
@@ -82,12 +78,7 @@ def dpo_command(model, pairs, out, config_file, resume, device, force, **overrid
         console.print(f"{out}: already finished ({status['state']}, best val loss {status['best_val_loss']:.4f})")
         return
     model_dir = resolve_model(model)
-    if preflight is not None:
-        est = preflight(str(model_dir), stage="dpo", fine_tune_type=cfg.fine_tune_type, rank=cfg.rank,
-                        num_layers=cfg.num_layers, keys=cfg.keys, batch_size=cfg.batch_size,
-                        max_seq_length=cfg.max_seq_length, grad_checkpoint=cfg.grad_checkpoint,
-                        reference_in_memory=False, device=device, force=force)
-        console.print(f"budget: ~{est.total_gb:.2f} GB of {est.usable_gb:.2f} GB on {est.device} ({est.verdict})")
+    run_preflight(model_dir, cfg, device, force, stage="dpo")
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
         atomic_write_json(out / CONFIG_FILE, {"model": str(model_dir), "data": str(pairs_dir), "dpo": cfg.to_dict()})

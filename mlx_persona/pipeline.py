@@ -67,20 +67,6 @@ def _clean(ctx: Context, resume: bool) -> dict:
     return clean(sources, [r.persona.name, *r.persona.aliases], ctx.path("clean"), r.clean)
 
 
-def _preflight(ctx: Context, stage: str, cfg, model_dir: Path) -> Optional[dict]:
-    try:
-        from .budget import preflight
-    except ImportError:
-        return None
-    b = ctx.recipe.budget
-    est = preflight(str(model_dir), stage=stage, fine_tune_type=cfg.fine_tune_type, rank=cfg.rank,
-                    num_layers=cfg.num_layers, keys=cfg.keys, batch_size=cfg.batch_size,
-                    max_seq_length=cfg.max_seq_length, grad_checkpoint=cfg.grad_checkpoint,
-                    grad_accumulation_steps=getattr(cfg, "grad_accumulation_steps", 1),
-                    device=b.device, memory_gb=b.memory_gb, force=b.force)
-    return est.to_dict()
-
-
 def _sft(ctx: Context, resume: bool) -> dict:
     from .runs import atomic_write_json
     from .sft_cli import CONFIG_FILE, launch
@@ -202,14 +188,11 @@ def plan(recipe: Recipe, manifest: Manifest, resume: bool, from_stage: Optional[
 
 def preflight_all(recipe: Recipe, model_dir: Path) -> dict:
     """Budget estimates for the training stages, before any stage starts (raises if no fit)."""
-    ests = {}
-    ctx = Context(recipe, Path("."), model_dir, lambda _m: None)
-    if recipe.enabled("sft"):
-        ests["sft"] = _preflight(ctx, "sft", recipe.sft, model_dir)
-    dpo = recipe.dpo
-    if recipe.enabled("dpo") and hasattr(dpo, "rank"):
-        ests["dpo"] = _preflight(ctx, "dpo", dpo, model_dir)
-    return {k: v for k, v in ests.items() if v}
+    from .budget import preflight_stage
+
+    b = recipe.budget
+    return {stage: preflight_stage(str(model_dir), getattr(recipe, stage), stage, b.device, b.memory_gb, b.force).to_dict()
+            for stage in ("sft", "dpo") if recipe.enabled(stage)}
 
 
 def keep_awake() -> Optional[subprocess.Popen]:

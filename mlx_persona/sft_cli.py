@@ -25,10 +25,7 @@ from .runs import atomic_write_json
 from .settings import click_options
 from .sft_config import SFTConfig
 
-try:
-    from .budget import preflight
-except ImportError:  # the budget module is optional until it lands everywhere
-    preflight = None
+from .budget import preflight_stage
 
 CONFIG_FILE = "sft_config.json"  # resolved settings + model + data, written before the child starts
 LOG_FILE = "sft.log"
@@ -88,14 +85,9 @@ def resolve_settings(out: Path, model: Optional[str], data: Optional[str], confi
     return model, Path(data), cfg
 
 
-def run_preflight(model_dir: Path, cfg: SFTConfig, device: Optional[str], force: bool) -> None:
-    if preflight is None:
-        return
-    est = preflight(str(model_dir), stage="sft", fine_tune_type=cfg.fine_tune_type, rank=cfg.rank,
-                    num_layers=cfg.num_layers, keys=cfg.keys, batch_size=cfg.batch_size,
-                    max_seq_length=cfg.max_seq_length, grad_checkpoint=cfg.grad_checkpoint,
-                    grad_accumulation_steps=cfg.grad_accumulation_steps, optimizer=cfg.optimizer,
-                    device=device, force=force)
+def run_preflight(model_dir: Path, cfg: SFTConfig, device: Optional[str], force: bool, stage: str = "sft") -> None:
+    """The budget's verdict for this stage, printed; a run that will not fit stops here."""
+    est = preflight_stage(str(model_dir), cfg, stage, device=device, force=force)
     console.print(f"budget: ~{est.total_gb:.2f} GB of {est.usable_gb:.2f} GB on {est.device} ({est.verdict})")
 
 
