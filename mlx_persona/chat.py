@@ -15,11 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from . import layout
 from .errors import PersonaError
+from .layout import is_adapter_dir, is_model_dir
+from .runs import run_base_model
 
 # A run folder's candidate twins, best first: (fused model folder, adapter folder on top of it).
 # "base" stands for the run's base model.
-TWIN_CANDIDATES = (("dpo_fused", None), ("sft_fused", "dpo"), ("sft_fused", None), ("base", "sft"))
+TWIN_CANDIDATES = ((layout.DPO_FUSED_DIR, None), (layout.SFT_FUSED_DIR, layout.DPO_DIR), (layout.SFT_FUSED_DIR, None),
+                   ("base", layout.SFT_DIR))
 MAKE_A_TWIN = "make one with `mlx-persona run recipes/quickstart.yaml`"
 
 HELP = """commands:
@@ -44,50 +48,21 @@ class Target:
     label: str = "twin"
 
 
-def _run_base(run: Path) -> Optional[str]:
-    for name in ("manifest.json",):
-        p = run / name
-        if p.exists():
-            try:
-                model = json.loads(p.read_text()).get("model")
-            except (json.JSONDecodeError, AttributeError):
-                model = None
-            if isinstance(model, str):
-                return model
-    recipe = run / "recipe.yaml"
-    if recipe.exists():
-        import yaml
-
-        try:
-            model = (yaml.safe_load(recipe.read_text()) or {}).get("model")
-        except yaml.YAMLError:
-            model = None
-        if isinstance(model, dict):
-            model = model.get("path") or model.get("name")
-        if isinstance(model, str):
-            return model
-    return None
-
-
-def _has_adapter(folder: Path) -> bool:
-    return (folder / "adapters.safetensors").exists() and (folder / "adapter_config.json").exists()
-
-
 def resolve_target(spec: str, adapter: Optional[Path] = None, base: Optional[str] = None) -> Target:
     """Turn ``RUN_DIR | MODEL`` (+ ``--adapter``) into a :class:`Target`, or a one-line error."""
     from .models import looks_like_hub_id, resolve_model
 
     p = Path(spec).expanduser()
-    if p.is_dir() and not (p / "config.json").exists():
-        run_base = base or _run_base(p)
+    if p.is_dir() and not is_model_dir(p):
+        run_base = base or run_base_model(p)
         for model_dir, adapter_dir in TWIN_CANDIDATES:
-            if adapter_dir is not None and not _has_adapter(p / adapter_dir):
+            if adapter_dir is not None and not is_adapter_dir(p / adapter_dir):
                 continue
             if model_dir == "base":
                 if run_base is None:
                     continue
                 model = resolve_model(run_base)
-            elif (p / model_dir / "config.json").exists():
+            elif is_model_dir(p / model_dir):
                 model = p / model_dir
             else:
                 continue
@@ -97,7 +72,7 @@ def resolve_target(spec: str, adapter: Optional[Path] = None, base: Optional[str
     if not p.exists() and spec != "default" and not looks_like_hub_id(spec):
         raise PersonaError(f"no such run folder or model: {spec} ({MAKE_A_TWIN})")
     model = resolve_model(spec)
-    if adapter is not None and not _has_adapter(adapter):
+    if adapter is not None and not is_adapter_dir(adapter):
         raise PersonaError(f"{adapter} is not an adapter folder (needs adapters.safetensors and adapter_config.json)")
     # a plain model with an adapter compares against itself without the adapter
     return Target(model, adapter, base or (str(model) if adapter else None), label=Path(model).name)

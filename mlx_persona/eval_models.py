@@ -21,6 +21,7 @@ from typing import Optional
 from . import layout
 from .errors import PersonaError
 from .eval_model import ModelSpec
+from .runs import run_base_model
 
 
 def _read_json(path: Path) -> dict:
@@ -31,37 +32,11 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _read_yaml(path: Path) -> dict:
-    try:
-        import yaml
-
-        data = yaml.safe_load(path.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError, ImportError, Exception):  # a broken recipe must not stop eval
-        return {}
-
-
-def _model_name(d: dict) -> Optional[str]:
-    """``model: X``, ``base_model: X`` or ``model: {name|path|base: X}`` — the runner's shape may vary."""
-    for key in ("base_model", "model"):
-        v = d.get(key)
-        if isinstance(v, str) and v:
-            return v
-        if isinstance(v, dict):
-            for k in ("base", "name", "path", "id"):
-                if isinstance(v.get(k), str) and v[k]:
-                    return v[k]
-    return None
-
-
 def base_from_run(run: Path) -> str:
-    for candidate in (_model_name(_read_json(run / layout.MANIFEST)), _model_name(_read_yaml(run / layout.RECIPE)),
-                      _read_json(run / layout.SFT_DIR / layout.ADAPTER_CONFIG).get("model")):
-        if candidate:
-            return candidate
+    """The base model a run names (:func:`mlx_persona.runs.run_base_model`), else the default."""
     from .models import DEFAULT_NAME
 
-    return DEFAULT_NAME
+    return run_base_model(run) or DEFAULT_NAME
 
 
 def _resolve(spec: str) -> Path:

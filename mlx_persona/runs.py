@@ -174,3 +174,46 @@ def tree_fingerprint(path: PathLike) -> str:
         else:
             h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
+
+
+# -- what a run folder says about itself -----------------------------------------------------
+def _read_mapping(path: Path) -> dict:
+    """A JSON or YAML file's top-level mapping; {} when it is missing or unreadable."""
+    try:
+        text = path.read_text()
+        if path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception:  # a broken file must not stop chat or eval: the caller falls back
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _model_name(d: dict) -> Optional[str]:
+    """``model: X``, ``base_model: X`` or ``model: {name|path|base|id: X}``."""
+    for key in ("base_model", "model"):
+        v = d.get(key)
+        if isinstance(v, str) and v:
+            return v
+        if isinstance(v, dict):
+            for k in ("base", "name", "path", "id"):
+                if isinstance(v.get(k), str) and v[k]:
+                    return v[k]
+    return None
+
+
+def run_base_model(run: PathLike) -> Optional[str]:
+    """The base model a run folder names: its manifest, its recipe, or the model its SFT adapter
+    was trained on; None when none of them says."""
+    from . import layout
+
+    run = Path(run)
+    adapter_model = _read_mapping(run / layout.SFT_DIR / layout.ADAPTER_CONFIG).get("model")
+    for candidate in (_model_name(_read_mapping(run / layout.MANIFEST)), _model_name(_read_mapping(run / layout.RECIPE)),
+                      adapter_model if isinstance(adapter_model, str) else None):
+        if candidate:
+            return candidate
+    return None
