@@ -30,7 +30,7 @@ from typing import Callable, Optional
 
 from . import layout
 from .errors import PersonaError
-from .recipe import STAGES, Recipe, to_dict
+from .recipe import STAGES, Recipe
 from .runs import Manifest, RunLock, atomic_write_text, fingerprint, tree_fingerprint
 
 # what each stage reads (other stages) and where it writes
@@ -147,8 +147,7 @@ STAGE_FUNCS = {"clean": _clean, "sft": _sft, "sft_fuse": _sft_fuse, "pairs": _pa
 def _settings_of(recipe: Recipe, stage: str):
     block = {"clean": ("persona", "data", "clean"), "sft": ("model", "sft"), "sft_fuse": ("fuse",),
              "pairs": ("pairs",), "dpo": ("dpo",), "dpo_fuse": ("fuse",), "eval": ("eval",), "report": ()}[stage]
-    raw = to_dict(recipe)
-    return {k: raw[k] for k in block}
+    return {k: recipe.raw[k] for k in block}
 
 
 def input_fingerprint(recipe: Recipe, stage: str, manifest: Manifest) -> str:
@@ -170,13 +169,13 @@ def output_fingerprint(ctx: Context, stage: str) -> Optional[str]:
 
 
 # -- the runner ----------------------------------------------------------------------------
-def plan(recipe: Recipe, manifest: Manifest, resume: bool, from_stage: Optional[str], until: Optional[str]) -> list:
-    """Which stages to run, skip or resume: [(stage, action)] with action run|resume|skip|off."""
-    order = [s for s in STAGES]
-    first = order.index(from_stage) if from_stage else 0
-    last = order.index(until) if until else len(order) - 1
+def plan(recipe: Recipe, manifest: Manifest, from_stage: Optional[str], until: Optional[str]) -> list:
+    """[(stage, action)] with action run|skip|off; whether a "run" stage resumes or is skipped as
+    unchanged is decided in :func:`run_recipe` from its fingerprint."""
+    first = STAGES.index(from_stage) if from_stage else 0
+    last = STAGES.index(until) if until else len(STAGES) - 1
     out = []
-    for i, s in enumerate(order):
+    for i, s in enumerate(STAGES):
         if not recipe.enabled(s) or i > last:
             out.append((s, "off"))
         elif i < first:
@@ -231,9 +230,9 @@ def run_recipe(recipe: Recipe, run_dir: Path, resume: bool = False, from_stage: 
         manifest.update(name=recipe.name, model=recipe.model, model_dir=str(model_dir),
                         recipe=str(recipe.source), budget=budgets, pid=os.getpid())
         ctx = Context(recipe, run_dir, model_dir, log)
-        for stage, action in plan(recipe, manifest, resume, from_stage, until):
+        for stage, action in plan(recipe, manifest, from_stage, until):
             if action == "off":
-                on_stage(stage, manifest.stage(stage).get("status", "pending") if manifest.stage(stage).get("status") == "done" else "off")
+                on_stage(stage, "done" if manifest.stage(stage).get("status") == "done" else "off")
                 continue
             entry = manifest.stage(stage)
             fp = input_fingerprint(recipe, stage, manifest)
