@@ -26,16 +26,12 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 FOLDER_BASE = "smollm2-135m-instruct"
 
 
-def _default_dequantize() -> bool:
-    import mlx.core as mx
-
-    return mx.default_device() == mx.cpu
-
-
 def default_model_path(dequantize: Optional[bool] = None) -> Path:
     """Where the converted default model lives (float32 on CPU, 4-bit on the GPU)."""
     if dequantize is None:
-        dequantize = _default_dequantize()
+        from .gguf import dequantize_by_default
+
+        dequantize = dequantize_by_default()
     return models_dir() / (FOLDER_BASE + ("-f32" if dequantize else "-q4"))
 
 

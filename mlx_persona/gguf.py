@@ -195,6 +195,13 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def dequantize_by_default() -> bool:
+    """Float32 weights on MLX's CPU backend (4-bit matmul is slow there), quantized on the GPU."""
+    import mlx.core as mx
+
+    return mx.default_device() == mx.cpu
+
+
 def convert_gguf(
     gguf_path: Path,
     out_dir: Path,
@@ -214,7 +221,7 @@ def convert_gguf(
     if out_dir.exists() and not overwrite:
         raise PersonaError(f"{out_dir} already exists (pass --force to replace it)")
     if dequantize is None:
-        dequantize = mx.default_device() == mx.cpu
+        dequantize = dequantize_by_default()
     say(f"reading {gguf_path.name}")
     tensors, meta = read_gguf(gguf_path)
     cfg = model_config(meta, tensors)

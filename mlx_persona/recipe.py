@@ -122,12 +122,15 @@ def _block_class(block: str):
 
 
 def _validate(obj, label: str) -> None:
+    """Run a block's own checks; SFT-style blocks take the label for their messages, others don't."""
+    import inspect
+
     check = getattr(obj, "validate", None)
     if check is None:
         return
-    try:
+    if inspect.signature(check).parameters:
         check(label)
-    except TypeError:
+    else:
         check()
 
 
