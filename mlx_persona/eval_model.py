@@ -20,7 +20,6 @@ import math
 import statistics
 import time
 import types
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -28,18 +27,7 @@ import mlx.core as mx
 import numpy as np
 
 from .errors import PersonaError
-
-
-@dataclass
-class ModelSpec:
-    """One model to evaluate: an MLX folder, plus an adapter folder applied on top of it."""
-
-    name: str                       # base, sft, dpo
-    model: Path
-    adapter: Optional[Path] = None
-
-    def describe(self) -> str:
-        return f"{self.model} + adapter {self.adapter}" if self.adapter else str(self.model)
+from .eval_models import ModelSpec
 
 
 def load_model(spec: ModelSpec, log: Callable = print):

@@ -16,12 +16,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Optional
 
 from . import layout
 from .errors import PersonaError
-from .eval_model import ModelSpec
 from .runs import run_base_model
+
+
+@dataclass
+class ModelSpec:
+    """One model to evaluate: an MLX folder, plus an adapter folder applied on top of it."""
+
+    name: str                       # base, sft, dpo
+    model: Path
+    adapter: Optional[Path] = None
+
+    def describe(self) -> str:
+        return f"{self.model} + adapter {self.adapter}" if self.adapter else str(self.model)
 
 
 def _read_json(path: Path) -> dict:

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 import click
 
-from . import layout, report_plots
+from . import layout
 from .errors import PersonaError
 from .eval_style import word_count
 from .report_render import to_html, to_markdown
@@ -134,6 +134,8 @@ def _stage_peak(run: Path, stage_dir: str, entry: dict) -> Optional[float]:
 
 def build_blocks(run: Path) -> tuple[list, str]:
     """The report's content, in order; also returns its title."""
+    from . import report_plots  # matplotlib: loaded when a report is built, not at CLI start-up
+
     manifest = read_json(run / layout.MANIFEST) or {}
     ev = read_json(run / layout.EVAL_DIR / layout.EVAL_METRICS)
     samples = read_jsonl(run / layout.EVAL_DIR / layout.EVAL_SAMPLES)
