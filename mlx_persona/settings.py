@@ -165,12 +165,6 @@ def apply_override(data: dict, keys: tuple, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def field_help(cls) -> dict[str, str]:
-    """Field name -> help text, for docs and ``--help``."""
-    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
-
-
-
 def click_options(cls, skip: tuple = ()):
     """A decorator adding one ``--flag`` per field of settings dataclass ``cls`` (help from the
     field's metadata; booleans get ``--x/--no-x``). Every value defaults to None, meaning "not
