@@ -20,7 +20,7 @@ from .dpo_config import DPOConfig
 from .errors import PersonaError
 from .settings import click_options
 from .runs import atomic_write_json
-from .sft_cli import _read_json, console, launch, run_preflight
+from .sft_cli import _read_json, console, launch, layered_settings, run_preflight
 
 
 CONFIG_FILE = "dpo_config.json"
@@ -28,21 +28,7 @@ CONFIG_FILE = "dpo_config.json"
 
 def resolve(out: Path, model: Optional[str], pairs: Optional[str], config: Optional[str], overrides: dict,
             resume: bool) -> tuple[str, Path, DPOConfig]:
-    saved = _read_json(out / CONFIG_FILE)
-    started = (out / "status.json").exists() or (out / "checkpoint.json").exists()
-    if started and not resume:
-        raise PersonaError(f"{out} already holds a DPO run: pass --resume to continue it, or choose another --out")
-    if resume and saved is None:
-        raise PersonaError(f"nothing to resume in {out} (no {CONFIG_FILE})")
-    base = dict(saved["dpo"]) if saved else {}
-    if config:
-        base.update(DPOConfig.load(Path(config)).to_dict())
-    cfg = DPOConfig.from_dict({**base, **{k: v for k, v in overrides.items() if v is not None}})
-    if saved is not None:
-        changed = [k for k, v in cfg.to_dict().items() if saved["dpo"].get(k) != v]
-        if changed:
-            raise PersonaError(f"{out} was started with {changed[0]}={saved['dpo'].get(changed[0])!r}, now "
-                               f"{getattr(cfg, changed[0])!r}; resume with the same settings or choose another --out")
+    cfg, saved = layered_settings(out, DPOConfig, "dpo", "a DPO", config, overrides, resume)
     model = model or (saved and saved["model"])
     pairs = pairs or (saved and saved["data"])
     if not model:

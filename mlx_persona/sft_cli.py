@@ -57,31 +57,38 @@ def check_data(data: Path, batch_size: int) -> int:
     return counts["train"]
 
 
-def resolve_settings(out: Path, model: Optional[str], data: Optional[str], config: Optional[str],
-                     overrides: dict, resume: bool) -> tuple[str, Path, SFTConfig]:
-    """CLI > --config file > the stage's saved settings (on --resume) > defaults."""
-    saved_path = out / CONFIG_FILE
-    saved = json.loads(saved_path.read_text()) if saved_path.is_file() else None
+def layered_settings(out: Path, cls, key: str, label: str, config: Optional[str], overrides: dict,
+                     resume: bool) -> tuple:
+    """A training stage's settings, CLI > --config file > the stage's saved settings (on --resume)
+    > defaults; returns (settings, saved ``<key>_config.json`` or None). Refuses to start over a
+    run that exists, to resume one that does not, and to resume with changed settings."""
+    saved = _read_json(out / f"{key}_config.json")
     started = (out / "status.json").exists() or (out / "checkpoint.json").exists()
     if started and not resume:
-        raise PersonaError(f"{out} already holds an SFT run: pass --resume to continue it, or choose another --out")
+        raise PersonaError(f"{out} already holds {label} run: pass --resume to continue it, or choose another --out")
     if resume and saved is None:
-        raise PersonaError(f"nothing to resume in {out} (no {CONFIG_FILE})")
-    base = dict(saved["sft"]) if saved else {}
+        raise PersonaError(f"nothing to resume in {out} (no {key}_config.json)")
+    base = dict(saved[key]) if saved else {}
     if config:
-        base.update(SFTConfig.load(Path(config)).to_dict())
+        base.update(cls.load(Path(config)).to_dict())
     base.update({k: v for k, v in overrides.items() if v is not None})
-    cfg = SFTConfig.from_dict(base)
+    cfg = cls.from_dict(base)
+    if saved is not None:
+        changed = [k for k, v in cfg.to_dict().items() if saved[key].get(k) != v]
+        if changed:
+            k = changed[0]
+            raise PersonaError(f"{out} was started with {k}={saved[key].get(k)!r}, now {getattr(cfg, k)!r}; "
+                               "resume with the same settings or choose another --out")
+    return cfg, saved
+
+
+def resolve_settings(out: Path, model: Optional[str], data: Optional[str], config: Optional[str],
+                     overrides: dict, resume: bool) -> tuple[str, Path, SFTConfig]:
+    cfg, saved = layered_settings(out, SFTConfig, "sft", "an SFT", config, overrides, resume)
     model = model or (saved and saved["model"]) or "default"
     data = data or (saved and saved["data"])
     if not data:
         raise PersonaError("--data is required: a folder with train.jsonl and valid.jsonl")
-    if saved is not None:
-        changed = [k for k, v in cfg.to_dict().items() if saved["sft"].get(k) != v]
-        if changed:
-            k = changed[0]
-            raise PersonaError(f"{out} was started with {k}={saved['sft'].get(k)!r}, now {getattr(cfg, k)!r}; "
-                               "resume with the same settings or choose another --out")
     return model, Path(data), cfg
 
 
