@@ -8,6 +8,7 @@ persona turns yields five samples, each ending in one of them after its precedin
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import re
 from dataclasses import dataclass
@@ -128,18 +129,26 @@ def deduplicate(samples: list[Sample], mode: str, rejects: list) -> tuple[list[S
     return kept, groups
 
 
+def _portable(key: str) -> str:
+    """A conversation key (``path:line``) without the file's folder: the same data, wherever the
+    project or the user's exports live, splits the same way."""
+    source, _, line = key.rpartition(":")
+    return f"{os.path.basename(source)}:{line}"
+
+
 def split_by_conversation(samples: list[Sample], groups: _Groups, fractions, seed: int) -> dict[str, list[Sample]]:
     """Assign whole conversations to train/valid/test, deterministic for a seed.
 
-    Conversations are ordered by a seeded hash of their key (so input order does not matter)
-    and each goes to the split furthest below its share of samples; with three or more
+    Conversations are ordered by a seeded hash of their file name and line (so neither input
+    order nor the folder the files sit in matters) and each goes to the split furthest below
+    its share of samples; with three or more
     conversations and non-zero shares every split gets at least one.
     """
     sizes: dict[str, int] = {}
     for s in samples:
         root = groups.find(s.group)
         sizes[root] = sizes.get(root, 0) + 1
-    order = sorted(sizes, key=lambda k: hashlib.sha256(f"{seed}\x00{k}".encode()).hexdigest())
+    order = sorted(sizes, key=lambda k: hashlib.sha256(f"{seed}\x00{_portable(k)}".encode()).hexdigest())
     total = max(1, len(samples))
     want = {name: f * total for name, f in zip(SPLITS, fractions)}
     have = {name: 0 for name in SPLITS}

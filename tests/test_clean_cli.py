@@ -55,6 +55,17 @@ def test_same_seed_is_byte_identical_and_seed_changes_the_split(tmp_path):
     assert (tmp_path / "a" / "train.jsonl").read_bytes() != (tmp_path / "c" / "train.jsonl").read_bytes()
 
 
+def test_split_does_not_depend_on_the_folder_the_data_sits_in(tmp_path):
+    import shutil
+
+    for name in ("here", "elsewhere/deeper"):
+        shutil.copytree(SAMPLE, tmp_path / name / "sample")
+        inputs = sorted((tmp_path / name / "sample").iterdir())
+        assert run(*inputs, *PERSONA, "--out", tmp_path / name / "out", "--quiet").exit_code == 0
+    for f in ("train.jsonl", "valid.jsonl", "test.jsonl"):
+        assert (tmp_path / "here" / "out" / f).read_bytes() == (tmp_path / "elsewhere/deeper" / "out" / f).read_bytes(), f
+
+
 def test_damaged_input_is_reported_with_file_line_and_the_run_finishes(tmp_path):
     jl = tmp_path / "log.jsonl"
     jl.write_bytes(b'{"prompt": "is prod ok?", "completion": "yes, all green since 9am"}\n'
