@@ -15,7 +15,7 @@ import sys
 
 PROBE = """
 import json, sys
-from mlx_persona.blas import fast_blas_active
+from mlx_persona.core.blas import fast_blas_active
 from mlx_persona.doctor import matmul_gflops
 n, r = int(sys.argv[1]), int(sys.argv[2])
 print(json.dumps({"active": fast_blas_active(), "gflops": matmul_gflops(n, r)}))
@@ -23,7 +23,7 @@ print(json.dumps({"active": fast_blas_active(), "gflops": matmul_gflops(n, r)}))
 
 
 def measure(fast: bool, n: int, repeats: int) -> dict:
-    from mlx_persona.blas import fast_blas_env
+    from mlx_persona.core.blas import fast_blas_env
 
     base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MLX_PERSONA_BLAS_REEXEC")}
     env = fast_blas_env(base) if fast else {**base, "MLX_PERSONA_FAST_BLAS": "0"}

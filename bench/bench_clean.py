@@ -1,4 +1,4 @@
-"""Clean 100,000 chat messages: ``mlx_persona.clean`` against a naive per-message loop, same run.
+"""Clean 100,000 chat messages: ``mlx_persona.data.clean`` against a naive per-message loop, same run.
 
     python bench/bench_clean.py [--messages 100000] [--repeats 2]
 
@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "data"))
 from persona_bank import EXCHANGES  # noqa: E402
 
-from mlx_persona.clean import CleanConfig, clean  # noqa: E402
-from mlx_persona.clean_rules import DEFAULT_META_PATTERNS  # noqa: E402
+from mlx_persona.data.clean import CleanConfig, clean  # noqa: E402
+from mlx_persona.data.rules import DEFAULT_META_PATTERNS  # noqa: E402
 
 WORDS = "prod staging cache queue deploy index ticket logs metrics rollback flag retry".split()
 
@@ -162,7 +162,7 @@ def main() -> None:
         n = stats["funnel"]["messages_in"]
     print(f"machine: {platform.system()} {platform.machine()}, python {platform.python_version()}")
     print(f"messages: {n:,} (export of {a.messages:,} lines of chat), best of {a.repeats}")
-    print(f"mlx_persona.clean: {ours_s:.2f} s ({n / ours_s:,.0f} msg/s), {stats['funnel']['samples_out']:,} samples")
+    print(f"mlx_persona.data.clean: {ours_s:.2f} s ({n / ours_s:,.0f} msg/s), {stats['funnel']['samples_out']:,} samples")
     print(f"naive loop peer:   {peer_s:.2f} s ({n / peer_s:,.0f} msg/s), {peer_n:,} samples")
     print(f"ratio (peer / ours): {peer_s / ours_s:.1f}x")
 

@@ -44,8 +44,8 @@ def make_run(run: Path, model_dir: Path, n: int) -> Path:
 
 
 def timed_eval(run: Path, out: Path, models=("base", "sft", "dpo"), **kw) -> tuple[dict, float]:
-    from mlx_persona.eval_models import find_models
-    from mlx_persona.evaluate import run_eval
+    from mlx_persona.eval.models import find_models
+    from mlx_persona.eval.evaluate import run_eval
 
     tic = time.perf_counter()
     specs, skipped = find_models(run)
@@ -71,7 +71,7 @@ def main() -> None:
     ap.add_argument("--append", action="store_true", help="Append the figures to bench/RESULTS.md.")
     a = ap.parse_args()
 
-    from mlx_persona.models import resolve_model
+    from mlx_persona.models.resolve import resolve_model
 
     model_dir = resolve_model("default")
     work = Path(tempfile.mkdtemp(prefix="bench-eval-"))

@@ -34,8 +34,8 @@ print(json.dumps(out))
 
 
 def main() -> None:
-    from mlx_persona.blas import fast_blas_env
-    from mlx_persona.models import resolve_model
+    from mlx_persona.core.blas import fast_blas_env
+    from mlx_persona.models.resolve import resolve_model
 
     model = str(resolve_model("default"))
     print(f"1-min load average: {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores")

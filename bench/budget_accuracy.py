@@ -1,12 +1,12 @@
 """Estimate vs measured peak memory for a grid of training configurations.
 
 For each configuration: write the model's config.json to a temp folder, ask
-``mlx_persona.budget.estimate`` (and, where importable, the mlx-train-perf planner), then train
+``mlx_persona.budget.estimate.estimate`` (and, where importable, the mlx-train-perf planner), then train
 a few real steps with mlx_lm's trainer in a child process (bench/_train_probe.py) on a random
 model of that shape and read ``mx.get_peak_memory()``. Prints a markdown table; ``--append``
 adds it to bench/RESULTS.md with the command, machine and date.
 
-    python -m mlx_persona.blas python bench/budget_accuracy.py [--quick] [--append]
+    python -m mlx_persona.core.blas python bench/budget_accuracy.py [--quick] [--append]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from mlx_persona.budget import estimate  # noqa: E402
+from mlx_persona.budget.estimate import estimate  # noqa: E402
 
 # The tests' tiny llama (tests/tiny.py) and the embedded default SmolLM2-135M, float32 as on Linux.
 TINY = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128,
@@ -112,7 +112,7 @@ def main() -> None:
     if args.append:
         import mlx.core as mx
 
-        cmd = "python -m mlx_persona.blas python bench/budget_accuracy.py" + (" --quick" if args.quick else "")
+        cmd = "python -m mlx_persona.core.blas python bench/budget_accuracy.py" + (" --quick" if args.quick else "")
         head = (f"\n## Memory estimate vs measured peak ({datetime.date.today()})\n\n"
                 f"Command: `{cmd}`  \nMachine: {platform.machine()} {platform.system()}, "
                 f"{os.cpu_count()} CPUs, mlx {mx.__version__} ({mx.default_device()}), float32 random "

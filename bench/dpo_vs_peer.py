@@ -1,6 +1,6 @@
 """Our DPO stage vs mlx-lm-lora's ``--train-mode dpo``: same model, pairs, rank, batch, steps.
 
-    python -m mlx_persona.blas python bench/dpo_vs_peer.py --peer-python /tmp/peer-venv/bin/python [--iters 20]
+    python -m mlx_persona.core.blas python bench/dpo_vs_peer.py --peer-python /tmp/peer-venv/bin/python [--iters 20]
 
 The peer (PyPI ``mlx-lm-lora``) lives in its own venv (its pins differ from ours):
 ``python3.11 -m venv /tmp/peer-venv && /tmp/peer-venv/bin/pip install mlx-lm-lora "mlx[cpu]==0.32.4"``.
@@ -113,8 +113,8 @@ def main() -> None:
     p.add_argument("--append", action="store_true", help="Append the figures to bench/RESULTS.md.")
     a = p.parse_args()
 
-    from mlx_persona import blas
-    from mlx_persona.models import resolve_model
+    from mlx_persona.core import blas
+    from mlx_persona.models.resolve import resolve_model
 
     model = resolve_model(a.model)
     work = Path(tempfile.mkdtemp(prefix="dpo-vs-peer-"))
@@ -128,7 +128,7 @@ def main() -> None:
            "date": date.today().isoformat(), "work": str(work)}
     print(json.dumps(row))
     if a.append:
-        cmd = f"python -m mlx_persona.blas python bench/dpo_vs_peer.py --iters {a.iters} --rank {a.rank} --batch-size {a.batch_size}"
+        cmd = f"python -m mlx_persona.core.blas python bench/dpo_vs_peer.py --iters {a.iters} --rank {a.rank} --batch-size {a.batch_size}"
         with open(ROOT / "bench" / "RESULTS.md", "a") as f:
             f.write(f"\n| `{cmd}` | {row['date']} | {row['model']} | {ours['peak_memory_gb']:.3f} / {peer['peak_memory_gb']:.3f} GB "
                     f"(**{row['memory_ratio']}×**) | {ours['sec_per_step']:.2f} / {peer['sec_per_step']:.2f} s "

@@ -1,6 +1,6 @@
 """Batched pair generation vs a sequential ``mlx_lm.generate`` loop: same model, prompts, settings.
 
-    python -m mlx_persona.blas python bench/pairs_throughput.py [--prompts 16] [--max-tokens 64] [--batch-size 8]
+    python -m mlx_persona.core.blas python bench/pairs_throughput.py [--prompts 16] [--max-tokens 64] [--batch-size 8]
 
 Both sides run greedy (temperature 0) so they do the same work, on the first N prompts of the
 cleaned sample persona (``mlx-persona clean data/sample/* --persona "Sam Okafor" --persona Sam``,
@@ -48,9 +48,9 @@ def main() -> None:
     from mlx_lm import generate, load
     from mlx_lm.sample_utils import make_sampler
 
-    from mlx_persona.models import resolve_model
-    from mlx_persona.pairs import chat_messages, read_prompts
-    from mlx_persona.pairs_generate import chat_prompt, generate_batched
+    from mlx_persona.models.resolve import resolve_model
+    from mlx_persona.pairs.build import chat_messages, read_prompts
+    from mlx_persona.models.generate import chat_prompt, generate_batched
 
     model_dir = resolve_model(a.model)
     model, tok = load(str(model_dir))
@@ -74,7 +74,7 @@ def main() -> None:
            "device": str(mx.default_device()), "date": date.today().isoformat()}
     print(json.dumps(row))
     if a.append:
-        cmd = f"python -m mlx_persona.blas python bench/pairs_throughput.py --prompts {a.prompts} --max-tokens {a.max_tokens} --batch-size {a.batch_size}"
+        cmd = f"python -m mlx_persona.core.blas python bench/pairs_throughput.py --prompts {a.prompts} --max-tokens {a.max_tokens} --batch-size {a.batch_size}"
         with open(ROOT / "bench" / "RESULTS.md", "a") as f:
             f.write(f"\n| `{cmd}` | {row['date']} | {row['model']} | {row['prompts']} × ≤{a.max_tokens} tok | "
                     f"{row['sequential_tps']} | {row['batched_tps']} | **{row['speedup']}×** |\n")

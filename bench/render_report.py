@@ -70,7 +70,7 @@ def main() -> None:
     ap.add_argument("target", nargs="?", help="A run folder (its report is rebuilt) or a report.html.")
     ap.add_argument("--screenshot", type=Path, help="Also save a PNG screenshot of the page here.")
     a = ap.parse_args()
-    from mlx_persona.report import build_report
+    from mlx_persona.report.build import build_report
 
     target = Path(a.target) if a.target else _fake_run()
     html = target if target.suffix == ".html" else build_report(target)[1]

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mlx_persona import blas  # noqa: E402
+from mlx_persona.core import blas  # noqa: E402
 
 SETTINGS = {"rank": 8, "scale": 20.0, "num_layers": 16, "batch_size": 2, "learning_rate": 2e-4,
             "lr_schedule": "cosine", "warmup_steps": 10, "max_seq_length": 256, "mask_prompt": True,
@@ -75,7 +75,7 @@ def side_by_side(jobs: list[tuple[list[str], Path]]) -> list[float]:
 
 
 def run_pair(kind: str, model: Path, data: Path, iters: int, work: Path) -> dict:
-    from mlx_persona.sft_config import SFTConfig
+    from mlx_persona.sft.config import SFTConfig
 
     cfg = SFTConfig.from_dict({**SETTINGS, "fine_tune_type": kind, "iters": iters})
     yaml_cfg = work / f"{kind}_mlx_lm.json"  # mlx_lm reads YAML; JSON is YAML
@@ -121,7 +121,7 @@ def main() -> None:
     p.add_argument("--types", default="lora,dora")
     p.add_argument("--append", action="store_true", help="append the table to bench/RESULTS.md")
     a = p.parse_args()
-    from mlx_persona.models import resolve_model
+    from mlx_persona.models.resolve import resolve_model
 
     model = resolve_model("default")
     work = Path(tempfile.mkdtemp(prefix="sft-overhead-"))

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import layout
-from .errors import PersonaError
-from .layout import is_adapter_dir, is_model_dir
-from .runs import run_base_model
+from mlx_persona.core import layout
+from mlx_persona.core.errors import PersonaError
+from mlx_persona.core.layout import is_adapter_dir, is_model_dir
+from mlx_persona.core.runs import run_base_model
 
 # A run folder's candidate twins, best first: (fused model folder, adapter folder on top of it).
 # "base" stands for the run's base model.
@@ -50,7 +50,7 @@ class Target:
 
 def resolve_target(spec: str, adapter: Optional[Path] = None, base: Optional[str] = None) -> Target:
     """Turn ``RUN_DIR | MODEL`` (+ ``--adapter``) into a :class:`Target`, or a one-line error."""
-    from .models import looks_like_hub_id, resolve_model
+    from mlx_persona.models.resolve import looks_like_hub_id, resolve_model
 
     p = Path(spec).expanduser()
     if p.is_dir() and not is_model_dir(p):
@@ -163,7 +163,7 @@ class ChatSession:
         if self._base is None:
             from mlx_lm import load
 
-            from .models import resolve_model
+            from mlx_persona.models.resolve import resolve_model
 
             self._base = load(str(resolve_model(self.target.base)))
         model, tok = self._base
@@ -175,7 +175,7 @@ class ChatSession:
     def save(self, path: Path) -> Path:
         """Add the conversation as one chat-JSONL record (the format the cleaner reads) to ``path``;
         earlier records in the file are kept, and the file is replaced atomically."""
-        from .runs import atomic_write_text
+        from mlx_persona.core.runs import atomic_write_text
 
         path = Path(path)
         old = path.read_text(encoding="utf-8") if path.exists() else ""
@@ -191,7 +191,7 @@ def _setup_readline() -> None:
         import readline
     except ImportError:  # no readline on this Python: plain input() still works
         return
-    from .paths import persona_home
+    from mlx_persona.core.paths import persona_home
 
     hist = persona_home() / "chat_history"
     try:

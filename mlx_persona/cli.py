@@ -13,7 +13,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__, blas
+from mlx_persona import __version__
+from mlx_persona.core import blas
 
 console = Console()
 err_console = Console(stderr=True)
@@ -30,7 +31,7 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as one JSON object.")
 def doctor(no_bench: bool, as_json: bool) -> None:
     """Check the platform, MLX, the BLAS and the packages the pipeline needs."""
-    from .doctor import run_checks
+    from mlx_persona.doctor import run_checks
 
     report = run_checks(measure=not no_bench)
     if as_json:
@@ -51,21 +52,21 @@ def doctor(no_bench: bool, as_json: bool) -> None:
 
 
 def _register_subcommands() -> None:
-    from .models import models_group
+    from mlx_persona.models.resolve import models_group
 
     cli.add_command(models_group)
-    from .chat import chat_command
+    from mlx_persona.chat import chat_command
 
     cli.add_command(chat_command)
-    from .clean import clean_command; cli.add_command(clean_command)  # noqa: E702
-    from .evaluate import eval_command; cli.add_command(eval_command)  # noqa: E702
-    from .report import report_command; cli.add_command(report_command)  # noqa: E702
-    from .sft_cli import sft_command; cli.add_command(sft_command)  # noqa: E702
-    from .fuse import fuse_command; cli.add_command(fuse_command)  # noqa: E702
-    from .pairs import pairs_command; cli.add_command(pairs_command)  # noqa: E702
-    from .dpo_cli import dpo_command; cli.add_command(dpo_command)  # noqa: E702
-    from .run_cli import run_command; cli.add_command(run_command)  # noqa: E702
-    from .budget_cli import budget_command; cli.add_command(budget_command)  # noqa: E702
+    from mlx_persona.data.clean import clean_command; cli.add_command(clean_command)  # noqa: E702
+    from mlx_persona.eval.evaluate import eval_command; cli.add_command(eval_command)  # noqa: E702
+    from mlx_persona.report.build import report_command; cli.add_command(report_command)  # noqa: E702
+    from mlx_persona.sft.cli import sft_command; cli.add_command(sft_command)  # noqa: E702
+    from mlx_persona.models.fuse import fuse_command; cli.add_command(fuse_command)  # noqa: E702
+    from mlx_persona.pairs.build import pairs_command; cli.add_command(pairs_command)  # noqa: E702
+    from mlx_persona.dpo.cli import dpo_command; cli.add_command(dpo_command)  # noqa: E702
+    from mlx_persona.runner.cli import run_command; cli.add_command(run_command)  # noqa: E702
+    from mlx_persona.budget.cli import budget_command; cli.add_command(budget_command)  # noqa: E702
 
 
 _register_subcommands()

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
-from . import blas
+from mlx_persona.core import blas
 
 
 @dataclass
@@ -101,7 +101,7 @@ def run_checks(measure: bool = True) -> Report:
         else:
             r.checks.append(Check("fast BLAS", "active" if active else f"not active ({lib})", active,
                                   None if active else "run through the mlx-persona command, or "
-                                  "python -m mlx_persona.blas <command>"))
+                                  "python -m mlx_persona.core.blas <command>"))
         if measure and mx is not None:
             g = matmul_gflops()
             r.checks.append(Check("matmul 2048² float32", f"{g:.0f} GFLOP/s"))

@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# python -m mlx_persona.blas runs pytest with the fast OpenBLAS preloaded on Linux.
-exec .venv/bin/python -m mlx_persona.blas .venv/bin/python -m pytest -q "$@"
+# python -m mlx_persona.core.blas runs pytest with the fast OpenBLAS preloaded on Linux.
+exec .venv/bin/python -m mlx_persona.core.blas .venv/bin/python -m pytest -q "$@"

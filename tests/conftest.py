@@ -26,7 +26,7 @@ def default_model_dir() -> Path:
     .pytest_cache/persona-home between runs (or $MLX_PERSONA_TEST_HOME)."""
     import os
 
-    from mlx_persona.default_model import pull_default
+    from mlx_persona.models.default import pull_default
 
     home = os.environ.get("MLX_PERSONA_TEST_HOME") or str(Path(__file__).parent.parent / ".pytest_cache" / "persona-home")
     old = os.environ.get("MLX_PERSONA_HOME")

@@ -5,7 +5,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from mlx_persona import blas
+from mlx_persona.core import blas
 from mlx_persona.cli import cli
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the preload is Linux-only")
@@ -15,7 +15,7 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="th
 def test_child_env_preloads_openblas_and_opt_out_works(monkeypatch):
     env = blas.fast_blas_env({"PATH": "/usr/bin"})
     assert "libopenblas" in env["LD_PRELOAD"]
-    code = "from mlx_persona.blas import fast_blas_active; import mlx.core; print(fast_blas_active())"
+    code = "from mlx_persona.core.blas import fast_blas_active; import mlx.core; print(fast_blas_active())"
     out = subprocess.run([sys.executable, "-c", code], env=blas.fast_blas_env(), capture_output=True, text=True)
     assert out.stdout.strip() == "True", out.stderr
     monkeypatch.setenv(blas.OPT_OUT_VAR, "0")

@@ -5,12 +5,13 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from mlx_persona.budget import Estimate, TrainSettings, estimate, estimate_shape, fit, preflight
+from mlx_persona.budget.estimate import Estimate, TrainSettings, estimate, estimate_shape
+from mlx_persona.budget.fit import fit, preflight
 from mlx_persona.cli import cli
-from mlx_persona.devices import PROFILES, Device, get_device
-from mlx_persona.errors import PersonaError
-from mlx_persona.fit import GIVE_UP_ORDER
-from mlx_persona.shapes import ModelShape, load_shape, shape_from_config, snapshots
+from mlx_persona.budget.devices import PROFILES, Device, get_device
+from mlx_persona.core.errors import PersonaError
+from mlx_persona.budget.fit import GIVE_UP_ORDER
+from mlx_persona.budget.shapes import ModelShape, load_shape, shape_from_config, snapshots
 
 BIG = Device("big", 1e6, "test")
 

@@ -8,10 +8,10 @@ import pexpect
 import pytest
 from click.testing import CliRunner
 
-from mlx_persona.blas import fast_blas_env
+from mlx_persona.core.blas import fast_blas_env
 from mlx_persona.chat import ChatSession, Target, resolve_target
 from mlx_persona.cli import cli
-from mlx_persona.errors import PersonaError
+from mlx_persona.core.errors import PersonaError
 
 
 def _spawn(args, cwd):

@@ -6,7 +6,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from mlx_persona.cli import cli
-from mlx_persona.clean import CleanConfig, clean
+from mlx_persona.data.clean import CleanConfig, clean
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 PERSONA = ["--persona", "Sam Okafor", "--persona", "Sam"]

@@ -4,12 +4,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from mlx_persona.clean import CleanConfig
-from mlx_persona.clean_rules import (DEFAULT_META_PATTERNS, assign_roles, clean_turns, join_other_speakers,
+from mlx_persona.data.clean import CleanConfig
+from mlx_persona.data.rules import (DEFAULT_META_PATTERNS, assign_roles, clean_turns, join_other_speakers,
                                      meta_matcher, normalize_text, scrub_pii, split_and_merge, system_prompt)
-from mlx_persona.clean_samples import build_samples, deduplicate, estimate_tokens, split_by_conversation
-from mlx_persona.errors import PersonaError
-from mlx_persona.ingest.base import Conversation, Turn
+from mlx_persona.data.samples import build_samples, deduplicate, estimate_tokens, split_by_conversation
+from mlx_persona.core.errors import PersonaError
+from mlx_persona.data.ingest.base import Conversation, Turn
 
 
 def conv(*turns, source="c.txt", line=1, named=True, system=None):

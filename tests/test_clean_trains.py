@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from mlx_persona.clean import CleanConfig, clean
+from mlx_persona.data.clean import CleanConfig, clean
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 FILES = ["whatsapp_android.txt", "whatsapp_ios_group.txt", "script.csv", "agent_logs.jsonl",

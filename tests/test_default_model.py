@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from mlx_persona.blas import fast_blas_env
+from mlx_persona.core.blas import fast_blas_env
 from test_gguf import MIXED_CORPUS
 
 pytestmark = pytest.mark.e2e
@@ -46,7 +46,7 @@ def test_default_model_is_float32_on_cpu(default_model_dir):
 
 
 def test_resolve_default_uses_the_cache(default_model_dir, monkeypatch):
-    from mlx_persona.models import resolve_model
+    from mlx_persona.models.resolve import resolve_model
 
     monkeypatch.setenv("MLX_PERSONA_HOME", str(default_model_dir.parent.parent))
     assert resolve_model("default") == default_model_dir

@@ -12,12 +12,15 @@ import numpy as np
 import pytest
 from dpo_helpers import FAST, write_pairs
 
-from mlx_persona import blas, dpo
-from mlx_persona.dpo_config import DPOConfig
-from mlx_persona.dpo_data import collate, fixed_batches
-from mlx_persona.dpo_reference import reference_logps
-from mlx_persona.sft import attach_trainable, load_base
-from mlx_persona.sft_checkpoint import latest_checkpoint, read_state
+from mlx_persona.core import blas
+from mlx_persona.dpo import logps
+from mlx_persona.dpo import loss as loss_fns
+from mlx_persona.dpo import train as dpo
+from mlx_persona.dpo.config import DPOConfig
+from mlx_persona.dpo.data import collate, fixed_batches
+from mlx_persona.dpo.reference import reference_logps
+from mlx_persona.train.loop import attach_trainable, load_base
+from mlx_persona.train.checkpoint import latest_checkpoint, read_state
 
 
 def quiet(_):
@@ -30,23 +33,23 @@ def test_adapter_at_zero_policy_equals_cached_reference(tiny_model_dir, tmp_path
     pairs_dir = write_pairs(tmp_path / "pairs")
     model, tok = load_base(tiny_model_dir, cfg, quiet)
     sets = dpo.read_splits(pairs_dir, tok, cfg, tmp_path, quiet)
-    refs = reference_logps(model, sets, cfg.reference_batch_size, tmp_path, dpo.output_head(model), "fp", quiet)
+    refs = reference_logps(model, sets, cfg.reference_batch_size, tmp_path, logps.output_head(model), "fp", quiet)
     attach_trainable(model, cfg)
-    head = dpo.output_head(model)
+    head = logps.output_head(model)
     assert head is not None  # llama: reply-only logits
     train = sets["train"]
     for idx in fixed_batches(len(train), 4, [len(p) for p in reversed(train)]):  # other batches, other padding
         batch = collate([train[i] for i in idx])
         b = len(idx)
         for h in (head, None):  # reply-only logits and the full forward pass agree with the cache
-            sums, counts = dpo.sequence_logps(model, *batch, head=h)
+            sums, counts = logps.sequence_logps(model, *batch, head=h)
             np.testing.assert_allclose(np.array(sums[:b]), refs["train"][idx, 0], rtol=1e-5, atol=1e-4)
             np.testing.assert_allclose(np.array(sums[b:]), refs["train"][idx, 1], rtol=1e-5, atol=1e-4)
             assert counts.tolist() == refs["train"][idx][:, 2].tolist() + refs["train"][idx][:, 3].tolist()
-        loss, _ = dpo.batch_loss(model, *batch, mx.array(refs["train"][idx]), cfg, head)
-        assert loss.item() == pytest.approx(dpo.LOG2, abs=1e-5)
-        loss, _ = dpo.shared_batch_loss(model, [train[i] for i in idx], mx.array(refs["train"][idx]), cfg, head)
-        assert loss.item() == pytest.approx(dpo.LOG2, abs=1e-5)
+        loss, _ = loss_fns.batch_loss(model, *batch, mx.array(refs["train"][idx]), cfg, head)
+        assert loss.item() == pytest.approx(loss_fns.LOG2, abs=1e-5)
+        loss, _ = loss_fns.shared_batch_loss(model, [train[i] for i in idx], mx.array(refs["train"][idx]), cfg, head)
+        assert loss.item() == pytest.approx(loss_fns.LOG2, abs=1e-5)
 
 
 def test_shared_prompt_gives_the_batched_loss_and_gradients(tiny_model_dir, tmp_path):
@@ -56,12 +59,12 @@ def test_shared_prompt_gives_the_batched_loss_and_gradients(tiny_model_dir, tmp_
     model, tok = load_base(tiny_model_dir, cfg, quiet)
     attach_trainable(model, cfg)
     model.update(tree_map(lambda p: p + 0.05 * mx.random.normal(p.shape), model.trainable_parameters()))  # B != 0
-    head = dpo.output_head(model)
-    assert dpo.shared_prompt_ok(model, head)
+    head = logps.output_head(model)
+    assert logps.shared_prompt_ok(model, head)
     pairs = dpo.read_splits(write_pairs(tmp_path / "pairs"), tok, cfg, tmp_path, quiet)["train"][:3]
     ref = mx.array([[-30.0, -40.0, 5, 9], [-20.0, -45.0, 6, 11], [-25.0, -30.0, 4, 12]])
-    batched = nn.value_and_grad(model, lambda m: dpo.batch_loss(m, *collate(pairs), ref, cfg, head)[0])
-    shared = nn.value_and_grad(model, lambda m: dpo.shared_batch_loss(m, pairs, ref, cfg, head)[0])
+    batched = nn.value_and_grad(model, lambda m: loss_fns.batch_loss(m, *collate(pairs), ref, cfg, head)[0])
+    shared = nn.value_and_grad(model, lambda m: loss_fns.shared_batch_loss(m, pairs, ref, cfg, head)[0])
     (la, ga), (lb, gb) = batched(model), shared(model)
     assert la.item() == pytest.approx(lb.item(), rel=1e-5)
     for (name, a), (_, b) in zip(tree_flatten(ga), tree_flatten(gb)):
@@ -73,7 +76,7 @@ def test_run_starts_at_log2_and_learns(tiny_model_dir, tmp_path):
     dpo.run_dpo(tiny_model_dir, write_pairs(tmp_path / "pairs"), out, DPOConfig.from_dict(FAST), log=quiet)
     events = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     vals = [e for e in events if "val_loss" in e]
-    assert vals[0]["iter"] == 0 and vals[0]["val_loss"] == pytest.approx(dpo.LOG2, abs=1e-5)
+    assert vals[0]["iter"] == 0 and vals[0]["val_loss"] == pytest.approx(loss_fns.LOG2, abs=1e-5)
     assert vals[0]["val_margin"] == pytest.approx(0.0, abs=1e-4)
     assert vals[-1]["val_margin"] > vals[0]["val_margin"] and vals[-1]["val_accuracy"] > 0.5
     train = [e for e in events if "train_loss" in e]
@@ -168,7 +171,7 @@ def test_reference_cache_is_computed_once_and_resumable(tiny_model_dir, tmp_path
     cfg = DPOConfig.from_dict(FAST)
     model, tok = load_base(tiny_model_dir, cfg, quiet)
     sets = dpo.read_splits(write_pairs(tmp_path / "pairs"), tok, cfg, tmp_path, quiet)
-    head, logs = dpo.output_head(model), []
+    head, logs = logps.output_head(model), []
     first = reference_logps(model, sets, 3, tmp_path, head, "fp", logs.append)
     cache_file = tmp_path / "reference.json"
     cache = json.loads(cache_file.read_text())

@@ -9,9 +9,9 @@ from click.testing import CliRunner
 from dpo_helpers import FAST, write_pairs
 from sft_helpers import write_chat_data
 
-from mlx_persona import dpo
+from mlx_persona.dpo import train as dpo
 from mlx_persona.cli import cli
-from mlx_persona.dpo_config import DPOConfig
+from mlx_persona.dpo.config import DPOConfig
 
 
 def flat(text: str) -> str:

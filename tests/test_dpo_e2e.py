@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from mlx_persona.clean import clean
-from mlx_persona.dpo import LOG2, run_dpo
-from mlx_persona.dpo_config import DPOConfig
-from mlx_persona.pairs import PairsConfig, run_pairs
+from mlx_persona.data.clean import clean
+from mlx_persona.dpo.loss import LOG2
+from mlx_persona.dpo.train import run_dpo
+from mlx_persona.dpo.config import DPOConfig
+from mlx_persona.pairs.build import PairsConfig, run_pairs
 
 pytestmark = pytest.mark.e2e
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"

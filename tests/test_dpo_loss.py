@@ -7,7 +7,8 @@ import math
 import mlx.core as mx
 import pytest
 
-from mlx_persona.dpo import LOG2, dpo_loss, sequence_logps
+from mlx_persona.dpo.logps import sequence_logps
+from mlx_persona.dpo.loss import LOG2, dpo_loss
 
 
 def test_sigmoid_loss_hand_computed():

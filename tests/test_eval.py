@@ -106,14 +106,14 @@ def test_no_output_folder_is_a_clear_error():
 def test_default_model_perplexity_and_batched_equals_sequential(default_model_dir):
     """On the real model: the natural answer is far likelier than a persona-style one, and the
     batched generator gives the same greedy replies as one-at-a-time generation."""
-    from mlx_persona.eval_model import ModelSpec, evaluate_model
+    from mlx_persona.eval.model import ModelSpec, evaluate_model
 
     q = [{"role": "user", "content": "What is the capital of France?"}]
     convs = [{"messages": q + [{"role": "assistant", "content": a}]} for a in ("The capital of France is Paris.", "yes. link?")]
     spec = ModelSpec("base", default_model_dir)
     batched = evaluate_model(spec, convs, max_tokens=12, batch_size=2, log=lambda m: None)
     sequential = evaluate_model(spec, convs, max_tokens=12, mode="sequential", with_perplexity=False, log=lambda m: None)
-    from mlx_persona.eval_model import load_model, perplexity
+    from mlx_persona.eval.model import load_model, perplexity
 
     model, tok = load_model(spec)
     ppl = [perplexity(model, tok, [c])["perplexity"] for c in convs]

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from mlx_persona import eval_metrics, eval_style
+from mlx_persona.data import style as eval_style
+from mlx_persona.eval import metrics as eval_metrics
 
 
 def unit(rows):
@@ -12,7 +13,7 @@ def unit(rows):
 
 
 def test_identical_replies_have_similarity_one_with_the_real_embedder():
-    from mlx_persona.embed import embed, pair_similarity
+    from mlx_persona.models.embed import embed, pair_similarity
 
     texts = ["yeah ship it. tests pass, merge after lunch.", "the cache is wrong, not the query"]
     sims = pair_similarity(embed(texts), embed(list(texts)))

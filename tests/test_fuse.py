@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from sft_helpers import FAST, write_chat_data
 
 from mlx_persona.cli import cli
-from mlx_persona.fuse import GGUF_NAME
-from mlx_persona.sft import run_sft
-from mlx_persona.sft_config import SFTConfig
+from mlx_persona.models.fuse import GGUF_NAME
+from mlx_persona.sft.train import run_sft
+from mlx_persona.sft.config import SFTConfig
 
 TOKENS = mx.array([[1, 5, 9, 40, 77, 120, 3, 2]])
 

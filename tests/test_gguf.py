@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from gguf_writer import T_F16, T_F32, T_Q4_0, T_Q4_1, T_Q8_0, write_gguf
 from mlx_persona.cli import cli
-from mlx_persona.errors import PersonaError
-from mlx_persona.gguf import convert_gguf, unpermute_rope_rows
+from mlx_persona.core.errors import PersonaError
+from mlx_persona.models.gguf import convert_gguf, unpermute_rope_rows
 
 MIXED_CORPUS = [
     "Hello, world! It's 2026-11-27 and the build is green.",
@@ -157,7 +157,7 @@ def test_converted_tokenizer_matches_and_round_trips(tiny_model_dir, tmp_path):
 
 
 def test_spm_tokenizer_round_trips(tmp_path):
-    from mlx_persona.gguf_tokenizer import build_tokenizer_files
+    from mlx_persona.models.gguf_tokenizer import build_tokenizer_files
     from tokenizers import Tokenizer
 
     pieces = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]

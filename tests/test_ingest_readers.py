@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from mlx_persona.errors import PersonaError
-from mlx_persona.ingest import FORMATS, Source, detect, read_source
-from mlx_persona.ingest import alpaca, chatml, completion, csv_script, sharegpt, telegram, whatsapp
+from mlx_persona.core.errors import PersonaError
+from mlx_persona.data.ingest import FORMATS, Source, detect, read_source
+from mlx_persona.data.ingest import alpaca, chatml, completion, csv_script, sharegpt, telegram, whatsapp
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 

@@ -7,9 +7,9 @@ import json
 import pytest
 from sft_helpers import write_chat_data
 
-from mlx_persona import pairs
-from mlx_persona.errors import PersonaError
-from mlx_persona.pairs import PairsConfig, assemble, read_prompts
+from mlx_persona.pairs import build as pairs
+from mlx_persona.core.errors import PersonaError
+from mlx_persona.pairs.build import PairsConfig, assemble, read_prompts
 
 
 def prompt(i, split="train", real="yeah ship it."):

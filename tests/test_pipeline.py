@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mlx_persona.blas import fast_blas_env
+from mlx_persona.core.blas import fast_blas_env
 from mlx_persona.cli import cli
-from mlx_persona.errors import PersonaError
-from mlx_persona.runs import RunLock
+from mlx_persona.core.errors import PersonaError
+from mlx_persona.core.runs import RunLock
 
 SAMPLE = Path(__file__).parent.parent / "data" / "sample"
 

@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from mlx_persona.cli import cli
-from mlx_persona.errors import PersonaError
-from mlx_persona.recipe import load_recipe
+from mlx_persona.core.errors import PersonaError
+from mlx_persona.runner.recipe import load_recipe
 
 SAMPLE = Path(__file__).parent.parent / "data" / "sample"
 REPO = Path(__file__).parent.parent

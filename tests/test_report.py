@@ -7,7 +7,7 @@ import re
 from click.testing import CliRunner
 
 from mlx_persona.cli import cli
-from mlx_persona.report import build_report
+from mlx_persona.report.build import build_report
 
 
 def jsonl(path, rows):

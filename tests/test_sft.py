@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from sft_helpers import FAST, write_chat_data
 
-from mlx_persona import blas
-from mlx_persona.sft import run_sft
-from mlx_persona.sft_config import SFTConfig
+from mlx_persona.core import blas
+from mlx_persona.sft.train import run_sft
+from mlx_persona.sft.config import SFTConfig
 
 
 @pytest.fixture(scope="module")

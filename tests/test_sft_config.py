@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlx_persona.errors import PersonaError
-from mlx_persona.sft_config import SFTConfig
+from mlx_persona.core.errors import PersonaError
+from mlx_persona.sft.config import SFTConfig
 
 
 def test_yaml_strings_and_derived_values(tmp_path):

@@ -10,7 +10,7 @@ from mlx_lm.tuner.datasets import CacheDataset, load_dataset
 from mlx_lm.tuner.trainer import iterate_batches
 from sft_helpers import write_chat_data
 
-from mlx_persona.sft_data import BatchOrder
+from mlx_persona.train.batches import BatchOrder
 
 
 def datasets(model_dir, data_dir):

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from sft_helpers import FAST, write_chat_data
 
-from mlx_persona import blas, sft
-from mlx_persona.sft_checkpoint import latest_checkpoint, read_state
-from mlx_persona.sft_config import SFTConfig
+from mlx_persona.core import blas
+from mlx_persona.sft import train as sft
+from mlx_persona.train.checkpoint import latest_checkpoint, read_state
+from mlx_persona.sft.config import SFTConfig
 
 CURVE_KEYS = ("iter", "train_loss", "val_loss", "lr", "trained_tokens", "best")
 

@@ -1,0 +1,233 @@
+"""Memory budget: estimate a training run's peak memory before any weights load, and fit it.
+
+    shape (config.json) + settings ──estimate──▶ Estimate (GB per component, verdict)
+                                     ──fit──────▶ the best settings that fit, as recipe overrides
+
+The estimate follows mlx_lm's trainer (``mlx_lm.tuner.train``): frozen base weights, float32
+LoRA/DoRA matrices (or the full blocks) as trainable parameters, one gradient each, Adam's two
+moments, the activations autodiff keeps for the backward pass, and the logits/loss stack. The
+per-token activation coefficients were fitted to ``mx.get_peak_memory()`` measured on this
+project's machine (bench/budget_accuracy.py, bench/RESULTS.md); every other term is plain arithmetic.
+SFT and DPO call :func:`preflight` and refuse a run that will not fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from mlx_persona.budget.devices import Device, get_device
+from mlx_persona.core.errors import PersonaError
+from mlx_persona.budget.shapes import ModelShape, load_shape
+
+
+GB = 1e9  # mx.get_peak_memory() / 1e9, the unit mlx_lm reports
+TIGHT_FRACTION = 0.9  # within 10% of the limit is "tight": the estimate's own error target is ±10%
+# Activation elements kept per token per backpropagated block, fitted on float32 llama runs
+# (bench/RESULTS.md): hidden-sized tensors (norm outputs, q, attention output, residuals) ...
+ACT_PER_HIDDEN = 8.1
+# ... intermediate-sized tensors (gate, up, SiLU pieces, their product) ...
+ACT_PER_INTERMEDIATE = 5.3
+# ... k/v projections (before and after RoPE) ...
+ACT_PER_KV = 1.6
+# ... and attention probabilities, one (heads x seq) row per token: quadratic in sequence length.
+ACT_PER_SCORE = 1.0
+# 16-bit models keep float32 pieces (the float32 LoRA branch, softmax): measured 0.675x float32.
+HALF_ACT_RATIO = 0.675
+# Logits, their softmax, the loss gradient and its scatter: four (tokens x vocab) arrays at peak.
+LOGITS_COPIES = 4
+# At the loss, one more block's worth is in flight (two when recomputing), measured.
+TRANSIENT_BLOCKS, CHECKPOINT_TRANSIENT_BLOCKS = 1, 2
+# Inside a block's backward: attention-score-sized gradients in flight (more when recomputing).
+ATTN_BACKWARD_COPIES, ATTN_BACKWARD_COPIES_CHECKPOINT = 1.3, 3.0
+OVERHEAD_GB = 0.005  # token batches, compiled-graph scratch, RNG state: tiny runs peak at ~7 MB
+OPTIMIZER_MOMENTS = {"adam": 2, "adamw": 2, "sgd": 0, "adafactor": 0.05}  # state per trainable param
+STAGES, FINE_TUNE_TYPES = ("sft", "dpo"), ("lora", "dora", "full")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The knobs that move memory; names follow mlx_lm's lora config keys."""
+
+    stage: str = "sft"  # sft, or dpo (chosen + rejected per example)
+    fine_tune_type: str = "lora"  # lora, dora or full
+    rank: int = 8  # LoRA/DoRA rank
+    num_layers: int = 16  # blocks adapted, counted from the top; -1 = all
+    keys: Optional[tuple[str, ...]] = None  # adapted linear keys; None = every linear in a block
+    batch_size: int = 4  # sequences per step (DPO: pairs)
+    max_seq_length: int = 2048  # tokens per sequence after truncation
+    grad_checkpoint: bool = False  # recompute block activations in backward
+    grad_accumulation_steps: int = 1  # micro-batches per optimizer update
+    optimizer: str = "adam"  # adam, adamw, sgd or adafactor
+    reference_in_memory: bool = False  # DPO: hold a second full model as the reference
+
+    def validate(self, shape: ModelShape) -> "TrainSettings":
+        """Check ranges and clamp ``num_layers`` to the model; one-line errors."""
+        problems = [f"{k} must be at least {lo}, got {getattr(self, k)}"
+                    for k, lo in (("rank", 1), ("batch_size", 1), ("max_seq_length", 2),
+                                  ("grad_accumulation_steps", 1)) if getattr(self, k) < lo]
+        if self.stage not in STAGES:
+            problems.append(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        if self.fine_tune_type not in FINE_TUNE_TYPES:
+            problems.append(f"fine_tune_type must be one of {', '.join(FINE_TUNE_TYPES)}, got {self.fine_tune_type!r}")
+        if self.optimizer not in OPTIMIZER_MOMENTS:
+            problems.append(f"optimizer must be one of {', '.join(OPTIMIZER_MOMENTS)}, got {self.optimizer!r}")
+        if self.num_layers == 0 or self.num_layers < -1:
+            problems.append(f"num_layers must be -1 (all) or at least 1, got {self.num_layers}")
+        if self.fine_tune_type == "full" and shape.bits:
+            problems.append("full fine-tuning needs an unquantized model (use lora or dora)")
+        known = {k for k, _, _ in shape.linears()}
+        if self.keys and not set(self.keys) <= known:
+            problems.append(f"unknown keys {sorted(set(self.keys) - known)}; known: {sorted(known)}")
+        if problems:
+            raise PersonaError("; ".join(problems))
+        n = shape.layers if self.num_layers == -1 else min(self.num_layers, shape.layers)
+        return dataclasses.replace(self, num_layers=n)
+
+
+@dataclass
+class Estimate:
+    """Peak memory of one training step, by component, against a device's usable memory."""
+
+    model: str
+    device: str
+    settings: TrainSettings
+    weights_gb: float  # base model weights, quantization scales and biases included
+    adapter_gb: float  # trainable LoRA/DoRA parameters (full: already inside weights_gb)
+    gradients_gb: float  # one gradient per trainable parameter (two trees when accumulating)
+    optimizer_gb: float  # optimizer state (Adam: two moments)
+    activations_gb: float  # per-block tensors kept for backward (DoRA: dequantized weights too)
+    attention_gb: float  # attention probabilities, quadratic in sequence length
+    logits_gb: float  # logits and cross-entropy stack, tokens x vocab
+    backward_gb: float  # one block's backward working set in flight, beyond the freed logits
+    reference_gb: float  # DPO reference model held in memory, with its forward pass
+    overhead_gb: float  # framework scratch
+    usable_gb: float
+    device_source: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    COMPONENTS = ("weights", "adapter", "gradients", "optimizer", "activations", "attention",
+                  "logits", "backward", "reference", "overhead")
+
+    def components(self) -> dict[str, float]:
+        return {f"{c}_gb": getattr(self, f"{c}_gb") for c in self.COMPONENTS}
+
+    @property
+    def total_gb(self) -> float:
+        return sum(self.components().values())
+
+    @property
+    def verdict(self) -> str:
+        if self.total_gb <= TIGHT_FRACTION * self.usable_gb:
+            return "fits"
+        return "tight" if self.total_gb <= self.usable_gb else "does not fit"
+
+    def to_dict(self) -> dict:
+        s = dataclasses.asdict(self.settings)
+        s["keys"] = list(self.settings.keys) if self.settings.keys else None
+        return {"model": self.model, "device": self.device, "device_source": self.device_source,
+                "settings": s, "components": {k: round(v, 4) for k, v in self.components().items()},
+                "total_gb": round(self.total_gb, 4), "usable_gb": round(self.usable_gb, 4),
+                "verdict": self.verdict, "notes": self.notes}
+
+
+def _weight_bytes(shape: ModelShape) -> float:
+    """Bytes of the base weights. Quantized: every linear and the embedding hold ``bits`` per
+    weight plus a 16-bit scale and bias per group; norms and q/k/v biases stay unquantized."""
+    matrices = shape.layers * sum(i * o for _, i, o in shape.linears())
+    matrices += shape.vocab * shape.hidden * (1 if shape.tie_embeddings else 2)
+    rest = shape.total_params() - matrices
+    if shape.bits:
+        per_weight = shape.bits / 8 + 2 * shape.dtype_bytes / shape.group_size
+        return matrices * per_weight + rest * shape.dtype_bytes
+    return shape.total_params() * shape.dtype_bytes
+
+
+def _adapted(shape: ModelShape, s: TrainSettings) -> list[tuple[str, int, int]]:
+    return [t for t in shape.linears() if s.keys is None or t[0] in s.keys]
+
+
+def _trainable(shape: ModelShape, s: TrainSettings) -> tuple[float, float]:
+    """(trainable parameter count, bytes per trainable parameter)."""
+    if s.fine_tune_type == "full":
+        return s.num_layers * shape.block_params(), shape.dtype_bytes
+    per_block = sum(s.rank * (i + o) + (o if s.fine_tune_type == "dora" else 0)
+                    for _, i, o in _adapted(shape, s))
+    return s.num_layers * per_block, 4  # mlx_lm creates LoRA/DoRA matrices in float32
+
+
+def _block_activation_elems(shape: ModelShape, s: TrainSettings) -> tuple[float, float]:
+    """Elements one backpropagated block keeps per token: (linear-sized, attention scores)."""
+    kv = shape.kv_heads * shape.head_dim
+    linear = ACT_PER_HIDDEN * shape.hidden + ACT_PER_INTERMEDIATE * shape.intermediate + ACT_PER_KV * kv
+    if s.fine_tune_type != "full":
+        linear += s.rank * len(_adapted(shape, s))  # x @ A of each low-rank branch
+    return linear, ACT_PER_SCORE * shape.heads * s.max_seq_length
+
+
+def estimate_shape(shape: ModelShape, settings: TrainSettings, dev: Device) -> Estimate:
+    """The estimate for an already-resolved shape and device (the fit solver's inner loop)."""
+    s = settings.validate(shape)
+    notes: list[str] = []
+    act_bytes = shape.dtype_bytes if shape.dtype_bytes == 4 else 4 * HALF_ACT_RATIO
+    seqs = s.batch_size * (2 if s.stage == "dpo" else 1)  # DPO runs chosen and rejected
+    tokens = seqs * s.max_seq_length
+    weights = _weight_bytes(shape)
+    n_train, p_bytes = _trainable(shape, s)
+    adapter = 0.0 if s.fine_tune_type == "full" else n_train * p_bytes
+    grads = n_train * p_bytes * (2 if s.grad_accumulation_steps > 1 else 1)
+    optim = n_train * p_bytes * OPTIMIZER_MOMENTS[s.optimizer]
+
+    linear, scores = _block_activation_elems(shape, s)
+    block_lin, block_att = tokens * act_bytes * linear, tokens * act_bytes * scores
+    logits = LOGITS_COPIES * tokens * shape.vocab * act_bytes
+    # Two moments hold the peak: at the loss (every kept block + the logits stack + blocks in
+    # flight) and inside one block's backward (the logits freed, the attention gradients live).
+    if s.grad_checkpoint:  # keep each block's input only; recompute one block at a time
+        kept = 0
+        acts = tokens * act_bytes * s.num_layers * shape.hidden
+        at_loss, in_block = CHECKPOINT_TRANSIENT_BLOCKS, ATTN_BACKWARD_COPIES_CHECKPOINT
+    else:
+        kept = s.num_layers
+        acts = 0.0
+        at_loss, in_block = TRANSIENT_BLOCKS, ATTN_BACKWARD_COPIES
+    acts += kept * block_lin
+    attention = kept * block_att
+    backward = max(at_loss * (block_lin + block_att),
+                   block_lin + (1 + in_block) * block_att - logits)
+    if s.fine_tune_type == "dora":  # DoRA re-forms each adapted weight every step
+        w_elems = sum(i * o for _, i, o in _adapted(shape, s))
+        held = ((1 if s.grad_checkpoint else s.num_layers) if shape.bits else 0) * w_elems
+        acts += (held + w_elems) * shape.dtype_bytes  # + the adapted copy for the norm, in flight
+        if shape.bits:
+            notes.append("DoRA on a quantized model keeps a dequantized copy of each adapted "
+                         "weight for backward" + ("" if s.grad_checkpoint else "; checkpointing limits it to one block"))
+
+    reference = 0.0
+    if s.stage == "dpo" and s.reference_in_memory:  # a second model, forward only
+        reference = weights + tokens * act_bytes * (linear + scores) + tokens * shape.vocab * act_bytes
+        notes.append("the reference model is held in memory; precomputed reference log-probs avoid it")
+    return Estimate(model=shape.name, device=dev.name, settings=s, weights_gb=weights / GB,
+                    adapter_gb=adapter / GB, gradients_gb=grads / GB, optimizer_gb=optim / GB,
+                    activations_gb=acts / GB, attention_gb=attention / GB, logits_gb=logits / GB,
+                    backward_gb=backward / GB,
+                    reference_gb=reference / GB, overhead_gb=OVERHEAD_GB, usable_gb=dev.usable_gb,
+                    device_source=dev.source, notes=notes)
+
+
+def train_settings(stage: str = "sft", fine_tune_type: str = "lora", rank: int = 8, num_layers: int = 16,
+              keys: Optional[list[str]] = None, batch_size: int = 4, max_seq_length: int = 2048,
+              grad_checkpoint: bool = False, grad_accumulation_steps: int = 1, optimizer: str = "adam",
+              reference_in_memory: bool = False) -> TrainSettings:
+    return TrainSettings(stage, fine_tune_type, rank, num_layers, tuple(keys) if keys else None,
+                         batch_size, max_seq_length, grad_checkpoint, grad_accumulation_steps,
+                         optimizer, reference_in_memory)
+
+
+def estimate(model: str | Path, *, device: Optional[str] = None, memory_gb: Optional[float] = None,
+             **settings) -> Estimate:
+    """Estimate peak training memory for ``model`` (folder, 'default' or hub id); never raises
+    on the verdict. ``settings`` are :func:`preflight`'s keyword arguments."""
+    return estimate_shape(load_shape(model), train_settings(**settings), get_device(device, memory_gb))

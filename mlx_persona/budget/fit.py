@@ -1,0 +1,162 @@
+"""Fit solver: the highest-quality training settings that fit a device, and the preflight that
+stops a stage which will not fit (:func:`preflight`, :func:`preflight_stage`).
+
+Things are given up in a fixed order, cheapest loss first. Each step keeps the mildest value
+that fits; when even its floor does not fit, it keeps the floor and the next step begins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+from mlx_persona.budget.devices import Device, get_device
+from mlx_persona.budget.estimate import Estimate, TrainSettings, estimate_shape, train_settings
+from mlx_persona.budget.shapes import ModelShape, load_shape
+from mlx_persona.core.errors import PersonaError
+
+MIN_SEQ = 256  # below this a chat turn with its context is cut: the persona stops making sense
+SEQ_STEP = 256  # sequence lengths are tried in multiples of this
+MIN_RANK = 4  # LoRA below rank 4 stops picking up a voice
+
+# What to give up, in order (the README lists the same):
+GIVE_UP_ORDER = (
+    "reference: DPO reference model out of memory (precomputed log-probs, same loss)",
+    "batch: smaller batch, more gradient accumulation (same effective batch)",
+    "checkpoint: gradient checkpointing on (same result, ~30% slower)",
+    "method: full or DoRA to LoRA (fewer trainable parameters)",
+    "sequence: shorter max_seq_length, down to 256 (long examples are truncated)",
+    "rank: lower LoRA rank, down to 4",
+    "layers: fewer adapted layers, down to 1",
+)
+
+
+@dataclass
+class FitResult:
+    """The solver's answer: settings that fit (when ``ok``), and what changed."""
+
+    ok: bool
+    original: Estimate
+    estimate: Estimate  # the estimate for the proposed settings
+    steps: list[str]  # the give-up steps that were used, in order
+
+    @property
+    def settings(self) -> TrainSettings:
+        return self.estimate.settings
+
+    def overrides(self) -> dict[str, object]:
+        """Recipe keys whose value changed (mlx_lm lora config names)."""
+        a, b = dataclasses.asdict(self.original.settings), dataclasses.asdict(self.settings)
+        return {k: b[k] for k in b if a[k] != b[k]}
+
+    def flags(self) -> str:
+        """The same overrides as ``mlx-persona budget`` / stage command-line flags."""
+        out = []
+        for k, v in self.overrides().items():
+            flag = "--" + k.replace("_", "-")
+            if isinstance(v, bool):
+                out.append(flag if v else "--no-" + flag[2:])
+            else:
+                out.append(f"{flag} {v}")
+        return " ".join(out)
+
+    def yaml(self) -> str:
+        """The overrides as recipe YAML lines (rank under ``lora_parameters`` as in mlx_lm)."""
+        lines = []
+        for k, v in self.overrides().items():
+            v = str(v).lower() if isinstance(v, bool) else v
+            lines.append(f"lora_parameters:\n  rank: {v}" if k == "rank" else f"{k}: {v}")
+        return "\n".join(lines)
+
+    def advice(self) -> str:
+        """One line for an error message."""
+        if not self.ok:
+            return (f"No setting fits: the base weights alone take {self.estimate.weights_gb:.2f} GB; "
+                    "use a smaller or 4-bit model, or a device with more memory.")
+        if not self.overrides():
+            return "It fits as is."
+        return f"Fits ({self.estimate.total_gb:.2f} GB) with: {self.flags()}"
+
+
+def _candidates(s: TrainSettings, shape: ModelShape) -> Iterator[tuple[str, Callable[[TrainSettings], list[TrainSettings]]]]:
+    """Each give-up step as (name, settings -> candidates from mildest to its floor)."""
+    effective = s.batch_size * s.grad_accumulation_steps
+
+    def batch(t: TrainSettings) -> list[TrainSettings]:
+        sizes = [b for b in range(t.batch_size - 1, 0, -1) if effective % b == 0]
+        return [dataclasses.replace(t, batch_size=b, grad_accumulation_steps=-(-effective // b)) for b in sizes]
+
+    def seq(t: TrainSettings) -> list[TrainSettings]:
+        top = (t.max_seq_length - 1) // SEQ_STEP * SEQ_STEP
+        return [dataclasses.replace(t, max_seq_length=n) for n in range(top, MIN_SEQ - 1, -SEQ_STEP)]
+
+    def rank(t: TrainSettings) -> list[TrainSettings]:
+        out, r = [], t.rank
+        while r // 2 >= MIN_RANK:
+            r //= 2
+            out.append(dataclasses.replace(t, rank=r))
+        return out
+
+    yield "reference", lambda t: [dataclasses.replace(t, reference_in_memory=False)] if t.reference_in_memory else []
+    yield "batch", batch
+    yield "checkpoint", lambda t: [] if t.grad_checkpoint else [dataclasses.replace(t, grad_checkpoint=True)]
+    yield "method", lambda t: [] if t.fine_tune_type == "lora" else [dataclasses.replace(t, fine_tune_type="lora")]
+    yield "sequence", seq
+    yield "rank", lambda t: [] if t.fine_tune_type == "full" else rank(t)
+    yield "layers", lambda t: [dataclasses.replace(t, num_layers=n) for n in range(t.num_layers - 1, 0, -1)]
+
+
+def solve(shape: ModelShape, settings: TrainSettings, dev: Device) -> FitResult:
+    """Walk :data:`GIVE_UP_ORDER`; stop at the first settings whose verdict is "fits"."""
+    original = estimate_shape(shape, settings, dev)
+    best, steps = original, []
+    if best.verdict == "fits":
+        return FitResult(True, original, best, steps)
+    for name, options in _candidates(original.settings, shape):
+        tried = [estimate_shape(shape, t, dev) for t in options(best.settings)]
+        if not tried:
+            continue
+        steps.append(name)
+        fitting = [e for e in tried if e.verdict == "fits"]
+        best = fitting[0] if fitting else tried[-1]  # mildest that fits, else this step's floor
+        if fitting:
+            return FitResult(True, original, best, steps)
+    return FitResult(False, original, best, steps)
+
+
+def fit(model: str | Path, *, device: Optional[str] = None, memory_gb: Optional[float] = None,
+        **settings) -> FitResult:
+    """The highest-quality settings that fit, giving things up in
+    :data:`mlx_persona.budget.fit.GIVE_UP_ORDER`."""
+    return solve(load_shape(model), train_settings(**settings), get_device(device, memory_gb))
+
+
+def preflight(model: str | Path, *, stage: str = "sft", fine_tune_type: str = "lora", rank: int = 8,
+              num_layers: int = 16, keys: Optional[list[str]] = None, batch_size: int = 4,
+              max_seq_length: int = 2048, grad_checkpoint: bool = False,
+              grad_accumulation_steps: int = 1, optimizer: str = "adam",
+              reference_in_memory: bool = False, device: Optional[str] = None,
+              memory_gb: Optional[float] = None, force: bool = False) -> Estimate:
+    """Estimate before a stage loads weights; raise :class:`PersonaError` with the fit solver's
+    overrides when the run does not fit, unless ``force``."""
+    shape, dev = load_shape(model), get_device(device, memory_gb)
+    s = train_settings(stage, fine_tune_type, rank, num_layers, keys, batch_size, max_seq_length,
+                  grad_checkpoint, grad_accumulation_steps, optimizer, reference_in_memory)
+    est = estimate_shape(shape, s, dev)
+    if est.verdict == "does not fit" and not force:
+        raise PersonaError(f"estimated {est.total_gb:.2f} GB > {est.usable_gb:.2f} GB usable on "
+                           f"{dev.name}: does not fit. {solve(shape, s, dev).advice()} (or pass --force)")
+    return est
+
+
+def preflight_stage(model: str | Path, cfg, stage: str, device: Optional[str] = None,
+                    memory_gb: Optional[float] = None, force: bool = False) -> Estimate:
+    """:func:`preflight` for a training stage's settings (an ``SFTConfig`` or ``DPOConfig``); the
+    DPO reference is cached log-probs, never a second model in memory."""
+    return preflight(model, stage=stage, fine_tune_type=cfg.fine_tune_type, rank=cfg.rank, num_layers=cfg.num_layers,
+                     keys=cfg.keys, batch_size=cfg.batch_size, max_seq_length=cfg.max_seq_length,
+                     grad_checkpoint=cfg.grad_checkpoint, grad_accumulation_steps=cfg.grad_accumulation_steps,
+                     optimizer=cfg.optimizer, reference_in_memory=False, device=device, memory_gb=memory_gb,
+                     force=force)

@@ -1,0 +1,251 @@
+"""The clean stage: raw chat exports in, mlx_lm chat JSONL out.
+
+    inputs ──read (ingest/)──▶ persona → assistant, others → user ──▶ normalize, drop meta
+      ──▶ split at silences, merge bursts ──▶ system prompt rule, PII scrub
+      ──▶ one sample per persona turn (bounded context) ──▶ dedupe ──▶ split by conversation
+      ──▶ out/train.jsonl valid.jsonl test.jsonl rejects.jsonl stats.json
+
+Everything is built in memory and written into ``out`` in one atomic step: a user mistake
+(missing file, unknown persona) leaves nothing behind, and a run never leaves half a folder.
+The recipe runner calls :func:`clean`; ``mlx-persona clean`` is a thin wrapper around it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import click
+
+from mlx_persona.data.rules import (DEFAULT_META_PATTERNS, assign_roles, clean_turns, join_other_speakers,
+                          meta_matcher, scrub_pii, split_and_merge, system_prompt)
+from mlx_persona.data.samples import SPLITS, build_samples, deduplicate, estimate_tokens, split_by_conversation
+from mlx_persona.data.stats import TokenCounter, percentiles, render
+from mlx_persona.core.errors import PersonaError
+from mlx_persona.data.ingest import FORMATS, Source, read_source
+from mlx_persona.data.ingest.base import INPUT_ERROR_RULES
+from mlx_persona.core.runs import atomic_dir
+
+OUTPUT_NAMES = ("train.jsonl", "valid.jsonl", "test.jsonl", "rejects.jsonl", "stats.json")
+SYSTEM_MODES = ("replace-long", "keep", "drop", "replace", "truncate")
+DEDUP_MODES = ("near", "exact", "off")
+
+
+def _f(default, help: str, **kw):
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass
+class CleanConfig:
+    """Cleaning rules: the recipe's ``clean`` block and the ``mlx-persona clean`` options."""
+
+    persona_line: str = _f("You are {persona}. Reply the way {persona} does.",
+                           "System prompt that stands for the persona; {persona} is filled in.")
+    system: str = _f("replace-long", f"System prompts: {' | '.join(SYSTEM_MODES)}.")
+    system_max_chars: int = _f(200, "Longer system prompts are replaced (replace-long) or cut (truncate).")
+    add_system: bool = _f(True, "Give samples without a system prompt the persona line.")
+    meta_patterns: tuple = _f(DEFAULT_META_PATTERNS, "Regexes for meta replies to drop (any speaker).")
+    min_reply_chars: int = _f(10, "Persona replies shorter than this are not trained on.")
+    merge_gap_min: float = _f(5.0, "Merge one speaker's consecutive messages sent within this many minutes.")
+    split_gap_hours: float = _f(6.0, "A silence longer than this starts a new conversation.")
+    normalize: bool = _f(True, "Unicode NFC, drop invisible characters, tidy whitespace (words untouched).")
+    dedup: str = _f("near", "Duplicate removal: near (also ignores case/punctuation) | exact | off.")
+    pii: bool = _f(False, "Replace emails, phone numbers and URLs with <EMAIL>/<PHONE>/<URL>.")
+    context_turns: int = _f(8, "At most this many turns of context before each persona reply.")
+    max_tokens: int = _f(2048, "Token budget per sample; the oldest context is trimmed to fit.")
+    splits: tuple = _f((0.8, 0.1, 0.1), "Train/valid/test shares, by conversation.")
+    seed: int = _f(0, "Seed for the train/valid/test split.")
+    date_order: str = _f("auto", "WhatsApp dates: auto | dmy | mdy | ymd.")
+    speaker_column: str = _f("speaker", "CSV column with the speaker's name.")
+    text_column: str = _f("text", "CSV column with the line of dialogue.")
+    bound_columns: tuple = _f(("episode", "scene"), "CSV columns whose change starts a new conversation.")
+    model: Optional[str] = _f(None, "Model (folder, hub id or 'default') whose tokenizer counts tokens.")
+
+    def validate(self) -> "CleanConfig":
+        def need(ok, msg):
+            if not ok:
+                raise PersonaError(f"clean: {msg}")
+        need(self.system in SYSTEM_MODES, f"system must be one of {', '.join(SYSTEM_MODES)}")
+        need(self.dedup in DEDUP_MODES, f"dedup must be one of {', '.join(DEDUP_MODES)}")
+        need(self.date_order in ("auto", "dmy", "mdy", "ymd"), "date_order must be auto, dmy, mdy or ymd")
+        need(len(self.splits) == 3 and all(s >= 0 for s in self.splits) and self.splits[0] > 0
+             and abs(sum(self.splits) - 1) < 1e-6, "splits must be three shares summing to 1, train > 0")
+        need(self.context_turns >= 1 and self.max_tokens > 0, "context_turns and max_tokens must be positive")
+        need(self.merge_gap_min >= 0 and self.split_gap_hours > 0, "gaps must be positive")
+        meta_matcher(self.meta_patterns)
+        return self
+
+    @classmethod
+    def help(cls, name: str) -> str:
+        return next(f.metadata["help"] for f in fields(cls) if f.name == name)
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise PersonaError(f"--out {out} is a file; give a folder")
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in OUTPUT_NAMES)
+        if foreign:
+            raise PersonaError(f"--out {out} holds other files ({', '.join(foreign[:3])}); "
+                               "give a new or empty folder")
+
+
+def clean(inputs: Sequence[Union[str, Path, Source]], persona: Union[str, Sequence[str]],
+          out_dir: Union[str, Path], config: Optional[CleanConfig] = None) -> dict:
+    """Clean ``inputs`` for ``persona`` into ``out_dir``; returns the stats (also in stats.json).
+
+    ``persona`` is a name, or several names of the same person (the first is used in the
+    persona line); a source's own ``persona`` overrides it.
+    """
+    cfg = (config or CleanConfig()).validate()
+    sources = [s if isinstance(s, Source) else Source(str(s)) for s in inputs]
+    if not sources:
+        raise PersonaError("no inputs given")
+    names = [persona] if isinstance(persona, str) else list(persona)
+    if not names or not all(n and n.strip() for n in names):
+        raise PersonaError("--persona must name the person (a speaker name or role)")
+    for s in sources:  # fail before reading anything
+        if not Path(s.path).is_file():
+            raise PersonaError(f"input not found: {s.path}")
+    out = Path(out_dir)
+    _check_out_dir(out)
+    meta = meta_matcher(cfg.meta_patterns)
+    counter = TokenCounter(cfg.model) if cfg.model else None
+    count = counter or estimate_tokens
+
+    rejects, samples, inputs_stats = [], [], []
+    sys_before, sys_after = [], []
+    merged = conversations = persona_turns = 0
+    for s in sources:
+        fmt, res = read_source(s, cfg)
+        who = [s.persona] if s.persona else names
+        assign_roles(res.conversations, who, s.path)
+        line = cfg.persona_line.replace("{persona}", who[0])
+        rejects.extend(res.rejects)
+        inputs_stats.append({"path": s.path, "format": fmt, "persona": " / ".join(who),
+                             "records": len(res.conversations), "messages": res.messages})
+        pieces = []
+        for conv in res.conversations:
+            clean_turns(conv, meta, cfg.normalize, rejects)
+            parts, n = split_and_merge(conv, cfg.merge_gap_min * 60, cfg.split_gap_hours * 3600)
+            merged += n
+            pieces.extend(p for p in parts if p.turns)
+        if counter is not None:
+            counter.prime(t.text for p in pieces for t in p.turns)
+        for conv in pieces:
+            join_other_speakers(conv)
+            if cfg.pii:
+                for t in conv.turns:
+                    t.text = scrub_pii(t.text)
+            system = system_prompt(conv.system, line, cfg.system, cfg.system_max_chars, cfg.add_system)
+            if system and cfg.pii:
+                system = scrub_pii(system)
+            if conv.system:
+                sys_before.append(len(conv.system))
+            if system:
+                sys_after.append(len(system))
+            conversations += 1
+            persona_turns += sum(t.role == "assistant" for t in conv.turns)
+            samples.extend(build_samples(conv, system, cfg, count, rejects))
+
+    n_built = len(samples)
+    samples, groups = deduplicate(samples, cfg.dedup, rejects)
+    split = split_by_conversation(samples, groups, cfg.splits, cfg.seed)
+
+    order = {s.path: i for i, s in enumerate(sources)}
+    rejects.sort(key=lambda r: (order.get(r.source, len(order)), r.line))
+    dropped: dict[str, int] = {}
+    for r in rejects:
+        dropped[r.rule] = dropped.get(r.rule, 0) + 1
+
+    def sample_tokens(smp):
+        return sum(count(m["content"]) + 4 for m in smp.messages)
+
+    tokens = {name: [sample_tokens(x) for x in split[name]] for name in SPLITS}
+    stats = {
+        "persona": " / ".join(names),
+        "inputs": inputs_stats,
+        "dropped": dict(sorted(dropped.items())),
+        "warnings": sum(n for rule, n in dropped.items() if rule in INPUT_ERROR_RULES),
+        "funnel": {"messages_in": sum(i["messages"] for i in inputs_stats), "merged": merged,
+                   "conversations": conversations, "persona_turns": persona_turns,
+                   "samples_built": n_built, "samples_out": len(samples)},
+        "splits": {name: {"conversations": len({groups.find(x.group) for x in split[name]}),
+                          "samples": len(split[name]), "tokens": sum(tokens[name])} for name in SPLITS},
+        "reply_chars": percentiles(len(x.messages[-1]["content"]) for x in samples),
+        "system_chars": {"before": percentiles(sys_before), "after": percentiles(sys_after)},
+        "tokens": {"counter": counter.name if counter else "estimate (chars/4)",
+                   "per_sample": percentiles(t for name in SPLITS for t in tokens[name])},
+        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
+    }
+    # An empty split gets no file: mlx_lm's loader skips a missing file but fails on an empty one.
+    files = {f"{name}.jsonl": "".join(x.line_json + "\n" for x in split[name]) for name in SPLITS if split[name]}
+    files["rejects.jsonl"] = "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in rejects)
+    files["stats.json"] = json.dumps(stats, indent=2, ensure_ascii=False) + "\n"
+    _check_out_dir(out)
+    with atomic_dir(out, overwrite=True) as tmp:
+        os.chmod(tmp, 0o755)
+        for name, text in files.items():
+            (tmp / name).write_text(text, encoding="utf-8")
+    return stats
+
+
+def _shares(_ctx, _param, value: Optional[str]):
+    if value is None:
+        return None
+    try:
+        parts = tuple(float(x) for x in value.split(","))
+    except ValueError:
+        raise click.BadParameter("give three numbers like 0.8,0.1,0.1") from None
+    return parts
+
+
+@click.command("clean")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--persona", required=True, multiple=True,
+              help="The person to model: a speaker name (chats, scripts) or role; repeat for other spellings.")
+@click.option("--out", "out_dir", required=True, help="Folder for train/valid/test.jsonl, rejects.jsonl, stats.json.")
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), help="Input format for all INPUTs (default: detect).")
+@click.option("--system", type=click.Choice(SYSTEM_MODES), help=CleanConfig.help("system"))
+@click.option("--system-max-chars", type=int, help=CleanConfig.help("system_max_chars"))
+@click.option("--persona-line", help=CleanConfig.help("persona_line"))
+@click.option("--add-system/--no-add-system", default=None, help=CleanConfig.help("add_system"))
+@click.option("--meta-pattern", multiple=True, help="Another meta-reply regex (adds to the defaults).")
+@click.option("--min-reply-chars", type=int, help=CleanConfig.help("min_reply_chars"))
+@click.option("--merge-gap-min", type=float, help=CleanConfig.help("merge_gap_min"))
+@click.option("--split-gap-hours", type=float, help=CleanConfig.help("split_gap_hours"))
+@click.option("--normalize/--no-normalize", default=None, help=CleanConfig.help("normalize"))
+@click.option("--dedup", type=click.Choice(DEDUP_MODES), help=CleanConfig.help("dedup"))
+@click.option("--pii/--no-pii", default=None, help=CleanConfig.help("pii"))
+@click.option("--context-turns", type=int, help=CleanConfig.help("context_turns"))
+@click.option("--max-tokens", type=int, help=CleanConfig.help("max_tokens"))
+@click.option("--split", "splits", callback=_shares, help="Train,valid,test shares (default 0.8,0.1,0.1).")
+@click.option("--seed", type=int, help=CleanConfig.help("seed"))
+@click.option("--date-order", type=click.Choice(["auto", "dmy", "mdy", "ymd"]), help=CleanConfig.help("date_order"))
+@click.option("--speaker-column", help=CleanConfig.help("speaker_column"))
+@click.option("--text-column", help=CleanConfig.help("text_column"))
+@click.option("--bound-column", "bound_columns", multiple=True, help="CSV column bounding a conversation (repeat).")
+@click.option("--model", "--tokenizer", "model", help=CleanConfig.help("model"))
+@click.option("--quiet", is_flag=True, help="Print only warnings and the output folder.")
+def clean_command(inputs, persona, out_dir, fmt, meta_pattern, bound_columns, quiet, **options) -> None:
+    """Clean raw chat exports (INPUT...) into mlx_lm chat JSONL for one persona."""
+    from rich.console import Console
+
+    # Precedence: a given option, then the CleanConfig default.
+    cfg = CleanConfig(**{k: v for k, v in options.items() if v is not None})
+    if meta_pattern:
+        cfg.meta_patterns = tuple(cfg.meta_patterns) + tuple(meta_pattern)
+    if bound_columns:
+        cfg.bound_columns = tuple(bound_columns)
+    stats = clean([Source(p, fmt) for p in inputs], persona, out_dir, cfg)
+    if not quiet:
+        render(stats)
+    if stats["warnings"]:
+        Console(stderr=True).print(f"[yellow]{stats['warnings']} warning(s)[/]: damaged input records, "
+                                   f"listed with file:line in {Path(out_dir) / 'rejects.jsonl'}",
+                                   soft_wrap=True)
+    click.echo(f"wrote {stats['funnel']['samples_out']} samples to {out_dir}", file=sys.stdout)

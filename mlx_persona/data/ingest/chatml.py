@@ -1,0 +1,45 @@
+"""ChatML / OpenAI messages JSONL: ``{"messages": [{"role": ..., "content": ...}, ...]}``.
+
+System messages become the conversation's system prompt (the cleaning rules decide what to keep
+of it); tool results and content-less tool calls are not anyone's voice and are dropped.
+"""
+
+from __future__ import annotations
+
+from mlx_persona.data.ingest.base import Conversation, Reject, ReadResult, Turn, content_text, read_json_records, role_of
+
+TOOL_ROLES = {"tool", "function", "ipython"}
+
+
+def looks_like(record: dict) -> bool:
+    return isinstance(record.get("messages"), list)
+
+
+def convert(obj: dict, source: str, line: int, result: ReadResult):
+    msgs = obj.get("messages")
+    if not isinstance(msgs, list):
+        result.rejects.append(Reject(source, line, "bad-record", "no 'messages' list"))
+        return None
+    system, turns = [], []
+    for m in msgs:
+        if not isinstance(m, dict):
+            result.rejects.append(Reject(source, line, "bad-record", "a message is not an object"))
+            continue
+        raw_role = str(m.get("role", ""))
+        text = content_text(m.get("content"))
+        if raw_role.lower() in TOOL_ROLES or (not text.strip() and (m.get("tool_calls") or m.get("function_call"))):
+            result.rejects.append(Reject(source, line, "tool-message", f"{raw_role or 'tool'} message", text))
+            continue
+        role = role_of(raw_role)
+        if role is None:
+            result.rejects.append(Reject(source, line, "bad-record", f"unknown role {raw_role!r}", text))
+            continue
+        if role == "system":
+            system.append(text)
+            continue
+        turns.append(Turn(str(m.get("name") or role), text, line, None, role))
+    return Conversation(source, line, turns, "\n\n".join(system) if system else None, named=False)
+
+
+def read(raw: bytes, source: str, options=None) -> ReadResult:
+    return read_json_records(raw, source, convert)

@@ -1,0 +1,78 @@
+"""``mlx-persona dpo``: check the settings and pairs, run the budget preflight, start the DPO child.
+
+This process never imports MLX. It resolves the settings (command line > --config file > the
+stage's saved settings on --resume > defaults), checks that both pairs files are there, asks the
+budget whether chosen + rejected sequences of a batch fit (with ``reference_in_memory=False``:
+the reference is cached log-probs, not a second model), writes ``dpo_config.json``, and starts
+``python -m mlx_persona.dpo`` through the SFT stage's launcher, whose progress bar tails
+``metrics.jsonl``. Line-level problems in the pairs are the child's to report (rejects.jsonl).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from mlx_persona.dpo.config import DPOConfig
+from mlx_persona.core.errors import PersonaError
+from mlx_persona.core.settings import click_options
+from mlx_persona.core.runs import atomic_write_json
+from mlx_persona.train.launch import console, launch, layered_settings, read_json, run_preflight
+
+
+CONFIG_FILE = "dpo_config.json"
+
+
+def resolve(out: Path, model: Optional[str], pairs: Optional[str], config: Optional[str], overrides: dict,
+            resume: bool) -> tuple[str, Path, DPOConfig]:
+    cfg, saved = layered_settings(out, DPOConfig, "dpo", "a DPO", config, overrides, resume)
+    model = model or (saved and saved["model"])
+    pairs = pairs or (saved and saved["data"])
+    if not model:
+        raise PersonaError("--model is required: the fused SFT model (`mlx-persona fuse`)")
+    if not pairs:
+        raise PersonaError("--pairs is required: the folder `mlx-persona pairs` wrote")
+    for split in ("train", "valid"):
+        if not (Path(pairs) / f"{split}.jsonl").is_file():
+            raise PersonaError(f"{Path(pairs) / f'{split}.jsonl'}: missing (run `mlx-persona pairs` first)")
+    return model, Path(pairs), cfg
+
+
+# mask_prompt: DPO scores replies only; grad accumulation: not supported by the DPO stage
+_config_options = click_options(DPOConfig, skip=("optimizer_config", "mask_prompt", "grad_accumulation_steps"))
+
+
+@click.command("dpo")
+@click.option("--model", help="The fused SFT model folder (`mlx-persona fuse`); 'default' works for a quick try.")
+@click.option("--pairs", help="Folder with train.jsonl and valid.jsonl pairs (`mlx-persona pairs`).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Stage folder: metrics, adapters, checkpoints, reference cache.")
+@click.option("--config", "config_file", type=click.Path(), help="YAML/JSON with the dpo settings (a recipe's dpo: block works).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--device", help="Budget preflight device profile (default: this machine).")
+@click.option("--force", is_flag=True, help="Start even when the budget says it will not fit.")
+@_config_options
+def dpo_command(model, pairs, out, config_file, resume, device, force, **overrides):
+    """Teach the twin to prefer the person's replies over the base's (DPO, cached reference)."""
+    from mlx_persona.models.resolve import resolve_model
+
+    model, pairs_dir, cfg = resolve(out, model, pairs, config_file, overrides, resume)
+    status = read_json(out / "status.json") or {}
+    if resume and status.get("state") in ("done", "stopped_early"):
+        console.print(f"{out}: already finished ({status['state']}, best val loss {status['best_val_loss']:.4f})")
+        return
+    model_dir = resolve_model(model)
+    run_preflight(model_dir, cfg, device, force, stage="dpo")
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        atomic_write_json(out / CONFIG_FILE, {"model": str(model_dir), "data": str(pairs_dir), "dpo": cfg.to_dict()})
+    console.print(f"dpo: {cfg.loss_type} loss, beta {cfg.beta}, {cfg.fine_tune_type} r{cfg.rank} on {model_dir.name}, "
+                  f"log {out / 'dpo.log'}")
+    summary = launch(model_dir, pairs_dir, out, resume, stage="dpo")
+    val = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if "val_accuracy" in l]
+    last = val[-1] if val else {}
+    console.print(f"[green]✓[/] dpo {summary['state']} at step {summary['iteration']}: best val loss "
+                  f"{summary['best_val_loss']:.4f} (step {summary['best_iter']}), val accuracy "
+                  f"{last.get('val_accuracy', float('nan')):.2f}, margin {last.get('val_margin', float('nan')):.3f}; adapter in {out}")

@@ -1,0 +1,224 @@
+"""DPO stage, child process: ``python -m mlx_persona.dpo --model FUSED --pairs P --out O --config C``.
+
+The story: load the fused SFT model (one model, no second copy), read and check the pairs
+(:mod:`mlx_persona.dpo.data`), score every pair with the model as it is — that *is* the reference
+policy — and cache those log-probs (:mod:`mlx_persona.dpo.reference`); then attach a fresh
+LoRA/DoRA adapter (the SFT stage's ``attach_trainable``: its B matrices start at zero, so at
+step 0 the policy equals the reference and the sigmoid loss is exactly log 2), and train it with
+the loss below. Outputs in ``O``: ``metrics.jsonl``, ``adapters.safetensors`` (best validation
+loss), ``last/``, resumable ``checkpoints/`` (the SFT stage's format: adapter, optimizer state
+with the schedule's step, PRNG key, data order, counters), ``rejects.jsonl``, ``status.json``.
+
+Why not mlx_lm's ``train()``: its loss sees one sequence at a time; DPO's loss couples the
+chosen and rejected sequences of a pair and the cached reference, so the loop is ours (short,
+and every piece of state it has is in the checkpoint, hence exact resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+
+from mlx_persona.core.errors import PersonaError
+from mlx_persona.core.runs import atomic_write_json, atomic_write_text, fingerprint
+from mlx_persona.dpo.config import DPOConfig
+from mlx_persona.dpo.data import PairSet, collate, fixed_batches, load_pairs
+from mlx_persona.dpo.logps import output_head, shared_prompt_ok
+from mlx_persona.dpo.loss import batch_loss, shared_batch_loss
+from mlx_persona.dpo.reference import reference_logps
+from mlx_persona.train.batches import BatchOrder
+from mlx_persona.train.checkpoint import latest_checkpoint, read_state, restore_checkpoint
+from mlx_persona.train.loop import (Metrics, TrainingRun, adapter_config, attach_trainable, build_optimizer,
+                                    kill_after_var, load_base)
+
+KILL_AFTER_VAR = kill_after_var("dpo")  # test hook (see mlx_persona.train.loop)
+
+
+# ----------------------------------------------------------------------------- the run
+class DPORun(TrainingRun):
+    """The training loop; what a checkpoint carries is :class:`~mlx_persona.train.loop.TrainingRun`'s."""
+
+    stage = "dpo"
+
+    def __init__(self, model, optimizer, sets, refs, cfg: DPOConfig, iters, out, prints, log):
+        self.model, self.optimizer, self.sets, self.refs = model, optimizer, sets, refs
+        # the shared resumable shuffled order; the loop takes pair indices (next_indices)
+        self.order = BatchOrder(sets["train"], cfg.batch_size, cfg.max_seq_length, cfg.seed)
+        super().__init__(cfg, iters, out, prints, log)
+        self.head = output_head(model)  # reply-only logits where the model allows it
+        self.shared = cfg.share_prompt and shared_prompt_ok(model, self.head)  # prompt once per pair
+
+    def compiled_step(self):
+        """One optimizer step as a compiled MLX function (as mlx_lm's trainer does). Built when
+        training starts, after a resume has replaced the optimizer state it captures."""
+        model, optimizer, cfg = self.model, self.optimizer, self.cfg
+        grad_fn = nn.value_and_grad(model, lambda m, *a: batch_loss(m, *a, cfg, self.head))
+        state = [model.state, optimizer.state, mx.random.state]
+
+        def step(tokens, starts, lengths, reply_pos, ref):
+            (loss, aux), grads = grad_fn(model, tokens, starts, lengths, reply_pos, ref)
+            optimizer.update(model, grads)
+            return loss, aux
+
+        return mx.compile(step, inputs=state, outputs=state)
+
+    @staticmethod
+    def empty_window() -> dict:
+        return {"loss": 0.0, "chosen": 0.0, "rejected": 0.0, "correct": 0.0, "pairs": 0, "steps": 0, "tokens": 0.0, "time": 0.0}
+
+    def batch(self, split: str, idx: list[int]):
+        pairs = self.sets[split]
+        return (*collate([pairs[i] for i in idx]), mx.array(self.refs[split][idx]))
+
+    def shared_step(self):
+        """One optimizer step with the prompt run once per pair (shapes vary per pair: not compiled)."""
+        grad_fn = nn.value_and_grad(self.model, lambda m, pairs, ref: shared_batch_loss(m, pairs, ref, self.cfg, self.head))
+
+        def step(idx):
+            pairs = self.sets["train"]
+            (loss, aux), grads = grad_fn(self.model, [pairs[i] for i in idx], mx.array(self.refs["train"][idx]))
+            self.optimizer.update(self.model, grads)
+            return loss, aux
+
+        return step
+
+    def train(self) -> None:
+        self.model.train()
+        if self.shared:
+            step = self.shared_step()
+        else:
+            batched = self.compiled_step()
+            step = lambda idx: batched(*self.batch("train", idx))  # noqa: E731
+        while self.iteration < self.iters and not self.stopped_early:
+            tic = time.perf_counter()
+            loss, (cr, rj, ntok) = step(self.order.next_indices())
+            mx.eval(loss, cr, rj, ntok, self.model.trainable_parameters(), self.optimizer.state)
+            k = self.iteration = self.iteration + 1
+            w, cr, rj = self.window, np.array(cr), np.array(rj)
+            w["loss"] += loss.item(); w["steps"] += 1; w["pairs"] += len(cr)  # noqa: E702
+            w["chosen"] += float(cr.sum()); w["rejected"] += float(rj.sum()); w["correct"] += float((cr > rj).sum())  # noqa: E702
+            w["tokens"] += ntok.item(); w["time"] += time.perf_counter() - tic  # noqa: E702
+            if k % self.cfg.steps_per_report == 0 or k == self.iters:
+                self.report(k)
+            if k == self.iters or k % self.cfg.steps_per_eval == 0:
+                self.validate(k)
+            self.after_step(k)
+
+    def report(self, k: int) -> None:
+        w, n = self.window, max(self.window["pairs"], 1)
+        self.trained_tokens += w["tokens"]
+        self.metrics.write(iter=k, train_loss=w["loss"] / w["steps"], reward_chosen=w["chosen"] / n,
+                           reward_rejected=w["rejected"] / n, margin=(w["chosen"] - w["rejected"]) / n,
+                           accuracy=w["correct"] / n, lr=float(self.optimizer.learning_rate),
+                           tokens_per_sec=w["tokens"] / w["time"], sec_per_step=w["time"] / w["steps"],
+                           peak_memory_gb=round(mx.get_peak_memory() / 1e9, 4),
+                           trained_tokens=int(self.trained_tokens), elapsed=self.elapsed())
+        self.window = self.empty_window()
+
+    def evaluate(self) -> dict:
+        """Loss, rewards, margin and preference accuracy over the validation pairs (fixed order)."""
+        pairs = self.sets["valid"]
+        batches = fixed_batches(len(pairs), self.cfg.batch_size, [len(p) for p in pairs])
+        if self.cfg.val_batches > 0:
+            batches = batches[: self.cfg.val_batches]
+        tot = {"loss": 0.0, "chosen": 0.0, "rejected": 0.0, "correct": 0.0, "pairs": 0}
+        self.model.eval()
+        for idx in batches:
+            loss, (cr, rj, _) = batch_loss(self.model, *self.batch("valid", idx), self.cfg, self.head)
+            mx.eval(loss, cr, rj)
+            cr, rj = np.array(cr), np.array(rj)
+            tot["loss"] += loss.item() * len(idx); tot["pairs"] += len(idx)  # noqa: E702
+            tot["chosen"] += float(cr.sum()); tot["rejected"] += float(rj.sum()); tot["correct"] += float((cr > rj).sum())  # noqa: E702
+        self.model.train()
+        n = tot["pairs"]
+        return {"val_loss": tot["loss"] / n, "val_reward_chosen": tot["chosen"] / n, "val_reward_rejected": tot["rejected"] / n,
+                "val_margin": (tot["chosen"] - tot["rejected"]) / n, "val_accuracy": tot["correct"] / n}
+
+    def validate(self, k: int) -> None:
+        tic = time.perf_counter()
+        val = self.evaluate()
+        self.record_validation(k, val.pop("val_loss"), tic, **val)
+
+
+def read_splits(pairs_dir: Path, tokenizer, cfg: DPOConfig, out: Path, log: Callable) -> dict[str, list]:
+    """Both splits through the checks of :mod:`mlx_persona.dpo.data`; report lines go to rejects.jsonl."""
+    sets, report = {}, []
+    for split in ("train", "valid"):
+        pairs, problems = load_pairs(Path(pairs_dir) / f"{split}.jsonl", tokenizer, cfg.max_seq_length)
+        sets[split], report = pairs, report + problems
+    atomic_write_text(out / "rejects.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in report))
+    for r in report[:20]:
+        log(f"{r['source']}: {r['action']}: {r['reason']}")
+    if len(report) > 20:
+        log(f"... {len(report) - 20} more in {out / 'rejects.jsonl'}")
+    if len(sets["train"]) < cfg.batch_size:
+        raise PersonaError(f"{pairs_dir}/train.jsonl: {len(sets['train'])} usable pairs, fewer than batch_size={cfg.batch_size}")
+    if not sets["valid"]:
+        raise PersonaError(f"{pairs_dir}/valid.jsonl: no usable pairs to validate on")
+    return sets
+
+
+def run_dpo(model_dir: Path, pairs_dir: Path, out: Path, cfg: DPOConfig, resume: bool = False, log: Callable = print) -> dict:
+    """Train the DPO adapter; return the summary also written to ``out/status.json``."""
+    model_dir, pairs_dir, out = Path(model_dir), Path(pairs_dir), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model, tokenizer = load_base(model_dir, cfg, log)
+    if cfg.num_layers > len(model.layers):  # before the reference pass, not after it
+        raise PersonaError(f"dpo.num_layers: the model has {len(model.layers)} layers, asked for {cfg.num_layers}")
+    sets = read_splits(pairs_dir, tokenizer, cfg, out, log)
+    data_print = fingerprint(*[(pairs_dir / f"{s}.jsonl").read_bytes() for s in ("train", "valid")])
+    model_print = fingerprint((model_dir / "config.json").read_bytes(), *sorted(p.name for p in model_dir.glob("*.safetensors")))
+    model.eval()
+    refs = reference_logps(model, sets, cfg.reference_batch_size, out, output_head(model), fingerprint(model_print, data_print, cfg.max_seq_length), log)
+
+    iters = cfg.resolve_iters(len(sets["train"]))
+    attach_trainable(model, cfg)  # fresh adapter, B = 0: the policy starts as the reference
+    optimizer = build_optimizer(cfg, iters)
+    prints = {"config_fingerprint": fingerprint(cfg.to_dict(), iters), "data_fingerprint": data_print, "model_fingerprint": model_print}
+    run = DPORun(model, optimizer, {s: PairSet(p) for s, p in sets.items()}, refs, cfg, iters, out, prints, log)
+    ckpt = latest_checkpoint(out) if resume else None
+    if ckpt is not None:
+        run.load(read_state(ckpt))
+        restore_checkpoint(ckpt, model, optimizer)
+        log(f"resuming from checkpoint at step {run.iteration} of {iters}")
+    else:
+        atomic_write_json(out / "adapter_config.json", adapter_config(cfg, model_dir, iters))
+    run.metrics = Metrics(out / "metrics.jsonl", keep_upto=run.iteration if ckpt is not None else None)
+    atomic_write_json(out / "status.json", {"state": "running", "iteration": run.iteration, "iters": iters, "pid": os.getpid()})
+    if run.iteration == 0:
+        run.validate(0)  # adapter at zero: val loss log 2 (sigmoid), accuracy 0, margin 0
+    run.train()
+    summary = run.finish()
+    atomic_write_json(out / "status.json", summary)
+    log(f"dpo {summary['state']}: {summary['iteration']}/{iters} steps, best val loss {summary['best_val_loss']:.4f} "
+        f"at step {summary['best_iter']}")
+    return summary
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m mlx_persona.dpo", description="DPO stage (child process).")
+    p.add_argument("--model", required=True, help="The fused SFT model folder (policy start and reference).")
+    p.add_argument("--pairs", "--data", dest="pairs", required=True, help="Folder with train.jsonl and valid.jsonl pairs.")
+    p.add_argument("--out", required=True, help="Stage folder: metrics, adapters, checkpoints, reference cache.")
+    p.add_argument("--config", help="YAML/JSON file with the dpo settings (a bare block).")
+    p.add_argument("--resume", action="store_true", help="Continue from the last checkpoint in --out.")
+    a = p.parse_args(argv)
+    try:
+        cfg = DPOConfig.load(Path(a.config) if a.config else None)
+        run_dpo(Path(a.model), Path(a.pairs), Path(a.out), cfg, resume=a.resume, log=lambda m: print(m, flush=True))
+    except PersonaError as e:
+        print(f"error: {e.message}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

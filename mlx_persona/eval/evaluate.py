@@ -1,0 +1,260 @@
+"""Eval stage: ``mlx-persona eval`` (parent) and ``python -m mlx_persona.eval`` (one model).
+
+The story, in the parent:
+
+1. find the test split and the models (base, SFT, DPO; :mod:`mlx_persona.eval.models`);
+2. for each model, a child process (``python -m mlx_persona.eval --name ... --model ...``)
+   measures perplexity, generates one reply per test prompt (batched) and times it, writes
+   ``eval/generations/<name>.json`` and exits, handing its memory back to the OS;
+3. with no LLM left in memory, embed the real and generated replies with all-MiniLM-L6-v2 and
+   compute similarity, twin score and style (:mod:`mlx_persona.eval.metrics`);
+4. write ``eval/metrics.json`` and ``eval/samples.jsonl`` (prompt, real, base, sft, dpo).
+
+Anything missing (no test split, a model that is absent or fails to load, no embedder) is listed
+under ``skipped`` with its reason; what can be computed still is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import click
+
+from mlx_persona.core import layout
+from mlx_persona.core.blas import fast_blas_env
+from mlx_persona.core.errors import PersonaError
+from mlx_persona.eval.models import find_models, load_test_split, prompt_text
+from mlx_persona.core.runs import atomic_write_json, atomic_write_text
+
+MODEL_NAMES = ("base", "sft", "dpo")
+
+
+@dataclass
+class EvalConfig:
+    """The recipe's ``eval:`` block; its fields are :func:`run_eval`'s keyword arguments."""
+
+    max_tokens: int = field(default=96, metadata={"help": "Longest generated reply, in tokens (chat replies are short)."})
+    batch_size: int = field(default=16, metadata={"help": "Prompts generated together by mlx_lm's BatchGenerator."})
+    limit: Optional[int] = field(default=None, metadata={"help": "Evaluate on the first N test conversations only."})
+    perplexity: bool = field(default=True, metadata={"help": "Measure perplexity on the persona's replies."})
+
+    def validate(self) -> "EvalConfig":
+        for name in ("max_tokens", "batch_size"):
+            if getattr(self, name) < 1:
+                raise PersonaError(f"eval.{name}: must be at least 1 (got {getattr(self, name)!r})")
+        if self.limit is not None and self.limit < 1:
+            raise PersonaError(f"eval.limit: must be at least 1 (got {self.limit!r})")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _run_child(spec, test: Path, out_json: Path, settings: dict, log: Callable) -> Optional[str]:
+    """Evaluate one model in its own process; return None on success, else the reason it failed."""
+    cmd = [sys.executable, "-m", "mlx_persona.eval", "--name", spec.name, "--model", str(spec.model),
+           "--test", str(test), "--out", str(out_json), "--max-tokens", str(settings["max_tokens"]),
+           "--batch-size", str(settings["batch_size"]), "--mode", settings["mode"]]
+    if spec.adapter:
+        cmd += ["--adapter", str(spec.adapter)]
+    if settings.get("limit"):
+        cmd += ["--limit", str(settings["limit"])]
+    if not settings.get("perplexity", True):
+        cmd += ["--no-perplexity"]
+    tail: deque[str] = deque(maxlen=20)
+    env = fast_blas_env()  # one OpenBLAS thread unless the user says otherwise (see blas.py)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        line = line.rstrip()
+        if line:
+            tail.append(line)
+            log(f"  [{spec.name}] {line}")
+    if proc.wait() != 0:
+        errors = [l for l in tail if l.startswith("error:")]
+        return (errors[-1][len("error:"):].strip() if errors else
+                f"the eval child exited with code {proc.returncode}: {tail[-1] if tail else 'no output'}")
+    return None
+
+
+def _embed_all(real: list[str], replies: dict[str, list[str]]):
+    """Embeddings of the real replies and each model's replies, in one MiniLM session."""
+    from mlx_persona.models.embed import embed
+
+    names = list(replies)
+    vecs = embed(real + [t for n in names for t in replies[n]])
+    n = len(real)
+    return vecs[:n], {name: vecs[n * (i + 1): n * (i + 2)] for i, name in enumerate(names)}
+
+
+def run_eval(test: Optional[Path], out_dir: Path, specs: list, skipped: list[dict], max_tokens: int = 96,
+             batch_size: int = 16, limit: Optional[int] = None, mode: str = "batched", perplexity: bool = True,
+             log: Callable = print) -> dict:
+    """Evaluate ``specs`` on ``test``; write metrics.json and samples.jsonl into ``out_dir``."""
+    from mlx_persona.eval import metrics as eval_metrics
+
+    out_dir = Path(out_dir)
+    tic = time.perf_counter()
+    settings = {"max_tokens": max_tokens, "batch_size": batch_size, "limit": limit, "mode": mode, "perplexity": perplexity}
+    result = {"created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "settings": settings,
+              "test": {"path": str(test) if test else None}, "models": {}, "skipped": list(skipped)}
+    convs: list[dict] = []
+    if test is None or not Path(test).is_file():
+        result["skipped"].append({"item": "all metrics", "reason": f"no test split at {test}" if test else "no test split given"})
+    else:
+        convs, bad = load_test_split(Path(test), limit)
+        result["test"].update(conversations=len(convs), lines_left_out=len(bad), first_problems=bad[:10])
+        if not convs:
+            result["skipped"].append({"item": "all metrics", "reason": f"{test}: no usable conversation (a prompt, then an assistant reply)"})
+    prompts = [prompt_text(c) for c in convs]
+    real = [c["messages"][-1]["content"] for c in convs]
+
+    replies: dict[str, list[str]] = {}
+    if convs:
+        gen_dir = out_dir / "generations"
+        gen_dir.mkdir(parents=True, exist_ok=True)
+        # the child reads exactly the conversations we kept, in our order
+        subset = gen_dir / "test_used.jsonl"
+        atomic_write_text(subset, "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in convs))
+        for spec in specs:
+            log(f"eval {spec.name}: {spec.describe()}")
+            out_json = gen_dir / f"{spec.name}.json"
+            out_json.unlink(missing_ok=True)
+            why = _run_child(spec, subset, out_json, {**settings, "limit": None}, log)
+            if why is not None:
+                result["skipped"].append({"item": spec.name, "reason": why})
+                continue
+            child = json.loads(out_json.read_text())
+            replies[spec.name] = child.pop("replies")
+            result["models"][spec.name] = {"source": spec.describe(), **child}
+
+    if replies:
+        result["real"] = eval_metrics.real_style(real)
+        try:
+            real_emb, emb = _embed_all(real, replies)
+        except (PersonaError, ImportError, OSError) as e:
+            reason = e.message if isinstance(e, PersonaError) else f"{type(e).__name__}: {e}"
+            result["skipped"].append({"item": "similarity and twin score", "reason": reason})
+            for name, texts in replies.items():
+                result["models"][name]["style"] = eval_metrics.style_metrics(texts, real)
+        else:
+            base_emb = emb.get("base")
+            if base_emb is None:
+                result["skipped"].append({"item": "twin score", "reason": "needs the base model's replies"})
+            for name, texts in replies.items():
+                result["models"][name].update(eval_metrics.model_metrics(
+                    prompts, real, texts, emb[name], real_emb, base_emb if name != "base" else None))
+    result["seconds"] = round(time.perf_counter() - tic, 3)
+
+    atomic_write_json(out_dir / layout.EVAL_METRICS, result)
+    rows = [{"prompt": p, "real": r, **{n: replies[n][i] if n in replies else None for n in MODEL_NAMES}}
+            for i, (p, r) in enumerate(zip(prompts, real))]
+    atomic_write_text(out_dir / layout.EVAL_SAMPLES, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    for s in result["skipped"]:
+        log(f"skipped {s['item']}: {s['reason']}")
+    return result
+
+
+# -- the command (parent) -----------------------------------------------------------------------
+
+@click.command("eval")
+@click.argument("run_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--base", help="Base model: folder, hub id or 'default' (run folder: from its recipe).")
+@click.option("--sft-adapter", type=click.Path(path_type=Path), help="SFT adapter folder, applied on the base.")
+@click.option("--dpo", type=click.Path(path_type=Path), help="DPO twin: a fused model folder or an adapter folder.")
+@click.option("--test", "test", type=click.Path(dir_okay=False, path_type=Path),
+              help="Test split, mlx_lm chat JSONL (run folder: clean/test.jsonl).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (run folder: eval/).")
+@click.option("--limit", type=click.IntRange(1), help="Evaluate on the first N test conversations only.")
+@click.option("--max-tokens", default=96, show_default=True, type=click.IntRange(1), help="Longest generated reply, in tokens.")
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1), help="Prompts generated together.")
+@click.option("--no-perplexity", is_flag=True, help="Skip the perplexity pass.")
+def eval_command(run_dir, base, sft_adapter, dpo, test, out, limit, max_tokens, batch_size, no_perplexity) -> None:
+    """Measure base, SFT and DPO on the held-out test split: perplexity, similarity, style, speed.
+
+    Give a run folder, or the models and the test split explicitly. Writes metrics.json and
+    samples.jsonl; whatever cannot be measured is listed as skipped with the reason.
+    """
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    if run_dir is None and out is None:
+        raise PersonaError("give a run folder or --out for the results")
+    if run_dir is not None and not run_dir.is_dir():
+        raise PersonaError(f"run folder not found: {run_dir}")
+    test = test or (run_dir / layout.CLEAN_DIR / layout.TEST_SPLIT if run_dir else None)
+    out = out or run_dir / layout.EVAL_DIR
+    specs, skipped = find_models(run_dir, base=base, sft_adapter=sft_adapter, dpo=dpo)
+    result = run_eval(test, out, specs, skipped, max_tokens=max_tokens, batch_size=batch_size, limit=limit,
+                      perplexity=not no_perplexity, log=lambda m: err.print(m, markup=False, highlight=False))
+    _print_summary(result)
+    click.echo(str(out / layout.EVAL_METRICS))
+
+
+def _print_summary(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if not result["models"]:
+        return
+    table = Table(title="eval")
+    for col in ("model", "perplexity", "similarity", "≥ 0.7", "twin", "slop/1k words", "tok/s"):
+        table.add_column(col)
+    for name, m in result["models"].items():
+        def f(v, fmt="{:.3f}"):
+            return fmt.format(v) if isinstance(v, (int, float)) else "-"
+        sim = m.get("similarity", {})
+        table.add_row(name, f(m.get("perplexity", {}).get("perplexity"), "{:.2f}"), f(sim.get("mean")),
+                      f(sim.get("share_ge_threshold"), "{:.0%}"), f(m.get("twin_score", {}).get("share"), "{:.0%}"),
+                      f(m.get("style", {}).get("slop", {}).get("per_1000_words"), "{:.1f}"),
+                      f(m.get("speed", {}).get("tokens_per_sec"), "{:.1f}"))
+    Console(stderr=True).print(table)
+
+
+# -- the child: one model ------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mlx_persona.eval", description="Evaluate one model (child process).")
+    p.add_argument("--name", required=True, choices=MODEL_NAMES, help="Which model this is.")
+    p.add_argument("--model", required=True, help="Local MLX model folder.")
+    p.add_argument("--adapter", help="Adapter folder applied on --model.")
+    p.add_argument("--test", required=True, help="Test conversations, mlx_lm chat JSONL.")
+    p.add_argument("--out", required=True, help="JSON file for perplexity, replies and speed.")
+    p.add_argument("--limit", type=int, help="First N conversations only.")
+    p.add_argument("--max-tokens", type=int, default=96, help="Longest generated reply, in tokens.")
+    p.add_argument("--batch-size", type=int, default=16, help="Prompts generated together.")
+    p.add_argument("--mode", choices=("batched", "sequential"), default="batched",
+                   help="batched: mlx_lm BatchGenerator; sequential: one stream_generate per prompt (baseline).")
+    p.add_argument("--no-perplexity", action="store_true", help="Skip the perplexity pass.")
+    return p
+
+
+def main(argv=None) -> None:
+    from mlx_persona.eval.model import ModelSpec, evaluate_model
+
+    a = build_parser().parse_args(argv)
+    try:
+        convs, _ = load_test_split(Path(a.test), a.limit)
+        spec = ModelSpec(a.name, Path(a.model), Path(a.adapter) if a.adapter else None)
+        result = evaluate_model(spec, convs, max_tokens=a.max_tokens, batch_size=a.batch_size, mode=a.mode,
+                                with_perplexity=not a.no_perplexity, log=lambda m: print(m, flush=True))
+    except PersonaError as e:
+        print(f"error: {e.message}", flush=True)
+        sys.exit(1)
+    except (OSError, ValueError) as e:  # an unreadable model folder or weights that do not fit
+        print(f"error: {a.name}: {type(e).__name__}: {e}", flush=True)
+        sys.exit(1)
+    atomic_write_json(Path(a.out), result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""The model side of evaluation, run inside one child process per model.
+
+Three jobs, each on the held-out test conversations (``{"messages": [...]}``, the last
+assistant message being the person's real reply):
+
+1. **Perplexity on the persona's replies only.** Each conversation is tokenized with the chat
+   template and every token before the last message is masked: the same tokens and the same
+   mask as training with ``mask_prompt`` (mlx_lm's ``ChatDataset`` and ``default_loss``), so
+   the number is comparable with the SFT stage's validation loss (ppl = exp(loss)).
+2. **One reply per prompt, batched.** mlx_lm's ``BatchGenerator`` (continuous batching, greedy),
+   driven here so that we also see when each prompt gets its first token.
+3. **Speed.** Generated tokens per second of wall time, decode tokens per second, and time to
+   first token. In a batched run the TTFT of a prompt includes waiting for the batch ahead of it;
+   the naive sequential mode (one ``stream_generate`` per prompt) exists to measure the gain.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+import types
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import mlx.core as mx
+import numpy as np
+
+from mlx_persona.core.errors import PersonaError
+from mlx_persona.eval.models import ModelSpec
+
+
+def load_model(spec: ModelSpec, log: Callable = print):
+    """mlx_lm's loader (float32 copy of a quantized base on the CPU backend, as SFT trains),
+    then the adapter's LoRA/DoRA layers and weights."""
+    from mlx_lm.tuner.utils import load_adapters
+
+    from mlx_persona.train.loop import load_base
+
+    try:
+        model, tokenizer = load_base(Path(spec.model), types.SimpleNamespace(dequantize_on_cpu=True), log)
+    except (OSError, ValueError, KeyError, RuntimeError) as e:  # missing files, unknown architecture
+        raise PersonaError(f"{spec.model}: cannot load this model ({type(e).__name__}: {e})") from None
+    if spec.adapter is not None:
+        try:
+            model = load_adapters(model, str(spec.adapter))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as e:
+            raise PersonaError(f"{spec.adapter}: cannot apply this adapter to {spec.model} ({type(e).__name__}: {e})") from None
+    model.eval()
+    return model, tokenizer
+
+
+def _template(tokenizer, messages, add_generation_prompt: bool) -> list[int]:
+    return list(tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, return_dict=False))
+
+
+def prompt_tokens(tokenizer, conversations: Sequence[dict], max_prompt_tokens: int) -> list[list[int]]:
+    """The chat-templated context before each real reply; long contexts keep their last tokens."""
+    out = []
+    for conv in conversations:
+        toks = _template(tokenizer, conv["messages"][:-1], add_generation_prompt=True)
+        out.append(toks[-max_prompt_tokens:])
+    return out
+
+
+def perplexity(model, tokenizer, conversations: Sequence[dict], batch_size: int = 8,
+               max_seq_length: int = 2048) -> dict:
+    """Token-weighted perplexity of the last (assistant) message given the rest."""
+    from mlx_lm.tuner.datasets import ChatDataset
+    from mlx_lm.tuner.trainer import default_loss
+
+    ds = ChatDataset(list(conversations), tokenizer, chat_key="messages", mask_prompt=True)
+    items = sorted((ds.process(c) for c in conversations), key=lambda it: len(it[0]))
+    total, ntoks = 0.0, 0
+    for i in range(0, len(items), batch_size):
+        chunk = items[i:i + batch_size]
+        lengths = [min(len(t), max_seq_length) for t, _ in chunk]
+        arr = np.zeros((len(chunk), max(lengths)), np.int32)
+        for j, (toks, _) in enumerate(chunk):
+            arr[j, :lengths[j]] = toks[:lengths[j]]
+        spans = mx.array([[off, n] for (_, off), n in zip(chunk, lengths)])
+        loss, n = default_loss(model, mx.array(arr), spans)
+        mx.eval(loss, n)
+        if n.item():
+            total += loss.item() * n.item()
+            ntoks += n.item()
+    if ntoks == 0:
+        return {"tokens": 0}
+    nll = total / ntoks
+    return {"perplexity": math.exp(nll), "nll": nll, "tokens": int(ntoks), "n": len(items)}
+
+
+def _speed(n_tokens: int, wall: float, ttft: list[float], decode_tps: Optional[float]) -> dict:
+    return {"generated_tokens": n_tokens, "wall_s": round(wall, 3),
+            "tokens_per_sec": n_tokens / wall if wall > 0 else None, "decode_tokens_per_sec": decode_tps,
+            "ttft_mean_s": statistics.fmean(ttft) if ttft else None,
+            "ttft_median_s": statistics.median(ttft) if ttft else None}
+
+
+def generate_batched(model, tokenizer, prompts: list[list[int]], max_tokens: int, batch_size: int):
+    """Greedy replies for all prompts with mlx_lm's BatchGenerator; returns (texts, speed)."""
+    from mlx_lm.generate import BatchGenerator
+
+    gen = BatchGenerator(model, max_tokens=max_tokens, stop_tokens=[[t] for t in tokenizer.eos_token_ids],
+                         completion_batch_size=batch_size, prefill_batch_size=batch_size)
+    try:
+        t0 = time.perf_counter()
+        uids = gen.insert(prompts)
+        tokens = {u: [] for u in uids}
+        first: dict[int, float] = {}
+        count = 0
+        with gen.stats() as stats:
+            while responses := gen.next_generated():
+                now = time.perf_counter() - t0
+                for r in responses:
+                    first.setdefault(r.uid, now)
+                    count += 1
+                    if r.finish_reason != "stop":
+                        tokens[r.uid].append(r.token)
+        wall = time.perf_counter() - t0
+    finally:
+        gen.close()
+    texts = [tokenizer.decode(tokens[u]).strip() for u in uids]
+    return texts, _speed(count, wall, [first[u] for u in uids if u in first], stats.generation_tps)
+
+
+def generate_sequential(model, tokenizer, prompts: list[list[int]], max_tokens: int):
+    """The naive loop: one ``stream_generate`` per prompt (the baseline for the batched path)."""
+    from mlx_lm.generate import stream_generate
+
+    texts, ttft, count, decode_time = [], [], 0, 0.0
+    t0 = time.perf_counter()
+    for p in prompts:
+        tic = time.perf_counter()
+        parts, last = [], None
+        for resp in stream_generate(model, tokenizer, p, max_tokens=max_tokens):
+            if last is None:
+                ttft.append(time.perf_counter() - tic)
+            parts.append(resp.text)
+            last = resp
+        if last is not None:
+            count += last.generation_tokens
+            decode_time += last.generation_tokens / last.generation_tps if last.generation_tps else 0.0
+        texts.append("".join(parts).strip())
+    wall = time.perf_counter() - t0
+    return texts, _speed(count, wall, ttft, count / decode_time if decode_time else None)
+
+
+def evaluate_model(spec: ModelSpec, conversations: Sequence[dict], max_tokens: int = 96, batch_size: int = 16,
+                   mode: str = "batched", with_perplexity: bool = True, max_prompt_tokens: int = 1024,
+                   log: Callable = print) -> dict:
+    """Everything one child measures for one model; JSON-ready."""
+    tic = time.perf_counter()
+    mx.reset_peak_memory()
+    model, tokenizer = load_model(spec, log)
+    out = {"name": spec.name, "model": str(spec.model), "adapter": str(spec.adapter) if spec.adapter else None,
+           "load_s": round(time.perf_counter() - tic, 3), "mode": mode}
+    if with_perplexity:
+        tic = time.perf_counter()
+        out["perplexity"] = perplexity(model, tokenizer, conversations, batch_size=max(1, batch_size // 2))
+        out["perplexity"]["seconds"] = round(time.perf_counter() - tic, 3)
+        log(f"{spec.name}: perplexity {out['perplexity'].get('perplexity', float('nan')):.3f} "
+            f"on {out['perplexity'].get('tokens', 0)} reply tokens")
+    prompts = prompt_tokens(tokenizer, conversations, max_prompt_tokens)
+    if mode == "sequential":
+        texts, speed = generate_sequential(model, tokenizer, prompts, max_tokens)
+    else:
+        texts, speed = generate_batched(model, tokenizer, prompts, max_tokens, batch_size)
+    speed["prompt_tokens"] = sum(len(p) for p in prompts)
+    out.update(replies=texts, speed=speed, peak_memory_gb=round(mx.get_peak_memory() / 1e9, 4))
+    log(f"{spec.name}: {len(texts)} replies, {speed['generated_tokens']} tokens in {speed['wall_s']:.1f}s "
+        f"({speed['tokens_per_sec'] or 0:.1f} tok/s, {mode})")
+    return out

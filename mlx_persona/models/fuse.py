@@ -1,0 +1,127 @@
+"""``mlx-persona fuse``: bake an adapter into its base, as one ordinary MLX model folder.
+
+    base + adapters.safetensors ──mlx_lm load + module.fuse()──▶ fused/ (optional: float weights, GGUF)
+
+The parent (the click command) checks the inputs and starts ``python -m mlx_persona.models.fuse`` with
+the fast BLAS (the weights load in the child, as for every MLX-heavy stage). The child uses
+mlx_lm's own pieces: ``load(..., adapter_path=...)``, each LoRA/DoRA layer's ``fuse()``,
+``dequantize_model``, ``save`` and ``convert_to_gguf``. The folder is built aside and appears
+only when complete (:func:`mlx_persona.core.runs.atomic_dir`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from mlx_persona.core.errors import PersonaError
+
+GGUF_TYPES = ("llama", "mistral", "mixtral")  # what mlx_lm's GGUF writer handles
+GGUF_NAME = "ggml-model-f16.gguf"
+
+
+def fuse_model(model_dir: Path, adapter_dir: Path, out: Path, dequantize: bool = False,
+               gguf: bool = False, overwrite: bool = False) -> Path:
+    """Write the fused model to ``out``; the adapter must have been trained on this base."""
+    from mlx.utils import tree_flatten, tree_unflatten
+    from mlx_lm.gguf import convert_to_gguf
+    from mlx_lm.utils import dequantize_model, load, save
+
+    from mlx_persona.core.runs import atomic_dir
+
+    try:
+        model, tokenizer, config = load(str(model_dir), adapter_path=str(adapter_dir), return_config=True)
+    except ValueError as e:  # mlx_lm lists every tensor that does not fit; the first says enough
+        detail = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
+        raise PersonaError(f"{adapter_dir} does not fit {model_dir} (trained on another base?): {detail}") from None
+    fused = [(name, m.fuse(dequantize=dequantize)) for name, m in model.named_modules() if hasattr(m, "fuse")]
+    if fused:
+        model.update_modules(tree_unflatten(fused))
+    if dequantize:
+        model = dequantize_model(model)
+        config.pop("quantization", None)
+        config.pop("quantization_config", None)
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        save(tmp, str(model_dir), model, tokenizer, config, donate_model=False)
+        (tmp / "fused_from.json").write_text(json.dumps({"base": str(model_dir), "adapter": str(adapter_dir),
+                                                         "dequantized": dequantize}, indent=2))
+        if gguf:
+            convert_to_gguf(tmp, dict(tree_flatten(model.parameters())), config, str(tmp / GGUF_NAME))
+    return out
+
+
+def check_inputs(model_dir: Path, adapter_dir: Path, out: Path, dequantize: bool, gguf: bool, overwrite: bool) -> None:
+    """Everything that can be known before loading weights; one-line errors."""
+    for name in ("adapters.safetensors", "adapter_config.json"):
+        if not (adapter_dir / name).is_file():
+            raise PersonaError(f"{adapter_dir}: no {name} (point --adapter-path at an SFT stage folder)")
+    if out.exists() and not overwrite:
+        raise PersonaError(f"{out} already exists (pass --overwrite to replace it)")
+    if out.resolve() in (model_dir.resolve(), adapter_dir.resolve()):
+        raise PersonaError(f"--out {out} would replace its own input")
+    config = json.loads((model_dir / "config.json").read_text())
+    if gguf:
+        kind = config.get("model_type", "?")
+        if kind not in GGUF_TYPES:
+            raise PersonaError(f"GGUF export: mlx_lm writes {', '.join(GGUF_TYPES)} models only, this one is {kind} (drop --gguf)")
+        if "quantization" in config and not dequantize:
+            raise PersonaError("GGUF export needs float weights and this base is quantized: add --dequantize")
+
+
+def run_fuse_child(model_dir: Path, adapter_dir: Path, out: Path, dequantize: bool = False, gguf: bool = False,
+                   overwrite: bool = False) -> Path:
+    """Fuse in ``python -m mlx_persona.models.fuse`` (fast BLAS; its memory goes back to the OS when it
+    exits); the child's own one-line error becomes ours."""
+    from mlx_persona.core import blas
+
+    cmd = [sys.executable, "-m", "mlx_persona.models.fuse", "--model", str(model_dir), "--adapter-path", str(adapter_dir),
+           "--out", str(out)] + [f for f, on in (("--dequantize", dequantize), ("--gguf", gguf), ("--overwrite", overwrite)) if on]
+    done = subprocess.run(cmd, env=blas.fast_blas_env(), capture_output=True, text=True)
+    if done.returncode != 0:
+        errors = [l[len("error: "):] for l in done.stderr.splitlines() if l.startswith("error: ")]
+        raise PersonaError(errors[-1] if errors else f"fuse failed (exit {done.returncode}): {done.stderr.strip()[-400:]}")
+    return out
+
+
+@click.command("fuse")
+@click.option("--model", default="default", show_default=True, help="The base the adapter was trained on.")
+@click.option("--adapter-path", required=True, type=click.Path(path_type=Path), help="SFT stage folder (adapters.safetensors + adapter_config.json).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the fused model.")
+@click.option("--dequantize", is_flag=True, help="Write float weights even when the base is quantized.")
+@click.option("--gguf", is_flag=True, help=f"Also write {GGUF_NAME} (llama/mistral/mixtral).")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists (only once the new one is complete).")
+def fuse_command(model, adapter_path, out, dequantize, gguf, overwrite):
+    """Fuse a trained adapter into its base model."""
+    from mlx_persona.models.resolve import resolve_model
+
+    model_dir = resolve_model(model)
+    check_inputs(model_dir, adapter_path, out, dequantize, gguf, overwrite)
+    run_fuse_child(model_dir, adapter_path, out, dequantize, gguf, overwrite)
+    click.echo(f"fused {adapter_path} into {model_dir.name} -> {out}" + (f" (+ {GGUF_NAME})" if gguf else ""))
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m mlx_persona.models.fuse", description="Fuse an adapter (child process).")
+    p.add_argument("--model", required=True)
+    p.add_argument("--adapter-path", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--dequantize", action="store_true")
+    p.add_argument("--gguf", action="store_true")
+    p.add_argument("--overwrite", action="store_true")
+    a = p.parse_args(argv)
+    try:
+        model_dir, adapter_dir, out = Path(a.model), Path(a.adapter_path), Path(a.out)
+        check_inputs(model_dir, adapter_dir, out, a.dequantize, a.gguf, a.overwrite)
+        fuse_model(model_dir, adapter_dir, out, a.dequantize, a.gguf, a.overwrite)
+    except PersonaError as e:
+        print(f"error: {e.message}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

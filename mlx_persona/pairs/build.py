@@ -1,0 +1,360 @@
+"""The pair generator: (prompt, chosen, rejected) triples for DPO, from the cleaned conversations.
+
+    data/train.jsonl valid.jsonl ──contexts──▶ prompts.jsonl
+      ──child: base model, batched──▶ base.jsonl      (rejected: the helpful-assistant voice)
+      ──child: fused twin, batched──▶ twin.jsonl      (only where a chosen reply must be generated)
+      ──filters──▶ out/train.jsonl valid.jsonl rejects.jsonl stats.json
+
+- Prompt: every cleaned sample minus its last reply (system line + context turns).
+- chosen: the person's real reply (``chosen="real"``, the default; the twin is asked only for
+  prompts with no real reply), or always the fused twin's reply (``chosen="twin"``).
+- rejected: the base model's reply to the same prompt, same sampling settings.
+- Filters, each counted in ``stats.json`` and listed in ``rejects.jsonl``: an empty reply, a reply
+  cut at ``max_tokens`` (truncated), chosen == rejected, and a rejected reply that says the same
+  thing as the chosen one (all-MiniLM-L6-v2 cosine above ``similarity_threshold``). A cut reply
+  is first trimmed back to its last full sentence (``trim_truncated``, counted as ``trimmed``):
+  the base model's helpful-assistant replies run long, and dropping every cut one would keep
+  only its shortest, least typical replies as rejected. A cut reply with no full sentence is
+  dropped as truncated (or kept whole with ``allow_truncated``).
+- Split: pairs from ``train.jsonl`` go to train, pairs from ``valid.jsonl`` to valid, so the
+  conversation-level split of the clean stage holds (no conversation in both).
+
+Each model generates in its own child process (``python -m mlx_persona.pairs``), so only one
+model is in memory at a time. A child appends each finished reply to its JSONL at once; a re-run
+skips prompts already answered, so a killed run resumes where it stopped.
+
+Output lines use mlx-lm-lora's DPO layout: ``prompt`` (the last user turn), ``chosen``,
+``rejected``, optional ``system``; ``messages`` carries the whole context, which our DPO stage
+prefers over ``prompt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import click
+
+from mlx_persona.core.errors import PersonaError
+from mlx_persona.core.runs import atomic_write_json, atomic_write_text
+
+SPLITS = ("train", "valid")
+FILTERS = ("empty", "truncated", "identical", "too_similar")
+SENTENCE_END = re.compile(r"[.!?…][\"')\]]*(?=\s|$)|\n")
+MIN_TRIMMED_CHARS = 12  # a trimmed reply shorter than this says too little: dropped as truncated
+
+
+@dataclass
+class PairsConfig:
+    chosen: str = field(default="real", metadata={"help": "real: the person's reply (twin only where none); twin: always the fused twin's."})
+    max_tokens: int = field(default=128, metadata={"help": "Longest generated reply; a reply cut here counts as truncated and is dropped."})
+    temperature: float = field(default=0.7, metadata={"help": "Sampling temperature for both models (0 = greedy)."})
+    top_p: float = field(default=0.9, metadata={"help": "Nucleus sampling mass (1 = off)."})
+    batch_size: int = field(default=8, metadata={"help": "Sequences generated together (8 gave ~4x the tokens/s of one at a time)."})
+    similarity_threshold: float = field(default=0.9, metadata={"help": "Drop a pair whose chosen and rejected have a MiniLM cosine above this (1 = off)."})
+    trim_truncated: bool = field(default=True, metadata={"help": "Trim a reply cut at max_tokens back to its last full sentence (kept when one remains)."})
+    allow_truncated: bool = field(default=False, metadata={"help": "Keep pairs whose generated reply hit max_tokens (a base model's long answer, cut, is still a fine rejected example)."})
+    max_prompts: Optional[int] = field(default=None, metadata={"help": "Use at most this many prompts per split (quick runs)."})
+    seed: int = field(default=0, metadata={"help": "Seeds sampling in each child."})
+
+    def validate(self) -> "PairsConfig":
+        def need(ok, name, why):
+            if not ok:
+                raise PersonaError(f"pairs.{name}: {why} (got {getattr(self, name)!r})")
+        need(self.chosen in ("real", "twin"), "chosen", "must be real or twin")
+        need(self.max_tokens >= 1, "max_tokens", "must be at least 1")
+        need(self.batch_size >= 1, "batch_size", "must be at least 1")
+        need(self.temperature >= 0, "temperature", "must not be negative")
+        need(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
+        need(0 <= self.similarity_threshold <= 1, "similarity_threshold", "must be in [0, 1]")
+        need(self.max_prompts is None or self.max_prompts >= 1, "max_prompts", "must be at least 1")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _config_options(fn):
+    """One option per PairsConfig field, help from its metadata."""
+    kinds = {"int": int, "float": float, "str": str, "Optional[int]": int}
+    for f in reversed(dataclasses.fields(PairsConfig)):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type == "bool":
+            fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=f.metadata["help"])(fn)
+            continue
+        kind = click.Choice(["real", "twin"]) if f.name == "chosen" else kinds[f.type]
+        fn = click.option(flag, f.name, type=kind, default=None, help=f.metadata["help"])(fn)
+    return fn
+
+
+# ----------------------------------------------------------------------------- prompts
+def read_prompts(data_dir: Path, max_prompts: Optional[int] = None) -> tuple[list[dict], list[dict]]:
+    """Prompts from the cleaned splits, and the lines that could not be used (file:line, reason)."""
+    prompts, bad = [], []
+    for split in SPLITS:
+        path = Path(data_dir) / f"{split}.jsonl"
+        if not path.is_file():
+            raise PersonaError(f"{path}: missing (run `mlx-persona clean` first)")
+        taken = 0
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                msgs = json.loads(line)["messages"]
+                ok = isinstance(msgs, list) and all(isinstance(m.get("content"), str) and m.get("role") for m in msgs)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                ok = False
+            if not ok:
+                bad.append({"source": where, "reason": "not a chat record with a 'messages' list"})
+                continue
+            system = msgs[0]["content"] if msgs and msgs[0]["role"] == "system" else None
+            turns = msgs[1:] if system is not None else msgs
+            real = turns[-1]["content"] if turns and turns[-1]["role"] == "assistant" else None
+            context = turns[:-1] if real is not None else turns
+            if not context or context[-1]["role"] != "user":
+                bad.append({"source": where, "reason": "no user turn before the reply"})
+                continue
+            if max_prompts is not None and taken >= max_prompts:
+                break
+            key = json.dumps([split, system, context, real], ensure_ascii=False, sort_keys=True)
+            prompts.append({"id": hashlib.sha256(key.encode()).hexdigest()[:16], "split": split, "source": where,
+                            "system": system, "messages": context, "real": real})
+            taken += 1
+    return prompts, bad
+
+
+def chat_messages(p: dict) -> list[dict]:
+    return ([{"role": "system", "content": p["system"]}] if p.get("system") else []) + p["messages"]
+
+
+def read_replies(path: Path) -> dict[str, dict]:
+    """Replies a child already wrote; a torn last line (a killed child) is ignored."""
+    done = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                r = json.loads(line)
+                done[r["id"]] = r
+            except (ValueError, KeyError, TypeError):
+                continue
+    return done
+
+
+# ----------------------------------------------------------------------------- the child
+def generate_child(model_dir: Path, prompts_file: Path, out_file: Path, cfg: PairsConfig,
+                   only: Optional[set] = None, log: Callable = print) -> dict:
+    """Answer every prompt not yet in ``out_file`` with ``model_dir``; append replies as they finish."""
+    import mlx.core as mx
+    from mlx_lm import load
+
+    from mlx_persona.models.generate import chat_prompt, generate_batched, make_sampler
+
+    prompts = [json.loads(l) for l in prompts_file.read_text(encoding="utf-8").splitlines() if l.strip()]
+    done = read_replies(out_file)
+    todo = [p for p in prompts if p["id"] not in done and (only is None or p["id"] in only)]
+    if done and out_file.read_bytes()[-1:] != b"\n":  # a killed child left half a line: cut it
+        keep = out_file.read_bytes().rsplit(b"\n", 1)[0]
+        atomic_write_text(out_file, keep.decode("utf-8", "replace") + "\n")
+    log(f"{model_dir.name}: {len(done)} replies on disk, {len(todo)} to generate")
+    if not todo:
+        return {"generated": 0}
+    model, tokenizer = load(str(model_dir))
+    mx.random.seed(cfg.seed + len(done))  # a resumed run draws fresh samples, not the same ones again
+    ids = [chat_prompt(tokenizer, chat_messages(p)) for p in todo]
+    with open(out_file, "a", encoding="utf-8") as f:
+        def write(reply):
+            p = todo[reply.index]
+            f.write(json.dumps({"id": p["id"], "text": reply.text, "finish_reason": reply.finish_reason,
+                                "tokens": reply.tokens}, ensure_ascii=False) + "\n")
+            f.flush()
+
+        _, stats = generate_batched(model, tokenizer, ids, cfg.max_tokens, cfg.batch_size,
+                                    make_sampler(cfg.temperature, cfg.top_p), on_reply=write)
+    log(f"{model_dir.name}: {stats['generated_tokens']} tokens in {stats['seconds']:.1f} s "
+        f"({stats['tokens_per_sec']:.1f} tokens/s, batch {cfg.batch_size})")
+    return {"generated": len(todo), **stats}
+
+
+def _run_child(model_dir: Path, out: Path, role: str, only: Optional[set], log: Callable) -> dict:
+    from mlx_persona.core import blas
+
+    cmd = [sys.executable, "-m", "mlx_persona.pairs", "--model", str(model_dir), "--prompts", str(out / "prompts.jsonl"),
+           "--out", str(out / f"{role}.jsonl"), "--config", str(out / "pairs_config.json")]
+    if only is not None:
+        (out / f".{role}_only.json").write_text(json.dumps(sorted(only)))
+        cmd += ["--only", str(out / f".{role}_only.json")]
+    env = blas.fast_blas_env()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode == 0:
+        for line in proc.stderr.splitlines():
+            log(line)
+    else:
+        errors = [l[len("error: "):] for l in proc.stderr.splitlines() if l.startswith("error: ")]
+        tail = errors[-1] if errors else " | ".join(proc.stderr.strip().splitlines()[-3:])
+        raise PersonaError(f"pairs: the {role} generator failed: {tail}")
+    return json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
+
+
+# ----------------------------------------------------------------------------- assembly + filters
+def assemble(prompts: list[dict], base: dict, twin: dict, cfg: PairsConfig,
+             similarity: Callable = None) -> tuple[dict, list[dict], dict]:
+    """Apply the filters; return ({split: pairs}, rejects, counts). ``similarity(a, b)`` -> cosines."""
+    counts = {**{f: 0 for f in FILTERS}, "trimmed": 0}  # trimmed replies are kept, not filtered
+    rejects, kept = [], []
+    for p in prompts:
+        rejected = base.get(p["id"])
+        use_twin = cfg.chosen == "twin" or p["real"] is None
+        chosen = twin.get(p["id"]) if use_twin else {"text": p["real"], "finish_reason": "stop"}
+        if rejected is None or chosen is None:
+            continue  # not generated (a capped or interrupted run); a re-run fills it in
+        reason = None
+        if cfg.trim_truncated:
+            chosen, rejected = trim_reply(chosen), trim_reply(rejected)
+            counts["trimmed"] += chosen.get("trimmed", False) + rejected.get("trimmed", False)
+        if not chosen["text"].strip() or not rejected["text"].strip():
+            reason = "empty"
+        elif "length" in (chosen["finish_reason"], rejected["finish_reason"]) and not cfg.allow_truncated:
+            reason = "truncated"
+        elif chosen["text"].strip() == rejected["text"].strip():
+            reason = "identical"
+        if reason:
+            counts[reason] += 1
+            rejects.append({"id": p["id"], "source": p["source"], "reason": reason,
+                            "chosen": chosen["text"], "rejected": rejected["text"]})
+        else:
+            kept.append((p, chosen["text"].strip(), rejected["text"].strip(), "twin" if use_twin else "real"))
+    if kept and cfg.similarity_threshold < 1 and similarity is not None:
+        sims = similarity([k[1] for k in kept], [k[2] for k in kept])
+    else:
+        sims = [0.0] * len(kept)
+    pairs = {s: [] for s in SPLITS}
+    for (p, chosen, rejected, origin), sim in zip(kept, sims):
+        if sim > cfg.similarity_threshold:
+            counts["too_similar"] += 1
+            rejects.append({"id": p["id"], "source": p["source"], "reason": "too_similar", "similarity": round(float(sim), 4),
+                            "chosen": chosen, "rejected": rejected})
+            continue
+        record = {"prompt": p["messages"][-1]["content"], "chosen": chosen, "rejected": rejected}
+        if p.get("system"):
+            record["system"] = p["system"]
+        record.update(messages=p["messages"], id=p["id"], chosen_from=origin, similarity=round(float(sim), 4))
+        pairs[p["split"]].append(record)
+    return pairs, rejects, counts
+
+
+def trim_reply(reply: dict) -> dict:
+    """A reply cut at ``max_tokens``, trimmed back to its last full sentence when one remains
+    (``finish_reason`` becomes "trimmed"); any other reply unchanged."""
+    if reply["finish_reason"] != "length":
+        return reply
+    ends = [m.end() for m in SENTENCE_END.finditer(reply["text"])]
+    text = reply["text"][: ends[-1]].strip() if ends else ""
+    if len(text) < MIN_TRIMMED_CHARS:
+        return reply
+    return {**reply, "text": text, "finish_reason": "trimmed", "trimmed": True}
+
+
+def _similarity(a, b):
+    from mlx_persona.models.embed import embed, pair_similarity
+
+    return pair_similarity(embed(a), embed(b))
+
+
+def run_pairs(base_dir: Path, twin_dir: Optional[Path], data_dir: Path, out: Path, cfg: PairsConfig,
+              log: Callable = print) -> dict:
+    """Generate, filter and write the pairs into ``out``; return the stats also in ``stats.json``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    saved = out / "pairs_config.json"
+    if saved.is_file():
+        old = json.loads(saved.read_text())
+        if old != cfg.to_dict() and (out / "base.jsonl").exists():
+            changed = next(k for k in cfg.to_dict() if old.get(k) != cfg.to_dict()[k])
+            raise PersonaError(f"{out} was started with {changed}={old.get(changed)!r}; re-run with the same "
+                               "settings to resume, or choose another --out")
+    atomic_write_json(saved, cfg.to_dict())
+    prompts, bad = read_prompts(data_dir, cfg.max_prompts)
+    if not prompts:
+        raise PersonaError(f"{data_dir}: no usable prompts in train.jsonl / valid.jsonl")
+    atomic_write_text(out / "prompts.jsonl", "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in prompts))
+
+    need_twin = {p["id"] for p in prompts if cfg.chosen == "twin" or p["real"] is None}
+    if need_twin and twin_dir is None:
+        raise PersonaError(f"{len(need_twin)} prompts need the twin's reply (chosen={cfg.chosen}): pass --twin "
+                           "(the fused SFT model)")
+    runs = {"base": _run_child(Path(base_dir), out, "base", None, log)}
+    if need_twin:
+        runs["twin"] = _run_child(Path(twin_dir), out, "twin", need_twin, log)
+    else:
+        log("every prompt has the person's real reply: the twin is not needed for chosen=real")
+    base, twin = read_replies(out / "base.jsonl"), read_replies(out / "twin.jsonl")
+    pairs, rejects, counts = assemble(prompts, base, twin, cfg, _similarity)
+
+    rejects = [{"source": b["source"], "reason": b["reason"]} for b in bad] + rejects
+    for split in SPLITS:
+        atomic_write_text(out / f"{split}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pairs[split]))
+    atomic_write_text(out / "rejects.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects))
+    stats = {"prompts": len(prompts), "bad_lines": len(bad), "filtered": {f: counts[f] for f in FILTERS},
+             "trimmed_replies": counts["trimmed"],
+             "pairs": {s: len(pairs[s]) for s in SPLITS},
+             "chosen_from": {o: sum(r["chosen_from"] == o for s in SPLITS for r in pairs[s]) for o in ("real", "twin")},
+             "generation": runs, "config": cfg.to_dict()}
+    atomic_write_json(out / "stats.json", stats)
+    log(f"pairs: {stats['pairs']['train']} train, {stats['pairs']['valid']} valid from {len(prompts)} prompts; "
+        f"filtered {stats['filtered']}, {counts['trimmed']} cut replies trimmed to a full sentence")
+    return stats
+
+
+# ----------------------------------------------------------------------------- command + child
+@click.command("pairs")
+@click.option("--model", default="default", show_default=True, help="Base model (the rejected voice): folder, hub id or 'default'.")
+@click.option("--twin", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Fused SFT model folder (`mlx-persona fuse`); needed for chosen=twin or prompts without a real reply.")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Cleaned folder with train.jsonl and valid.jsonl.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Stage folder (re-run it to resume).")
+@_config_options
+def pairs_command(model, twin, data, out, **options):
+    """Chosen/rejected pairs for DPO: the person's (or the twin's) reply vs the base model's."""
+    from rich.console import Console
+
+    from mlx_persona.models.resolve import resolve_model
+
+    console = Console(stderr=True)
+    cfg = PairsConfig(**{k: v for k, v in options.items() if v is not None}).validate()
+    stats = run_pairs(resolve_model(model), twin, data, out, cfg, log=lambda m: console.print(f"  {m}", markup=False))
+    click.echo(f"wrote {stats['pairs']['train']} train / {stats['pairs']['valid']} valid pairs to {out}")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m mlx_persona.pairs", description="Pair generator child: one model answers the prompts.")
+    p.add_argument("--model", required=True, help="MLX model folder (base, or the fused twin).")
+    p.add_argument("--prompts", required=True, help="prompts.jsonl written by the parent.")
+    p.add_argument("--out", required=True, help="JSONL to append replies to (resumable).")
+    p.add_argument("--config", required=True, help="pairs_config.json.")
+    p.add_argument("--only", help="JSON list of prompt ids to answer (default: all).")
+    a = p.parse_args(argv)
+    try:
+        cfg = PairsConfig(**json.loads(Path(a.config).read_text())).validate()
+        only = set(json.loads(Path(a.only).read_text())) if a.only else None
+        stats = generate_child(Path(a.model), Path(a.prompts), Path(a.out), cfg, only,
+                               log=lambda m: print(m, file=sys.stderr, flush=True))
+        print(json.dumps(stats), flush=True)
+    except PersonaError as e:
+        print(f"error: {e.message}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()

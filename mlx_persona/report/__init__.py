@@ -1,0 +1,1 @@
+"""The run report: blocks (build.py), plots, Markdown and HTML rendering."""

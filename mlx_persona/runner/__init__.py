@@ -1,0 +1,1 @@
+"""The recipe runner: recipes, the pipeline, sweeps, and the run command."""

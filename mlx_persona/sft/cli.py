@@ -1,0 +1,96 @@
+"""``mlx-persona sft``: check everything, run the budget preflight, start the SFT child, show it.
+
+This process never imports MLX. It checks the settings, the data and the stage folder (a bad one
+is a one-line error and nothing in the folder changes), asks the budget whether the run fits,
+writes the resolved settings, and starts ``python -m mlx_persona.sft`` with the fast BLAS
+(:mod:`mlx_persona.train.launch`: the progress bar tails the child's ``metrics.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from mlx_persona.core.errors import PersonaError
+from mlx_persona.core.runs import atomic_write_json
+from mlx_persona.core.settings import click_options
+from mlx_persona.sft.config import SFTConfig
+from mlx_persona.train.launch import console, launch, layered_settings, read_json, run_preflight
+
+CONFIG_FILE = "sft_config.json"  # resolved settings + model + data, written before the child starts
+LOG_FILE = "sft.log"
+
+
+def check_data(data: Path, batch_size: int) -> int:
+    """Both splits present, every line a chat record, enough of them; returns the train count."""
+    counts = {}
+    for split in ("train", "valid"):
+        path = data / f"{split}.jsonl"
+        if not path.is_file():
+            raise PersonaError(f"{path}: missing {split} split (run `mlx-persona clean` first)")
+        n = 0
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise PersonaError(f"{path}:{lineno}: not JSON ({e.msg})") from None
+                if not isinstance(record, dict) or not isinstance(record.get("messages"), list):
+                    raise PersonaError(f"{path}:{lineno}: expected an object with a 'messages' list")
+                n += 1
+        if n < batch_size:
+            raise PersonaError(f"{path}: {n} conversations, fewer than batch_size={batch_size}")
+        counts[split] = n
+    return counts["train"]
+
+
+def resolve_settings(out: Path, model: Optional[str], data: Optional[str], config: Optional[str],
+                     overrides: dict, resume: bool) -> tuple[str, Path, SFTConfig]:
+    cfg, saved = layered_settings(out, SFTConfig, "sft", "an SFT", config, overrides, resume)
+    model = model or (saved and saved["model"]) or "default"
+    data = data or (saved and saved["data"])
+    if not data:
+        raise PersonaError("--data is required: a folder with train.jsonl and valid.jsonl")
+    return model, Path(data), cfg
+
+
+_config_options = click_options(SFTConfig, skip=("optimizer_config",))
+
+
+@click.command("sft")
+@click.option("--model", help="Base model: a folder, a hub id, or 'default' (SmolLM2-135M-Instruct).")
+@click.option("--data", help="Folder with train.jsonl and valid.jsonl (mlx_lm chat JSONL).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Stage folder for metrics, adapters, checkpoints.")
+@click.option("--config", "config_file", type=click.Path(), help="YAML/JSON with the sft settings (a recipe's sft: block works).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--device", help="Budget preflight device profile (default: this machine).")
+@click.option("--force", is_flag=True, help="Start even when the budget says it will not fit.")
+@_config_options
+def sft_command(model, data, out, config_file, resume, device, force, **overrides):
+    """Fine-tune the base on the cleaned chats (LoRA, DoRA or full) with mlx_lm's trainer."""
+    from mlx_persona.models.resolve import resolve_model
+
+    model, data_dir, cfg = resolve_settings(out, model, data, config_file, overrides, resume)
+    status = read_json(out / "status.json") or {}
+    if resume and status.get("state") in ("done", "stopped_early"):
+        console.print(f"{out}: already finished ({status['state']}, best val loss {status['best_val_loss']:.4f})")
+        return
+    n_train = check_data(data_dir, cfg.batch_size)
+    model_dir = resolve_model(model)
+    saved = read_json(out / CONFIG_FILE) if resume else None
+    if saved and (Path(saved["model"]).resolve(), Path(saved["data"]).resolve()) != (model_dir.resolve(), data_dir.resolve()):
+        raise PersonaError(f"{out} was started on model {saved['model']} and data {saved['data']}; "
+                           "resume with the same ones or choose another --out")
+    run_preflight(model_dir, cfg, device, force)
+    iters = cfg.resolve_iters(n_train)
+    if not resume:
+        atomic_write_json(out / CONFIG_FILE, {"model": str(model_dir), "data": str(data_dir), "sft": cfg.to_dict()})
+    console.print(f"sft: {cfg.fine_tune_type} r{cfg.rank} on {model_dir.name}, {iters} steps, log {out / LOG_FILE}")
+    summary = launch(model_dir, data_dir, out, resume)
+    console.print(f"[green]✓[/] sft {summary['state']} at step {summary['iteration']}: best val loss "
+                  f"{summary['best_val_loss']:.4f} (step {summary['best_iter']}); adapter in {out}")

@@ -1,0 +1,196 @@
+"""SFT stage, child process: ``python -m mlx_persona.sft --model M --data D --out O --config C``.
+
+The story: load the base (dequantized to float32 on MLX's CPU backend), load the chat JSONL with
+mlx_lm's ``load_dataset``, attach LoRA/DoRA layers with mlx_lm's ``linear_to_lora_layers`` (or
+unfreeze whole layers for ``full``), then run **mlx_lm's own** ``train()`` (its compiled step,
+gradient accumulation and checkpointing) and write ``metrics.jsonl``, the best and last adapters
+and resumable checkpoints into ``O``.
+
+How resume is made exact, not approximate. ``train()`` keeps three things we cannot reach from
+outside: its batch generator, NumPy's global RNG that shuffles it, and its iteration counter.
+So we hand ``train()`` what it allows us to hand it:
+
+- ``iterate_batches``: a :class:`~mlx_persona.train.batches.BatchOrder` stream, mlx_lm's batching
+  and shuffling with its RNG state and position in the open (validation passes draw from the
+  same RNG, in the same sequence as mlx_lm, so a run matches ``mlx_lm lora`` batch for batch);
+- ``training_callback`` with ``steps_per_report=1``: after every step we aggregate the report
+  window, run validation at mlx_lm's cadence (``evaluate()``, before step 1, before every
+  ``steps_per_eval``-th step, and once more after the last), keep the best adapter, stop early,
+  and write checkpoints (adapter, optimizer state with the schedule's step, MLX PRNG key, data
+  order, window sums) every ``save_every`` steps;
+- ``val_dataset=None``: we run validation ourselves, so no evaluation depends on ``train()``'s
+  counter, which restarts at 1 on resume. The only other use of that counter is gradient
+  accumulation, and checkpoints fall on multiples of ``grad_accumulation_steps``.
+
+A resumed run restores all of it and calls ``train()`` for the remaining steps: the same batches,
+the same updates, the same losses as a run that never stopped (tests/test_sft_resume.py).
+Iterations in metrics count finished optimizer steps: ``val_loss`` at ``iter`` 0 is the base.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Callable
+
+import mlx.core as mx
+
+from mlx_persona.core.errors import PersonaError
+from mlx_persona.core.runs import atomic_write_json, fingerprint
+from mlx_persona.sft.config import SFTConfig
+from mlx_persona.train.batches import BatchOrder
+from mlx_persona.train.checkpoint import latest_checkpoint, read_state, restore_checkpoint
+from mlx_persona.train.loop import (Metrics, TrainingRun, adapter_config, attach_trainable, build_optimizer,
+                                    kill_after_var, load_base)
+
+KILL_AFTER_VAR = kill_after_var("sft")  # test hook (see mlx_persona.train.loop)
+
+
+class EarlyStop(Exception):
+    """Raised from the callback to leave mlx_lm's ``train()`` loop."""
+
+
+def data_fingerprint(data_dir: Path) -> str:
+    return fingerprint(*[(data_dir / f"{s}.jsonl").read_bytes() for s in ("train", "valid")])
+
+
+class SFTRun(TrainingRun):
+    """mlx_lm's ``train()`` steps; this callback keeps the counters, reports, validates and
+    checkpoints (:class:`~mlx_persona.train.loop.TrainingRun`)."""
+
+    stage = "sft"
+
+    def __init__(self, model, optimizer, order, val_set, cfg, iters, out, fingerprints, log):
+        super().__init__(cfg, iters, out, fingerprints, log)
+        self.model, self.optimizer, self.order, self.val_set = model, optimizer, order, val_set
+        self.offset = 0  # iterations done before the current train() call
+
+    # -- the callback mlx_lm's train() calls after every step (steps_per_report=1)
+    def on_train_loss_report(self, info: dict) -> None:
+        k = self.iteration = self.offset + info["iteration"]
+        step_time = 1.0 / info["iterations_per_second"]
+        w = self.window
+        w["loss"] += info["train_loss"]
+        w["steps"] += 1
+        w["tokens"] += info["tokens_per_second"] * step_time
+        w["time"] += step_time
+        if k % self.cfg.steps_per_report == 0 or k == self.iters:
+            if not math.isfinite(w["loss"]):
+                raise PersonaError(f"train loss is {w['loss']} by step {k}: lower learning_rate, or check that "
+                                   f"mask_prompt with max_seq_length={self.cfg.max_seq_length} leaves reply tokens")
+            self.trained_tokens += w["tokens"]
+            self.metrics.write(iter=k, train_loss=w["loss"] / w["steps"], lr=info["learning_rate"],
+                               tokens_per_sec=w["tokens"] / w["time"], peak_memory_gb=round(info["peak_memory"], 4),
+                               trained_tokens=int(self.trained_tokens), elapsed=self.elapsed())
+            self.window = self.empty_window()
+        if k == self.iters or ((k + 1) % self.cfg.steps_per_eval == 0 and k + 1 < self.iters):
+            self.validate(k)
+        self.after_step(k)
+        if self.stopped_early:
+            raise EarlyStop()
+
+    def on_val_loss_report(self, info: dict) -> None:  # train() never validates: val_dataset=None
+        pass
+
+    def validate(self, k: int) -> None:
+        from mlx_lm.tuner.trainer import evaluate
+
+        tic = time.perf_counter()
+        val_loss = evaluate(self.model, self.val_set, batch_size=self.cfg.batch_size, num_batches=self.cfg.val_batches,
+                            max_seq_length=self.cfg.max_seq_length, iterate_batches=self.order.eval_batches)
+        self.model.train()
+        if not math.isfinite(val_loss):
+            raise PersonaError(f"validation loss is {val_loss} at step {k}: some conversations have no tokens to "
+                               f"score (mask_prompt with max_seq_length={self.cfg.max_seq_length} truncates the reply away?)")
+        self.record_validation(k, val_loss, tic)
+
+
+def run_sft(model_dir: Path, data_dir: Path, out: Path, cfg: SFTConfig, resume: bool = False,
+            log: Callable = print) -> dict:
+    """Train; return the summary also written to ``out/status.json``."""
+    from mlx_lm.tuner.datasets import CacheDataset, load_dataset
+    from mlx_lm.tuner.trainer import TrainingArgs, train
+
+    model_dir, data_dir, out = Path(model_dir), Path(data_dir), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model, tokenizer = load_base(model_dir, cfg, log)
+    args = types.SimpleNamespace(data=str(data_dir), train=True, test=False, mask_prompt=cfg.mask_prompt, hf_dataset=False)
+    try:
+        train_set, val_set, _ = (CacheDataset(s) if len(s) else s for s in load_dataset(args, tokenizer))
+    except (ValueError, KeyError) as e:
+        raise PersonaError(f"{data_dir}: {e}") from None
+    if len(val_set) < cfg.batch_size:
+        raise PersonaError(f"{data_dir}/valid.jsonl: needs at least batch_size={cfg.batch_size} conversations, has {len(val_set)}")
+    iters = cfg.resolve_iters(len(train_set))
+    attach_trainable(model, cfg)
+    optimizer = build_optimizer(cfg, iters)
+    try:
+        order = BatchOrder(train_set, cfg.batch_size, cfg.max_seq_length, cfg.seed)
+    except ValueError as e:
+        raise PersonaError(f"{data_dir}/train.jsonl: {e}") from None
+    prints = {"config_fingerprint": fingerprint(cfg.to_dict(), iters),
+              "data_fingerprint": data_fingerprint(data_dir),
+              "model_fingerprint": fingerprint((model_dir / "config.json").read_bytes())}
+    run = SFTRun(model, optimizer, order, val_set, cfg, iters, out, prints, log)
+
+    ckpt = latest_checkpoint(out) if resume else None
+    if ckpt is not None:
+        run.load(read_state(ckpt))
+        restore_checkpoint(ckpt, model, optimizer)
+        log(f"resuming from checkpoint at iteration {run.iteration} of {iters}")
+    else:
+        atomic_write_json(out / "adapter_config.json", adapter_config(cfg, model_dir, iters))
+    run.metrics = Metrics(out / "metrics.jsonl", keep_upto=run.iteration if ckpt is not None else None)
+    status = {"state": "running", "iteration": run.iteration, "iters": iters, "pid": os.getpid()}
+    atomic_write_json(out / "status.json", status)
+
+    if run.iteration == 0:
+        model.train()
+        run.validate(0)  # the base's val loss; also mlx_lm's "before step 1" validation
+    if run.iteration < iters and not run.stopped_early:
+        run.offset = run.iteration
+        targs = TrainingArgs(batch_size=cfg.batch_size, iters=iters - run.iteration, val_batches=cfg.val_batches,
+                             steps_per_report=1, steps_per_eval=iters + 1, steps_per_save=iters + 1,
+                             max_seq_length=cfg.max_seq_length, adapter_file=str(out / ".mlx_lm_scratch.safetensors"),
+                             grad_checkpoint=cfg.grad_checkpoint, grad_accumulation_steps=cfg.grad_accumulation_steps)
+        try:
+            train(model, optimizer, train_set, val_dataset=None, args=targs,
+                  iterate_batches=order.train_batches, training_callback=run)
+        except EarlyStop:
+            pass
+        (out / ".mlx_lm_scratch.safetensors").unlink(missing_ok=True)
+    summary = run.finish()
+    atomic_write_json(out / "status.json", summary)
+    log(f"sft {summary['state']}: {summary['iteration']}/{iters} steps, best val loss "
+        f"{summary['best_val_loss']:.4f} at iteration {summary['best_iter']}")
+    return summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mlx_persona.sft", description="SFT stage (child process).")
+    p.add_argument("--model", required=True, help="Local MLX model folder (already resolved).")
+    p.add_argument("--data", required=True, help="Folder with train.jsonl and valid.jsonl (mlx_lm chat JSONL).")
+    p.add_argument("--out", required=True, help="Stage folder: metrics, adapters, checkpoints.")
+    p.add_argument("--config", help="YAML/JSON file with the sft settings.")
+    p.add_argument("--resume", action="store_true", help="Continue from the last checkpoint in --out.")
+    return p
+
+
+def main(argv=None) -> None:
+    a = build_parser().parse_args(argv)
+    out = Path(a.out)
+    try:
+        cfg = SFTConfig.load(Path(a.config) if a.config else None)
+        run_sft(Path(a.model), Path(a.data), out, cfg, resume=a.resume, log=lambda m: print(m, flush=True))
+    except PersonaError as e:  # the parent relays this line; the stage folder keeps its state
+        print(f"error: {e.message}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

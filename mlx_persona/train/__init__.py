@@ -1,0 +1,1 @@
+"""What the SFT and DPO stages share: their settings base (config.py), the model/adapter/optimizer/metrics and the resumable TrainingRun (loop.py), checkpoints, the batch order, and the child launcher (launch.py)."""

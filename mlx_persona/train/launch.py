@@ -1,0 +1,121 @@
+"""Start a training stage's child process and show its progress (the ``sft`` and ``dpo``
+commands and the runner all start their children here).
+
+The parent never imports MLX. It resolves the stage's settings (:func:`layered_settings`), asks
+the budget whether the run fits (:func:`run_preflight`), and starts
+``python -m mlx_persona.<stage>`` with the fast BLAS (:func:`launch`). The progress bar (loss,
+val loss, ETA) comes from tailing the child's ``metrics.jsonl`` (:func:`follow`), never from its
+console output.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from mlx_persona.core import blas
+from mlx_persona.core.errors import PersonaError
+
+console = Console(stderr=True)
+
+
+def layered_settings(out: Path, cls, key: str, label: str, config: Optional[str], overrides: dict,
+                     resume: bool) -> tuple:
+    """A training stage's settings, CLI > --config file > the stage's saved settings (on --resume)
+    > defaults; returns (settings, saved ``<key>_config.json`` or None). Refuses to start over a
+    run that exists, to resume one that does not, and to resume with changed settings."""
+    saved = read_json(out / f"{key}_config.json")
+    started = (out / "status.json").exists() or (out / "checkpoint.json").exists()
+    if started and not resume:
+        raise PersonaError(f"{out} already holds {label} run: pass --resume to continue it, or choose another --out")
+    if resume and saved is None:
+        raise PersonaError(f"nothing to resume in {out} (no {key}_config.json)")
+    base = dict(saved[key]) if saved else {}
+    if config:
+        base.update(cls.load(Path(config)).to_dict())
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = cls.from_dict(base)
+    if saved is not None:
+        changed = [k for k, v in cfg.to_dict().items() if saved[key].get(k) != v]
+        if changed:
+            k = changed[0]
+            raise PersonaError(f"{out} was started with {k}={saved[key].get(k)!r}, now {getattr(cfg, k)!r}; "
+                               "resume with the same settings or choose another --out")
+    return cfg, saved
+
+
+def run_preflight(model_dir: Path, cfg, device: Optional[str], force: bool, stage: str = "sft") -> None:
+    """The budget's verdict for this stage, printed; a run that will not fit stops here."""
+    from mlx_persona.budget.fit import preflight_stage
+
+    est = preflight_stage(str(model_dir), cfg, stage, device=device, force=force)
+    console.print(f"budget: ~{est.total_gb:.2f} GB of {est.usable_gb:.2f} GB on {est.device} ({est.verdict})")
+
+
+def launch(model_dir: Path, data: Path, out: Path, resume: bool, show_progress: bool = True, stage: str = "sft") -> dict:
+    """Run the child to the end, drawing progress from metrics.jsonl; return its status.json.
+
+    ``stage`` names the child module (``python -m mlx_persona.<stage>``), its settings file
+    ``<stage>_config.json`` and log ``<stage>.log`` in ``out``; the DPO stage reuses this."""
+    log_file = out / f"{stage}.log"
+    cmd = [sys.executable, "-m", f"mlx_persona.{stage}", "--model", str(model_dir), "--data", str(data),
+           "--out", str(out), "--config", str(out / f"{stage}_config.json")] + (["--resume"] if resume else [])
+    with open(log_file, "a") as log:
+        child = subprocess.Popen(cmd, env=blas.fast_blas_env(), stdout=log, stderr=subprocess.STDOUT)
+        try:
+            follow(child, out, out / "metrics.jsonl", show_progress, label=stage)
+        except KeyboardInterrupt:
+            child.wait()
+            raise PersonaError(f"interrupted; continue with: mlx-persona {stage} --out {out} --resume") from None
+    if child.returncode != 0:
+        lines = log_file.read_text(errors="replace").splitlines()
+        errors = [l[len("error: "):] for l in lines if l.startswith("error: ")]
+        if errors:
+            raise PersonaError(errors[-1])
+        tail = " | ".join(lines[-3:])
+        raise PersonaError(f"the {stage} child exited with {child.returncode} (see {log_file}): {tail}")
+    return json.loads((out / "status.json").read_text())
+
+
+def follow(child: subprocess.Popen, out: Path, metrics: Path, show: bool, label: str = "sft") -> None:
+    cols = [TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+            TextColumn("val {task.fields[val]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+    with Progress(*cols, console=console, disable=not show) as bar:
+        task = bar.add_task(label, total=None, loss="-", val="-")
+        pending, offset = "", 0
+        while True:
+            done = child.poll() is not None
+            status = read_json(out / "status.json")
+            if status and status.get("iters"):
+                bar.update(task, total=status["iters"])
+            if metrics.exists():
+                with open(metrics) as f:
+                    if metrics.stat().st_size < offset:
+                        offset, pending = 0, ""  # rewritten on resume: read it again
+                    f.seek(offset)
+                    pending += f.read()
+                    offset = f.tell()
+                *lines, pending = pending.split("\n")
+                for line in lines:
+                    event = json.loads(line)
+                    fields = {"loss": f"{event['train_loss']:.3f}"} if "train_loss" in event else {"val": f"{event['val_loss']:.3f}"}
+                    bar.update(task, completed=event["iter"], **fields)
+            if done:
+                return
+            time.sleep(0.5)
+
+
+def read_json(path: Path) -> Optional[dict]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
