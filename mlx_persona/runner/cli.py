@@ -18,8 +18,9 @@ from rich.text import Text
 
 from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
-from mlx_persona.runner.pipeline import STAGE_DIRS, keep_awake, notify, run_recipe
-from mlx_persona.runner.recipe import STAGES, load_recipe
+from mlx_persona.runner.pipeline import keep_awake, notify, run_recipe
+from mlx_persona.runner.recipe import load_recipe
+from mlx_persona.runner.stages import STAGE, STAGE_NAMES
 
 ICONS = {"pending": "·", "off": "–", "running": "▶", "done": "✓", "skipped": "↷", "failed": "✗"}
 COLORS = {"running": "cyan", "done": "green", "skipped": "dim", "failed": "red", "off": "dim"}
@@ -28,9 +29,9 @@ COLORS = {"running": "cyan", "done": "green", "skipped": "dim", "failed": "red",
 class RunView:
     def __init__(self, run_dir: Path, name: str):
         self.run_dir, self.name = run_dir, name
-        self.status = {s: "pending" for s in STAGES}
-        self.started = {s: None for s in STAGES}
-        self.ended = {s: None for s in STAGES}
+        self.status = {s: "pending" for s in STAGE_NAMES}
+        self.started = {s: None for s in STAGE_NAMES}
+        self.ended = {s: None for s in STAGE_NAMES}
         self.t0 = time.time()
         self.lines: list[str] = []
 
@@ -45,7 +46,7 @@ class RunView:
         self.lines = (self.lines + [str(msg)])[-4:]
 
     def _progress(self, stage: str) -> str:
-        folder = STAGE_DIRS.get(stage)
+        folder = STAGE[stage].folder
         if not folder:
             return ""
         d = self.run_dir / folder
@@ -81,7 +82,7 @@ class RunView:
     def __rich__(self):
         t = Table(title=f"mlx-persona run · {self.name} · {_fmt(time.time() - self.t0)}", show_header=False,
                   box=None, padding=(0, 1))
-        for s in STAGES:
+        for s in STAGE_NAMES:
             st = self.status[s]
             took = ""
             if self.started[s]:
@@ -106,8 +107,8 @@ def _fmt(seconds: float) -> str:
               help="Where run folders live.")
 @click.option("--resume", is_flag=True, help="Continue an existing run: skip finished stages whose inputs are "
                                               "unchanged, resume the interrupted one from its checkpoint.")
-@click.option("--from", "from_stage", type=click.Choice(STAGES), help="Redo the run from this stage on.")
-@click.option("--until", type=click.Choice(STAGES), help="Stop after this stage.")
+@click.option("--from", "from_stage", type=click.Choice(STAGE_NAMES), help="Redo the run from this stage on.")
+@click.option("--until", type=click.Choice(STAGE_NAMES), help="Stop after this stage.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a recipe setting, e.g. --set sft.rank=32 (repeatable).")
 @click.option("--sweep", "sweep_spec", metavar="KEY=V1,V2",
@@ -121,7 +122,7 @@ def run_command(recipe_file, name, runs_root, resume, from_stage, until, overrid
     from mlx_persona.runner.sweep import compare, parse_sweep, variant_name
 
     recipe = load_recipe(recipe_file, overrides, name)
-    if from_stage and until and STAGES.index(until) < STAGES.index(from_stage):
+    if from_stage and until and STAGE_NAMES.index(until) < STAGE_NAMES.index(from_stage):
         raise PersonaError(f"--until {until} comes before --from {from_stage}")
     spec = sweep_spec or recipe.sweep
     if not spec:

@@ -4,7 +4,7 @@ The story of a run:
 
 1. load and check the recipe (typos, missing files, a model that will not fit: one-line errors
    before anything starts), take the run folder's lock, write the resolved ``recipe.yaml``;
-2. for each stage in order — clean, sft, sft_fuse, pairs, dpo, dpo_fuse, eval, report — compute
+2. for each stage in order (the registry, :mod:`mlx_persona.runner.stages`) compute
    its input fingerprint (its settings + the fingerprints of what it reads). A finished stage
    with the same fingerprint is skipped; an interrupted one is resumed from its checkpoint; one
    whose inputs changed is run again from scratch. MLX-heavy stages run in child processes
@@ -24,148 +24,29 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
-from mlx_persona.runner.recipe import STAGES, Recipe
 from mlx_persona.core.runs import Manifest, RunLock, atomic_write_text, fingerprint, tree_fingerprint
-
-# what each stage reads (other stages) and where it writes
-STAGE_INPUTS = {
-    "clean": (), "sft": ("clean",), "sft_fuse": ("sft",), "pairs": ("clean", "sft_fuse"),
-    "dpo": ("pairs", "sft_fuse"), "dpo_fuse": ("dpo", "sft_fuse"), "eval": ("clean", "sft", "sft_fuse", "dpo_fuse"),
-    "report": ("eval",),
-}
-STAGE_DIRS = {
-    "clean": layout.CLEAN_DIR, "sft": layout.SFT_DIR, "sft_fuse": layout.SFT_FUSED_DIR, "pairs": layout.PAIRS_DIR,
-    "dpo": layout.DPO_DIR, "dpo_fuse": layout.DPO_FUSED_DIR, "eval": layout.EVAL_DIR, "report": None,
-}
-RESUMABLE = ("sft", "pairs", "dpo")  # these continue from a checkpoint instead of starting over
-
-
-@dataclass
-class Context:
-    recipe: Recipe
-    run_dir: Path
-    model_dir: Path
-    log: Callable[[str], None]
-
-    def path(self, stage: str) -> Path:
-        return self.run_dir / STAGE_DIRS[stage]
-
-
-# -- the stages ----------------------------------------------------------------------------
-def _clean(ctx: Context, resume: bool) -> dict:
-    from mlx_persona.data.clean import clean
-    from mlx_persona.data.ingest import Source
-
-    r = ctx.recipe
-    sources = [Source(s.path, s.format, s.persona) for s in r.data]
-    return clean(sources, [r.persona.name, *r.persona.aliases], ctx.path("clean"), r.clean)
-
-
-def _sft(ctx: Context, resume: bool) -> dict:
-    from mlx_persona.core.runs import atomic_write_json
-    from mlx_persona.sft.cli import CONFIG_FILE
-    from mlx_persona.train.launch import launch
-
-    out, cfg = ctx.path("sft"), ctx.recipe.sft
-    out.mkdir(parents=True, exist_ok=True)
-    resume = resume and (out / CONFIG_FILE).exists()
-    if not resume:
-        atomic_write_json(out / CONFIG_FILE, {"model": str(ctx.model_dir), "data": str(ctx.path("clean")),
-                                              "sft": cfg.to_dict()})
-    return launch(ctx.model_dir, ctx.path("clean"), out, resume, show_progress=False)
-
-
-def _fuse(ctx: Context, base: Path, adapter: Path, out: Path, gguf: bool = False) -> dict:
-    from mlx_persona.models.fuse import run_fuse_child
-
-    free = shutil.disk_usage(out.parent).free
-    need = sum(p.stat().st_size for p in base.rglob("*") if p.is_file()) * 1.1
-    if free < need:
-        raise PersonaError(f"not enough disk for {out.name}: {free / 1e9:.1f} GB free, ~{need / 1e9:.1f} GB needed")
-    run_fuse_child(base, adapter, out, dequantize=ctx.recipe.fuse.dequantize, gguf=gguf, overwrite=True)
-    return {"model": str(out)}
-
-
-def _sft_fuse(ctx: Context, resume: bool) -> dict:
-    # the final twin carries the GGUF export; this one too when the recipe stops before DPO
-    gguf = ctx.recipe.fuse.gguf and not ctx.recipe.enabled("dpo_fuse")
-    return _fuse(ctx, ctx.model_dir, ctx.path("sft"), ctx.path("sft_fuse"), gguf)
-
-
-def _pairs(ctx: Context, resume: bool) -> dict:
-    from mlx_persona.pairs.build import run_pairs
-
-    return run_pairs(ctx.model_dir, ctx.path("sft_fuse"), ctx.path("clean"), ctx.path("pairs"), ctx.recipe.pairs,
-                     log=ctx.log)
-
-
-def _dpo(ctx: Context, resume: bool) -> dict:
-    from mlx_persona.dpo.cli import CONFIG_FILE
-    from mlx_persona.core.runs import atomic_write_json
-    from mlx_persona.train.launch import launch
-
-    out, cfg, twin = ctx.path("dpo"), ctx.recipe.dpo, ctx.path("sft_fuse")
-    out.mkdir(parents=True, exist_ok=True)
-    resume = resume and (out / CONFIG_FILE).exists()
-    if not resume:
-        atomic_write_json(out / CONFIG_FILE, {"model": str(twin), "data": str(ctx.path("pairs")), "dpo": cfg.to_dict()})
-    return launch(twin, ctx.path("pairs"), out, resume, show_progress=False, stage="dpo")
-
-
-def _dpo_fuse(ctx: Context, resume: bool) -> dict:
-    return _fuse(ctx, ctx.path("sft_fuse"), ctx.path("dpo"), ctx.path("dpo_fuse"), ctx.recipe.fuse.gguf)
-
-
-def _eval(ctx: Context, resume: bool) -> dict:
-    from mlx_persona.eval.models import find_models
-    from mlx_persona.eval.evaluate import run_eval
-
-    e = ctx.recipe.eval
-    specs, skipped = find_models(run=ctx.run_dir)
-    result = run_eval(ctx.path("clean") / layout.TEST_SPLIT, ctx.path("eval"), specs, skipped, max_tokens=e.max_tokens,
-                      batch_size=e.batch_size, limit=e.limit, perplexity=e.perplexity, log=ctx.log)
-    return {"models": list(result.get("models", {})), "skipped": len(result.get("skipped", []))}
-
-
-def _report(ctx: Context, resume: bool) -> dict:
-    from mlx_persona.report.build import build_report
-
-    md, html = build_report(ctx.run_dir, log=ctx.log)
-    return {"report": str(html), "markdown": str(md)}
-
-
-STAGE_FUNCS = {"clean": _clean, "sft": _sft, "sft_fuse": _sft_fuse, "pairs": _pairs, "dpo": _dpo,
-               "dpo_fuse": _dpo_fuse, "eval": _eval, "report": _report}
+from mlx_persona.runner.recipe import Recipe
+from mlx_persona.runner.stages import STAGE, STAGE_NAMES, STAGES, Context
 
 
 # -- fingerprints --------------------------------------------------------------------------
-def _settings_of(recipe: Recipe, stage: str):
-    block = {"clean": ("persona", "data", "clean"), "sft": ("model", "sft"), "sft_fuse": ("fuse",),
-             "pairs": ("pairs",), "dpo": ("dpo",), "dpo_fuse": ("fuse",), "eval": ("eval",), "report": ()}[stage]
-    return {k: recipe.raw[k] for k in block}
-
-
 def input_fingerprint(recipe: Recipe, stage: str, manifest: Manifest) -> str:
-    upstream = {s: manifest.stage(s).get("output") for s in STAGE_INPUTS[stage] if recipe.enabled(s)}
-    return fingerprint(stage, _settings_of(recipe, stage), upstream)
+    """The stage's recipe blocks and the output fingerprints of the (enabled) stages it reads."""
+    s = STAGE[stage]
+    upstream = {i: manifest.stage(i).get("output") for i in s.inputs if recipe.enabled(i)}
+    return fingerprint(stage, {k: recipe.raw[k] for k in s.settings}, upstream)
 
 
 def output_fingerprint(ctx: Context, stage: str) -> Optional[str]:
-    d = STAGE_DIRS[stage]
-    if d is None:
-        return tree_fingerprint(ctx.run_dir / layout.REPORT_MD)
-    folder = ctx.run_dir / d
-    keep = {"sft": (layout.ADAPTER_WEIGHTS, layout.ADAPTER_CONFIG), "dpo": (layout.ADAPTER_WEIGHTS, layout.ADAPTER_CONFIG),
-            "clean": (layout.TRAIN_SPLIT, layout.VALID_SPLIT, layout.TEST_SPLIT),
-            "pairs": ("train.jsonl", "valid.jsonl")}.get(stage)
-    if keep:
-        return fingerprint([tree_fingerprint(folder / k) for k in keep])
+    s = STAGE[stage]
+    folder = ctx.run_dir / s.folder if s.folder else ctx.run_dir
+    if s.outputs:
+        return fingerprint([tree_fingerprint(folder / k) for k in s.outputs])
     return tree_fingerprint(folder)
 
 
@@ -173,10 +54,10 @@ def output_fingerprint(ctx: Context, stage: str) -> Optional[str]:
 def plan(recipe: Recipe, manifest: Manifest, from_stage: Optional[str], until: Optional[str]) -> list:
     """[(stage, action)] with action run|skip|off; whether a "run" stage resumes or is skipped as
     unchanged is decided in :func:`run_recipe` from its fingerprint."""
-    first = STAGES.index(from_stage) if from_stage else 0
-    last = STAGES.index(until) if until else len(STAGES) - 1
+    first = STAGE_NAMES.index(from_stage) if from_stage else 0
+    last = STAGE_NAMES.index(until) if until else len(STAGE_NAMES) - 1
     out = []
-    for i, s in enumerate(STAGES):
+    for i, s in enumerate(STAGE_NAMES):
         if not recipe.enabled(s) or i > last:
             out.append((s, "off"))
         elif i < first:
@@ -191,8 +72,8 @@ def preflight_all(recipe: Recipe, model_dir: Path) -> dict:
     from mlx_persona.budget.fit import preflight_stage
 
     b = recipe.budget
-    return {stage: preflight_stage(str(model_dir), getattr(recipe, stage), stage, b.device, b.memory_gb, b.force).to_dict()
-            for stage in ("sft", "dpo") if recipe.enabled(stage)}
+    return {s.name: preflight_stage(str(model_dir), getattr(recipe, s.name), s.name, b.device, b.memory_gb, b.force).to_dict()
+            for s in STAGES if s.trains and recipe.enabled(s.name)}
 
 
 def keep_awake() -> Optional[subprocess.Popen]:
@@ -242,15 +123,15 @@ def run_recipe(recipe: Recipe, run_dir: Path, resume: bool = False, from_stage: 
                 on_stage(stage, "skipped")
                 log(f"{stage}: unchanged, skipped")
                 continue
-            again = entry.get("status") == "running" and entry.get("input") == fp and stage in RESUMABLE
-            folder = STAGE_DIRS[stage]
+            again = entry.get("status") == "running" and entry.get("input") == fp and STAGE[stage].resumable
+            folder = STAGE[stage].folder
             if not again and folder and (run_dir / folder).exists():
                 shutil.rmtree(run_dir / folder)  # inputs changed (or never finished): start clean
             on_stage(stage, "running")
             started = time.time()
             manifest.update(stage, status="running", input=fp, started=started)
             try:
-                summary = STAGE_FUNCS[stage](ctx, again)
+                summary = STAGE[stage].run(ctx, again)
             except BaseException as e:
                 manifest.update(stage, status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
                                 error=getattr(e, "message", str(e))[:500], seconds=round(time.time() - started, 1))

@@ -25,8 +25,7 @@ from typing import Any, Optional
 
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.settings import apply_override, from_mapping, load_yaml_with_lines, parse_override, where
-
-STAGES = ("clean", "sft", "sft_fuse", "pairs", "dpo", "dpo_fuse", "eval", "report")
+from mlx_persona.runner.stages import STAGE_NAMES
 
 # block name -> (module, dataclass) of the stage that owns the settings
 BLOCK_TYPES = {
@@ -193,14 +192,14 @@ def load_recipe(path: Path, overrides: tuple = (), name: Optional[str] = None) -
         src.path = str(resolved)
         sources.append(src)
 
-    stages = data.get("stages", list(STAGES))
+    stages = data.get("stages", list(STAGE_NAMES))
     if isinstance(stages, str):
         stages = [s.strip() for s in stages.split(",")]
     for s in stages:
-        if s not in STAGES:
-            near = difflib.get_close_matches(str(s), STAGES, n=1)
+        if s not in STAGE_NAMES:
+            near = difflib.get_close_matches(str(s), STAGE_NAMES, n=1)
             raise PersonaError(f"{where(path, lines, ('stages',))}: unknown stage '{s}'"
-                               + (f" (did you mean '{near[0]}'?)" if near else f" (stages: {', '.join(STAGES)})"))
+                               + (f" (did you mean '{near[0]}'?)" if near else f" (stages: {', '.join(STAGE_NAMES)})"))
 
     split = block("split", SplitBlock)
     blocks = {}

@@ -1,0 +1,150 @@
+"""The stages of a run, in one table: what each reads, where it writes, what its fingerprints
+cover, whether it resumes, and the function that runs it.
+
+    clean ──▶ sft ──▶ sft_fuse ──▶ pairs ──▶ dpo ──▶ dpo_fuse ──▶ eval ──▶ report
+
+The recipe (``stages:`` and its checks), the runner (:mod:`mlx_persona.runner.pipeline`), the
+live view and the ``run`` command's ``--from``/``--until`` all iterate :data:`STAGES`; a new
+stage is one :class:`Stage` entry here (and its folder name in :mod:`mlx_persona.core.layout`).
+
+A stage's *input fingerprint* is its recipe blocks (``settings``) plus the output fingerprints of
+the stages it reads (``inputs``); its *output fingerprint* covers ``outputs`` in its folder (or
+the whole folder). MLX-heavy stages start their own child processes from the functions below.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from mlx_persona.core import layout
+from mlx_persona.core.errors import PersonaError
+
+
+@dataclass
+class Context:
+    """What every stage function gets: the recipe, the run folder, the resolved base model."""
+
+    recipe: Any  # a runner.recipe.Recipe (recipe.py reads the stage names from here, so no import back)
+    run_dir: Path
+    model_dir: Path
+    log: Callable[[str], None]
+
+    def path(self, stage: str) -> Path:
+        folder = STAGE[stage].folder
+        if folder is None:
+            raise ValueError(f"stage {stage} has no folder of its own")
+        return self.run_dir / folder
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[Context, bool], dict]  # (context, resume) -> a short summary for the manifest
+    folder: Optional[str]                 # its folder in the run (layout.py); None: files at the top
+    inputs: tuple = ()                    # the stages whose outputs it reads
+    settings: tuple = ()                  # the recipe blocks its input fingerprint covers
+    outputs: Optional[tuple] = None       # what its output fingerprint covers (None: its whole folder)
+    resumable: bool = False               # an interrupted run continues from a checkpoint
+    trains: bool = False                  # a training stage: the budget preflight checks it first
+
+
+# -- how each stage runs -------------------------------------------------------------------
+def _clean(ctx: Context, resume: bool) -> dict:
+    from mlx_persona.data.clean import clean
+    from mlx_persona.data.ingest import Source
+
+    r = ctx.recipe
+    sources = [Source(s.path, s.format, s.persona) for s in r.data]
+    return clean(sources, [r.persona.name, *r.persona.aliases], ctx.path("clean"), r.clean)
+
+
+def _train(ctx: Context, stage: str, model_dir: Path, data_dir: Path, resume: bool) -> dict:
+    """Write the stage's settings (unless resuming) and run its training child."""
+    from mlx_persona.core.runs import atomic_write_json
+    from mlx_persona.train.launch import launch
+
+    out, cfg = ctx.path(stage), getattr(ctx.recipe, stage)
+    out.mkdir(parents=True, exist_ok=True)
+    config = out / f"{stage}_config.json"
+    resume = resume and config.exists()
+    if not resume:
+        atomic_write_json(config, {"model": str(model_dir), "data": str(data_dir), stage: cfg.to_dict()})
+    return launch(model_dir, data_dir, out, resume, show_progress=False, stage=stage)
+
+
+def _sft(ctx: Context, resume: bool) -> dict:
+    return _train(ctx, "sft", ctx.model_dir, ctx.path("clean"), resume)
+
+
+def _dpo(ctx: Context, resume: bool) -> dict:
+    return _train(ctx, "dpo", ctx.path("sft_fuse"), ctx.path("pairs"), resume)
+
+
+def _fuse(ctx: Context, base: Path, adapter: Path, out: Path, gguf: bool = False) -> dict:
+    from mlx_persona.models.fuse import run_fuse_child
+
+    free = shutil.disk_usage(out.parent).free
+    need = sum(p.stat().st_size for p in base.rglob("*") if p.is_file()) * 1.1
+    if free < need:
+        raise PersonaError(f"not enough disk for {out.name}: {free / 1e9:.1f} GB free, ~{need / 1e9:.1f} GB needed")
+    run_fuse_child(base, adapter, out, dequantize=ctx.recipe.fuse.dequantize, gguf=gguf, overwrite=True)
+    return {"model": str(out)}
+
+
+def _sft_fuse(ctx: Context, resume: bool) -> dict:
+    # the final twin carries the GGUF export; this one too when the recipe stops before DPO
+    gguf = ctx.recipe.fuse.gguf and not ctx.recipe.enabled("dpo_fuse")
+    return _fuse(ctx, ctx.model_dir, ctx.path("sft"), ctx.path("sft_fuse"), gguf)
+
+
+def _dpo_fuse(ctx: Context, resume: bool) -> dict:
+    return _fuse(ctx, ctx.path("sft_fuse"), ctx.path("dpo"), ctx.path("dpo_fuse"), ctx.recipe.fuse.gguf)
+
+
+def _pairs(ctx: Context, resume: bool) -> dict:
+    from mlx_persona.pairs.build import run_pairs
+
+    return run_pairs(ctx.model_dir, ctx.path("sft_fuse"), ctx.path("clean"), ctx.path("pairs"), ctx.recipe.pairs,
+                     log=ctx.log)
+
+
+def _eval(ctx: Context, resume: bool) -> dict:
+    from mlx_persona.eval.evaluate import run_eval
+    from mlx_persona.eval.models import find_models
+
+    e = ctx.recipe.eval
+    specs, skipped = find_models(run=ctx.run_dir)
+    result = run_eval(ctx.path("clean") / layout.TEST_SPLIT, ctx.path("eval"), specs, skipped, max_tokens=e.max_tokens,
+                      batch_size=e.batch_size, limit=e.limit, perplexity=e.perplexity, log=ctx.log)
+    return {"models": list(result.get("models", {})), "skipped": len(result.get("skipped", []))}
+
+
+def _report(ctx: Context, resume: bool) -> dict:
+    from mlx_persona.report.build import build_report
+
+    md, html = build_report(ctx.run_dir, log=ctx.log)
+    return {"report": str(html), "markdown": str(md)}
+
+
+# -- the registry, in run order ------------------------------------------------------------
+ADAPTER = (layout.ADAPTER_WEIGHTS, layout.ADAPTER_CONFIG)
+
+STAGES: tuple[Stage, ...] = (
+    Stage("clean", _clean, layout.CLEAN_DIR, settings=("persona", "data", "clean"),
+          outputs=(layout.TRAIN_SPLIT, layout.VALID_SPLIT, layout.TEST_SPLIT)),
+    Stage("sft", _sft, layout.SFT_DIR, inputs=("clean",), settings=("model", "sft"), outputs=ADAPTER,
+          resumable=True, trains=True),
+    Stage("sft_fuse", _sft_fuse, layout.SFT_FUSED_DIR, inputs=("sft",), settings=("fuse",)),
+    Stage("pairs", _pairs, layout.PAIRS_DIR, inputs=("clean", "sft_fuse"), settings=("pairs",),
+          outputs=(layout.TRAIN_SPLIT, layout.VALID_SPLIT), resumable=True),
+    Stage("dpo", _dpo, layout.DPO_DIR, inputs=("pairs", "sft_fuse"), settings=("dpo",), outputs=ADAPTER,
+          resumable=True, trains=True),
+    Stage("dpo_fuse", _dpo_fuse, layout.DPO_FUSED_DIR, inputs=("dpo", "sft_fuse"), settings=("fuse",)),
+    Stage("eval", _eval, layout.EVAL_DIR, inputs=("clean", "sft", "sft_fuse", "dpo_fuse"), settings=("eval",)),
+    Stage("report", _report, None, inputs=("eval",), outputs=(layout.REPORT_MD,)),
+)
+STAGE = {s.name: s for s in STAGES}
+STAGE_NAMES = tuple(STAGE)

@@ -1,0 +1,80 @@
+"""The stage registry is the one place a stage is known: every entry has its folder in layout.py
+(or, like report, explicitly none), reads only earlier stages, names real recipe blocks, and is
+run by the runner; every stage folder in layout.py belongs to one entry."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from mlx_persona.core import layout
+from mlx_persona.runner import pipeline, stages
+from mlx_persona.runner.recipe import TOP_KEYS, load_recipe
+from mlx_persona.runner.stages import STAGE, STAGE_NAMES, STAGES
+
+SAMPLE = Path(__file__).parent.parent / "data" / "sample"
+NO_FOLDER = {"report"}  # writes report.md/.html at the top of the run folder
+
+
+def test_every_stage_has_its_folder_in_layout():
+    layout_dirs = {v for k, v in vars(layout).items() if k.endswith("_DIR")} - {layout.LAST_ADAPTER_DIR}
+    folders = [s.folder for s in STAGES if s.folder is not None]
+    assert {s.name for s in STAGES if s.folder is None} == NO_FOLDER
+    assert set(folders) <= layout_dirs, "a stage folder is not named in layout.py"
+    assert len(folders) == len(set(folders)), "two stages share a folder"
+    assert layout_dirs == set(folders), f"folders in layout.py no stage writes: {sorted(layout_dirs - set(folders))}"
+
+
+def test_entries_point_back_and_name_real_blocks():
+    for i, s in enumerate(STAGES):
+        assert set(s.inputs) <= set(STAGE_NAMES[:i]), f"{s.name} reads a later or unknown stage"
+        assert set(s.settings) <= set(TOP_KEYS), f"{s.name} fingerprints an unknown recipe block"
+        assert s.outputs is None or (isinstance(s.outputs, tuple) and s.outputs)
+        assert callable(s.run)
+    assert [s.name for s in STAGES if s.trains] == ["sft", "dpo"]
+
+
+def test_the_runner_runs_every_registry_stage_once_in_order(tmp_path, monkeypatch):
+    """Each entry's own function is what the runner calls: replace them all, run a recipe with
+    every stage on, and each runs exactly once, in registry order, and ends "done"."""
+    recipe_file = tmp_path / "r.yaml"
+    recipe_file.write_text(f"name: t\npersona: Sam Okafor\ndata: [{SAMPLE / 'whatsapp_android.txt'}]\n")
+    recipe = load_recipe(recipe_file)
+    assert recipe.stages == STAGE_NAMES  # a recipe without stages: runs them all
+
+    calls = []
+
+    def fake(name):
+        def run(ctx, resume):
+            calls.append(name)
+            folder = ctx.run_dir / STAGE[name].folder if STAGE[name].folder else ctx.run_dir
+            folder.mkdir(parents=True, exist_ok=True)
+            for out in STAGE[name].outputs or ("x",):
+                (folder / out).write_text(name)
+            return {"ran": name}
+        return run
+
+    for s in STAGES:
+        monkeypatch.setitem(stages.STAGE, s.name, dataclasses.replace(s, run=fake(s.name)))
+    monkeypatch.setattr("mlx_persona.models.resolve.resolve_model", lambda spec: tmp_path / "model")
+    monkeypatch.setattr(pipeline, "preflight_all", lambda recipe, model_dir: {})
+    manifest = pipeline.run_recipe(recipe, tmp_path / "run", log=lambda m: None)
+    assert calls == list(STAGE_NAMES)
+    assert {s: manifest.stage(s)["status"] for s in STAGE_NAMES} == {s: "done" for s in STAGE_NAMES}
+    assert all(manifest.stage(s)["output"] not in (None, "missing") for s in STAGE_NAMES)
+
+    calls.clear()  # resumed with nothing changed: every stage is skipped, none runs again
+    pipeline.run_recipe(recipe, tmp_path / "run", resume=True, log=lambda m: None)
+    assert calls == []
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_plan_covers_every_stage(stage, tmp_path):
+    recipe_file = tmp_path / "r.yaml"
+    recipe_file.write_text(f"name: t\npersona: Sam Okafor\ndata: [{SAMPLE / 'whatsapp_android.txt'}]\n"
+                           f"stages: [{stage}]\n")
+    plan = dict(pipeline.plan(load_recipe(recipe_file), pipeline.Manifest(tmp_path), None, None))
+    assert list(plan) == list(STAGE_NAMES) and plan[stage] == "run"
+    assert {a for s, a in plan.items() if s != stage} == {"off"}
