@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -28,6 +27,8 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 
+from mlx_persona.core import layout
+from mlx_persona.core.child import child_main
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_write_json, atomic_write_text, fingerprint
 from mlx_persona.dpo.config import DPOConfig
@@ -212,12 +213,12 @@ def main(argv=None) -> None:
     p.add_argument("--config", help="YAML/JSON file with the dpo settings (a bare block).")
     p.add_argument("--resume", action="store_true", help="Continue from the last checkpoint in --out.")
     a = p.parse_args(argv)
-    try:
+
+    def work() -> None:
         cfg = DPOConfig.load(Path(a.config) if a.config else None)
         run_dpo(Path(a.model), Path(a.pairs), Path(a.out), cfg, resume=a.resume, log=lambda m: print(m, flush=True))
-    except PersonaError as e:
-        print(f"error: {e.message}", file=sys.stderr, flush=True)
-        sys.exit(1)
+
+    child_main(work, Path(a.out) / layout.STATUS)  # a user mistake: into status.json for the parent, exit 1
 
 
 if __name__ == "__main__":
