@@ -52,10 +52,12 @@ def test_adapter_at_zero_policy_equals_cached_reference(tiny_model_dir, tmp_path
         assert loss.item() == pytest.approx(loss_fns.LOG2, abs=1e-5)
 
 
-def test_shared_prompt_gives_the_batched_loss_and_gradients(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("loss", [{}, {"loss_type": "ipo", "rpo_alpha": 0.5}, {"length_alpha": 0.05},
+                                  {"loss_type": "simpo", "beta": 2.0}])
+def test_shared_prompt_gives_the_batched_loss_and_gradients(tiny_model_dir, tmp_path, loss):
     from mlx.utils import tree_flatten, tree_map
 
-    cfg = DPOConfig.from_dict(FAST)
+    cfg = DPOConfig.from_dict({**FAST, **loss})
     model, tok = load_base(tiny_model_dir, cfg, quiet)
     attach_trainable(model, cfg)
     model.update(tree_map(lambda p: p + 0.05 * mx.random.normal(p.shape), model.trainable_parameters()))  # B != 0
@@ -87,6 +89,21 @@ def test_run_starts_at_log2_and_learns(tiny_model_dir, tmp_path):
     from mlx_lm import load
 
     load(str(tiny_model_dir), adapter_path=str(out))
+
+
+def test_simpo_needs_no_reference_pass(tiny_model_dir, tmp_path, monkeypatch):
+    def no_reference(*args, **kwargs):
+        raise AssertionError("SimPO must not compute reference log-probs")
+
+    monkeypatch.setattr(dpo, "reference_logps", no_reference)
+    out = tmp_path / "out"
+    cfg = DPOConfig.from_dict({**FAST, "loss_type": "simpo", "beta": 2.0, "learning_rate": 5e-3})
+    summary = dpo.run_dpo(tiny_model_dir, write_pairs(tmp_path / "pairs"), out, cfg, log=quiet)
+    assert summary["state"] == "done" and not (out / "reference.json").exists()
+    vals = [e for e in curve(out) if "val_loss" in e]
+    # SimPO's rewards are beta x the mean log-prob of each reply: the chosen ones gain on the rejected ones
+    assert vals[0]["val_reward_chosen"] < 0 and vals[-1]["val_margin"] > vals[0]["val_margin"]
+    assert vals[-1]["val_loss"] < vals[0]["val_loss"]
 
 
 def test_bad_pairs_are_reported_with_file_and_line(tiny_model_dir, tmp_path):

@@ -5,17 +5,25 @@ stopping) plus the preference ones, with defaults that suit DPO on a fused SFT m
 the LoRA/schedule helpers are shared with SFT; only the DPO fields and defaults are new here.
 ``mask_prompt`` does not apply (DPO always scores the response tokens only) and gradient
 accumulation is not offered (one optimizer update per batch of pairs).
+
+Two groups of knobs are DPO's own: the loss (``loss_type`` and the terms that keep the twin from
+becoming a caricature: ``rpo_alpha``, ``length_alpha``, ``gamma``; formulas in
+:mod:`mlx_persona.dpo.loss`), and which validation's adapter is kept (``select_by``: the lowest
+DPO loss, or the best twin measure of :func:`mlx_persona.train.select.twin_score` on greedy
+replies to ``select_prompts`` validation prompts).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Optional
 
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.train.config import TrainConfig
 
-LOSS_TYPES = ("sigmoid", "ipo")
+LOSS_TYPES = ("sigmoid", "ipo", "simpo")
+SELECT_BY = ("loss", "twin")
 
 
 @dataclass
@@ -33,8 +41,14 @@ class DPOConfig(TrainConfig):
     save_every: int = field(default=25, metadata={"help": "Steps between resumable checkpoints."})
     # the preference knobs
     beta: float = field(default=0.1, metadata={"help": "How far the policy may move from the reference: small beta = larger moves (0.1 is usual)."})
-    loss_type: str = field(default="sigmoid", metadata={"help": "sigmoid (DPO paper) or ipo (squared loss on the margin; length-normalised log-probs)."})
-    label_smoothing: float = field(default=0.0, metadata={"help": "Sigmoid loss only: assumed share of flipped labels (conservative DPO); 0 = plain DPO."})
+    loss_type: str = field(default="sigmoid", metadata={"help": "sigmoid (DPO paper), ipo (squared loss on the margin; length-normalised log-probs) or simpo (reference-free, length-normalised; no reference pass)."})
+    label_smoothing: float = field(default=0.0, metadata={"help": "sigmoid and simpo: assumed share of flipped labels (conservative DPO); 0 = plain DPO."})
+    rpo_alpha: float = field(default=0.0, metadata={"help": "RPO: weight of the chosen reply's per-token NLL added to the loss, so the person's replies keep their likelihood (1.0 in the paper); 0 = off."})
+    length_alpha: float = field(default=0.0, metadata={"help": "R-DPO, sigmoid only: the sigmoid argument loses length_alpha x (chosen tokens - rejected tokens), so short no longer wins by itself (try 0.01); 0 = off."})
+    gamma: float = field(default=0.5, metadata={"help": "SimPO only: target margin between the length-normalised rewards (0.5 is usual; SimPO also wants beta near 2, not 0.1)."})
+    select_by: str = field(default="loss", metadata={"help": "Which validation's adapter is kept: loss (lowest DPO loss) or twin (best twin score of greedy replies against the person's real ones)."})
+    select_prompts: int = field(default=8, metadata={"help": "select_by twin: validation prompts the twin answers at each validation (a fixed slice)."})
+    select_max_tokens: int = field(default=64, metadata={"help": "select_by twin: most tokens per generated reply."})
     share_prompt: bool = field(default=True, metadata={"help": "Run each pair's prompt once for both replies (fewer tokens per step; off: one padded batch)."})
     reference_batch_size: int = field(default=8, metadata={"help": "Pairs per forward pass when caching the reference log-probs (no gradients: can be larger)."})
 
@@ -51,6 +65,18 @@ class DPOConfig(TrainConfig):
             raise bad("beta", "must be positive")
         if not 0 <= self.label_smoothing < 0.5:
             raise bad("label_smoothing", "must be in [0, 0.5)")
+        if self.label_smoothing and self.loss_type == "ipo":
+            raise bad("label_smoothing", "applies to the sigmoid and simpo losses, not ipo; set it to 0")
+        for name in ("rpo_alpha", "length_alpha", "gamma"):
+            if not getattr(self, name) >= 0 or not math.isfinite(getattr(self, name)):
+                raise bad(name, "must be a number >= 0")
+        if self.length_alpha and self.loss_type != "sigmoid":
+            raise bad("length_alpha", f"is a term of the sigmoid loss (R-DPO), not of {self.loss_type}; set it to 0")
+        if self.select_by not in SELECT_BY:
+            raise bad("select_by", "must be one of " + ", ".join(SELECT_BY))
+        for name in ("select_prompts", "select_max_tokens"):
+            if getattr(self, name) < 1:
+                raise bad(name, "must be at least 1")
         if self.reference_batch_size < 1:
             raise bad("reference_batch_size", "must be at least 1")
         if self.grad_accumulation_steps != 1:

@@ -74,7 +74,8 @@ class DPORun(TrainingRun):
 
     @staticmethod
     def empty_window() -> dict:
-        return {"loss": 0.0, "chosen": 0.0, "rejected": 0.0, "correct": 0.0, "pairs": 0, "steps": 0, "tokens": 0.0, "time": 0.0}
+        return {"loss": 0.0, "chosen": 0.0, "rejected": 0.0, "correct": 0.0, "nll": 0.0, "pairs": 0, "steps": 0,
+                "tokens": 0.0, "time": 0.0}
 
     def batch(self, split: str, idx: list[int]):
         pairs = self.sets[split]
@@ -101,12 +102,13 @@ class DPORun(TrainingRun):
             step = lambda idx: batched(*self.batch("train", idx))  # noqa: E731
         while self.iteration < self.iters and not self.stopped_early:
             tic = time.perf_counter()
-            loss, (cr, rj, ntok) = step(self.order.next_indices())
-            mx.eval(loss, cr, rj, ntok, self.model.trainable_parameters(), self.optimizer.state)
+            loss, (cr, rj, nll, ntok) = step(self.order.next_indices())
+            mx.eval(loss, cr, rj, nll, ntok, self.model.trainable_parameters(), self.optimizer.state)
             k = self.iteration = self.iteration + 1
             w, cr, rj = self.window, np.array(cr), np.array(rj)
             w["loss"] += loss.item(); w["steps"] += 1; w["pairs"] += len(cr)  # noqa: E702
             w["chosen"] += float(cr.sum()); w["rejected"] += float(rj.sum()); w["correct"] += float((cr > rj).sum())  # noqa: E702
+            w["nll"] += float(np.array(nll).sum())
             w["tokens"] += ntok.item(); w["time"] += time.perf_counter() - tic  # noqa: E702
             if k % self.cfg.steps_per_report == 0 or k == self.iters:
                 self.report(k)
@@ -119,7 +121,7 @@ class DPORun(TrainingRun):
         self.trained_tokens += w["tokens"]
         self.metrics.write(iter=k, train_loss=w["loss"] / w["steps"], reward_chosen=w["chosen"] / n,
                            reward_rejected=w["rejected"] / n, margin=(w["chosen"] - w["rejected"]) / n,
-                           accuracy=w["correct"] / n, lr=float(self.optimizer.learning_rate),
+                           accuracy=w["correct"] / n, chosen_nll=w["nll"] / n, lr=float(self.optimizer.learning_rate),
                            tokens_per_sec=w["tokens"] / w["time"], sec_per_step=w["time"] / w["steps"],
                            peak_memory_gb=round(mx.get_peak_memory() / 1e9, 4),
                            trained_tokens=int(self.trained_tokens), elapsed=self.elapsed())
@@ -131,18 +133,20 @@ class DPORun(TrainingRun):
         batches = fixed_batches(len(pairs), self.cfg.batch_size, [len(p) for p in pairs])
         if self.cfg.val_batches > 0:
             batches = batches[: self.cfg.val_batches]
-        tot = {"loss": 0.0, "chosen": 0.0, "rejected": 0.0, "correct": 0.0, "pairs": 0}
+        tot = {"loss": 0.0, "chosen": 0.0, "rejected": 0.0, "correct": 0.0, "nll": 0.0, "pairs": 0}
         self.model.eval()
         for idx in batches:
-            loss, (cr, rj, _) = batch_loss(self.model, *self.batch("valid", idx), self.cfg, self.head)
-            mx.eval(loss, cr, rj)
+            loss, (cr, rj, nll, _) = batch_loss(self.model, *self.batch("valid", idx), self.cfg, self.head)
+            mx.eval(loss, cr, rj, nll)
             cr, rj = np.array(cr), np.array(rj)
             tot["loss"] += loss.item() * len(idx); tot["pairs"] += len(idx)  # noqa: E702
             tot["chosen"] += float(cr.sum()); tot["rejected"] += float(rj.sum()); tot["correct"] += float((cr > rj).sum())  # noqa: E702
+            tot["nll"] += float(np.array(nll).sum())
         self.model.train()
         n = tot["pairs"]
         return {"val_loss": tot["loss"] / n, "val_reward_chosen": tot["chosen"] / n, "val_reward_rejected": tot["rejected"] / n,
-                "val_margin": (tot["chosen"] - tot["rejected"]) / n, "val_accuracy": tot["correct"] / n}
+                "val_margin": (tot["chosen"] - tot["rejected"]) / n, "val_accuracy": tot["correct"] / n,
+                "val_chosen_nll": tot["nll"] / n}
 
     def validate(self, k: int) -> None:
         tic = time.perf_counter()
@@ -179,7 +183,11 @@ def run_dpo(model_dir: Path, pairs_dir: Path, out: Path, cfg: DPOConfig, resume:
     data_print = fingerprint(*[(pairs_dir / f"{s}.jsonl").read_bytes() for s in ("train", "valid")])
     model_print = fingerprint((model_dir / "config.json").read_bytes(), *sorted(p.name for p in model_dir.glob("*.safetensors")))
     model.eval()
-    refs = reference_logps(model, sets, cfg.reference_batch_size, out, output_head(model), fingerprint(model_print, data_print, cfg.max_seq_length), log)
+    if cfg.loss_type == "simpo":  # reference-free: no reference pass, no cache; the loss never reads these rows
+        refs = {s: np.zeros((len(p), 4), np.float32) for s, p in sets.items()}
+    else:
+        refs = reference_logps(model, sets, cfg.reference_batch_size, out, output_head(model),
+                               fingerprint(model_print, data_print, cfg.max_seq_length), log)
 
     iters = cfg.resolve_iters(len(sets["train"]))
     attach_trainable(model, cfg)  # fresh adapter, B = 0: the policy starts as the reference
