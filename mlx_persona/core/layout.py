@@ -34,6 +34,7 @@ TEST_SPLIT = "test.jsonl"
 CLEAN_STATS = "stats.json"
 
 STAGE_METRICS = "metrics.jsonl"   # one JSON object per event, in every training stage folder
+STATUS = "status.json"            # a stage child's state: running/done/failed (+ error), step, total
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapters.safetensors"
 LAST_ADAPTER_DIR = "last"       # the adapter after the last step (the best one is ADAPTER_WEIGHTS)

@@ -32,6 +32,7 @@ import click
 
 from mlx_persona.core import layout
 from mlx_persona.core.blas import fast_blas_env
+from mlx_persona.core.child import child_error, child_main
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.eval.models import find_models, load_test_split, prompt_text
 from mlx_persona.core.runs import atomic_write_json, atomic_write_text
@@ -71,6 +72,9 @@ def _run_child(spec, test: Path, out_json: Path, settings: dict, log: Callable) 
         cmd += ["--limit", str(settings["limit"])]
     if not settings.get("perplexity", True):
         cmd += ["--no-perplexity"]
+    status = out_json.parent / layout.STATUS  # where the child records a failure (core/child.py)
+    status.unlink(missing_ok=True)
+    cmd += ["--status", str(status)]
     tail: deque[str] = deque(maxlen=20)
     env = fast_blas_env()  # one OpenBLAS thread unless the user says otherwise (see blas.py)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -80,8 +84,7 @@ def _run_child(spec, test: Path, out_json: Path, settings: dict, log: Callable) 
             tail.append(line)
             log(f"  [{spec.name}] {line}")
     if proc.wait() != 0:
-        errors = [l for l in tail if l.startswith("error:")]
-        return (errors[-1][len("error:"):].strip() if errors else
+        return (child_error(status, proc.pid) or
                 f"the eval child exited with code {proc.returncode}: {tail[-1] if tail else 'no output'}")
     return None
 
@@ -235,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("batched", "sequential"), default="batched",
                    help="batched: mlx_lm BatchGenerator; sequential: one stream_generate per prompt (baseline).")
     p.add_argument("--no-perplexity", action="store_true", help="Skip the perplexity pass.")
+    p.add_argument("--status", help="status.json to record a failure in, for the parent.")
     return p
 
 
@@ -242,18 +246,18 @@ def main(argv=None) -> None:
     from mlx_persona.eval.model import ModelSpec, evaluate_model
 
     a = build_parser().parse_args(argv)
-    try:
-        convs, _ = load_test_split(Path(a.test), a.limit)
-        spec = ModelSpec(a.name, Path(a.model), Path(a.adapter) if a.adapter else None)
-        result = evaluate_model(spec, convs, max_tokens=a.max_tokens, batch_size=a.batch_size, mode=a.mode,
-                                with_perplexity=not a.no_perplexity, log=lambda m: print(m, flush=True))
-    except PersonaError as e:
-        print(f"error: {e.message}", flush=True)
-        sys.exit(1)
-    except (OSError, ValueError) as e:  # an unreadable model folder or weights that do not fit
-        print(f"error: {a.name}: {type(e).__name__}: {e}", flush=True)
-        sys.exit(1)
-    atomic_write_json(Path(a.out), result)
+
+    def work() -> None:
+        try:
+            convs, _ = load_test_split(Path(a.test), a.limit)
+            spec = ModelSpec(a.name, Path(a.model), Path(a.adapter) if a.adapter else None)
+            result = evaluate_model(spec, convs, max_tokens=a.max_tokens, batch_size=a.batch_size, mode=a.mode,
+                                    with_perplexity=not a.no_perplexity, log=lambda m: print(m, flush=True))
+        except (OSError, ValueError) as e:  # an unreadable model folder or weights that do not fit
+            raise PersonaError(f"{a.name}: {type(e).__name__}: {e}") from None
+        atomic_write_json(Path(a.out), result)
+
+    child_main(work, Path(a.status) if a.status else None)
 
 
 if __name__ == "__main__":

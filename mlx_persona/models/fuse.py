@@ -15,10 +15,13 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import click
 
+from mlx_persona.core import layout
+from mlx_persona.core.child import child_error, child_main
 from mlx_persona.core.errors import PersonaError
 
 GGUF_TYPES = ("llama", "mistral", "mixtral")  # what mlx_lm's GGUF writer handles
@@ -81,10 +84,14 @@ def run_fuse_child(model_dir: Path, adapter_dir: Path, out: Path, dequantize: bo
 
     cmd = [sys.executable, "-m", "mlx_persona.models.fuse", "--model", str(model_dir), "--adapter-path", str(adapter_dir),
            "--out", str(out)] + [f for f, on in (("--dequantize", dequantize), ("--gguf", gguf), ("--overwrite", overwrite)) if on]
-    done = subprocess.run(cmd, env=blas.fast_blas_env(), capture_output=True, text=True)
-    if done.returncode != 0:
-        errors = [l[len("error: "):] for l in done.stderr.splitlines() if l.startswith("error: ")]
-        raise PersonaError(errors[-1] if errors else f"fuse failed (exit {done.returncode}): {done.stderr.strip()[-400:]}")
+    # the fused folder appears only when complete, so the child's status lives aside until it exits
+    with tempfile.TemporaryDirectory(prefix="mlx-persona-fuse-") as tmp:
+        status = Path(tmp) / layout.STATUS
+        proc = subprocess.Popen(cmd + ["--status", str(status)], env=blas.fast_blas_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        _, stderr = proc.communicate()
+        if proc.returncode != 0:
+            raise PersonaError(child_error(status, proc.pid) or f"fuse failed (exit {proc.returncode}): {stderr.strip()[-400:]}")
     return out
 
 
@@ -113,14 +120,15 @@ def main(argv=None) -> None:
     p.add_argument("--dequantize", action="store_true")
     p.add_argument("--gguf", action="store_true")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--status", help="status.json to record a failure in, for the parent.")
     a = p.parse_args(argv)
-    try:
+
+    def work() -> None:
         model_dir, adapter_dir, out = Path(a.model), Path(a.adapter_path), Path(a.out)
         check_inputs(model_dir, adapter_dir, out, a.dequantize, a.gguf, a.overwrite)
         fuse_model(model_dir, adapter_dir, out, a.dequantize, a.gguf, a.overwrite)
-    except PersonaError as e:
-        print(f"error: {e.message}", file=sys.stderr, flush=True)
-        sys.exit(1)
+
+    child_main(work, Path(a.status) if a.status else None)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,8 @@ from typing import Callable, Optional
 
 import click
 
+from mlx_persona.core import layout
+from mlx_persona.core.child import child_error, child_main
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_write_json, atomic_write_text
 
@@ -215,16 +217,18 @@ def _run_child(model_dir: Path, out: Path, role: str, only: Optional[set], log: 
     if only is not None:
         (out / f".{role}_only.json").write_text(json.dumps(sorted(only)))
         cmd += ["--only", str(out / f".{role}_only.json")]
-    env = blas.fast_blas_env()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    status = out / layout.STATUS  # where the child records a failure (core/child.py)
+    status.unlink(missing_ok=True)
+    proc = subprocess.Popen(cmd + ["--status", str(status)], env=blas.fast_blas_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    stdout, stderr = proc.communicate()
     if proc.returncode == 0:
-        for line in proc.stderr.splitlines():
+        for line in stderr.splitlines():
             log(line)
     else:
-        errors = [l[len("error: "):] for l in proc.stderr.splitlines() if l.startswith("error: ")]
-        tail = errors[-1] if errors else " | ".join(proc.stderr.strip().splitlines()[-3:])
-        raise PersonaError(f"pairs: the {role} generator failed: {tail}")
-    return json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
+        why = child_error(status, proc.pid) or " | ".join(stderr.strip().splitlines()[-3:])
+        raise PersonaError(f"pairs: the {role} generator failed: {why}")
+    return json.loads(stdout.strip().splitlines()[-1]) if stdout.strip() else {}
 
 
 # ----------------------------------------------------------------------------- assembly + filters
@@ -455,16 +459,17 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, help="JSONL to append replies to (resumable).")
     p.add_argument("--config", required=True, help="pairs_config.json.")
     p.add_argument("--only", help="JSON list of prompt ids to answer (default: all).")
+    p.add_argument("--status", help="status.json to record a failure in, for the parent.")
     a = p.parse_args(argv)
-    try:
+
+    def work() -> None:
         cfg = PairsConfig(**json.loads(Path(a.config).read_text())).validate()
         only = set(json.loads(Path(a.only).read_text())) if a.only else None
         stats = generate_child(Path(a.model), Path(a.prompts), Path(a.out), cfg, only,
                                log=lambda m: print(m, file=sys.stderr, flush=True))
         print(json.dumps(stats), flush=True)
-    except PersonaError as e:
-        print(f"error: {e.message}", file=sys.stderr, flush=True)
-        sys.exit(1)
+
+    child_main(work, Path(a.status) if a.status else None)
 
 
 if __name__ == "__main__":

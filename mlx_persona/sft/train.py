@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 import time
 import types
 from pathlib import Path
@@ -40,6 +39,8 @@ from typing import Callable
 
 import mlx.core as mx
 
+from mlx_persona.core import layout
+from mlx_persona.core.child import child_main
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_write_json, fingerprint
 from mlx_persona.sft.config import SFTConfig
@@ -184,12 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> None:
     a = build_parser().parse_args(argv)
     out = Path(a.out)
-    try:
+
+    def work() -> None:
         cfg = SFTConfig.load(Path(a.config) if a.config else None)
         run_sft(Path(a.model), Path(a.data), out, cfg, resume=a.resume, log=lambda m: print(m, flush=True))
-    except PersonaError as e:  # the parent relays this line; the stage folder keeps its state
-        print(f"error: {e.message}", file=sys.stderr, flush=True)
-        sys.exit(1)
+
+    child_main(work, out / layout.STATUS)  # a user mistake: into status.json for the parent, exit 1
 
 
 if __name__ == "__main__":

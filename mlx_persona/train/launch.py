@@ -4,8 +4,9 @@ commands and the runner all start their children here).
 The parent never imports MLX. It resolves the stage's settings (:func:`layered_settings`), asks
 the budget whether the run fits (:func:`run_preflight`), and starts
 ``python -m mlx_persona.<stage>`` with the fast BLAS (:func:`launch`). The progress bar (loss,
-val loss, ETA) comes from tailing the child's ``metrics.jsonl`` (:func:`follow`), never from its
-console output.
+val loss, ETA) comes from tailing the child's ``metrics.jsonl`` (:func:`follow`), and a failed
+child's reason from its ``status.json`` (:mod:`mlx_persona.core.child`), never from its console
+output.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Optional
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from mlx_persona.core import blas
+from mlx_persona.core import blas, layout
+from mlx_persona.core.child import child_error
 from mlx_persona.core.errors import PersonaError
 
 console = Console(stderr=True)
@@ -32,7 +34,8 @@ def layered_settings(out: Path, cls, key: str, label: str, config: Optional[str]
     > defaults; returns (settings, saved ``<key>_config.json`` or None). Refuses to start over a
     run that exists, to resume one that does not, and to resume with changed settings."""
     saved = read_json(out / f"{key}_config.json")
-    started = (out / "status.json").exists() or (out / "checkpoint.json").exists()
+    status = read_json(out / layout.STATUS)  # a child that failed before its first checkpoint left nothing to resume
+    started = (status is not None and status.get("state") != "failed") or (out / "checkpoint.json").exists()
     if started and not resume:
         raise PersonaError(f"{out} already holds {label} run: pass --resume to continue it, or choose another --out")
     if resume and saved is None:
@@ -75,12 +78,11 @@ def launch(model_dir: Path, data: Path, out: Path, resume: bool, show_progress: 
             child.wait()
             raise PersonaError(f"interrupted; continue with: mlx-persona {stage} --out {out} --resume") from None
     if child.returncode != 0:
-        lines = log_file.read_text(errors="replace").splitlines()
-        errors = [l[len("error: "):] for l in lines if l.startswith("error: ")]
-        if errors:
-            raise PersonaError(errors[-1])
-        tail = " | ".join(lines[-3:])
-        raise PersonaError(f"the {stage} child exited with {child.returncode} (see {log_file}): {tail}")
+        why = child_error(out / layout.STATUS, child.pid)  # the child's own one-line error
+        if why is None:  # it died without one (a crash, a kill): quote the end of its log
+            tail = " | ".join(log_file.read_text(errors="replace").splitlines()[-3:])
+            why = f"the {stage} child exited with {child.returncode} (see {log_file}): {tail}"
+        raise PersonaError(why)
     return json.loads((out / "status.json").read_text())
 
 
