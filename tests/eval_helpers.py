@@ -51,3 +51,49 @@ def write_random_adapter(model_dir: Path, out: Path, seed: int = 0, rank: int = 
     (out / "adapter_config.json").write_text(json.dumps(
         {"model": str(model_dir), "fine_tune_type": "lora", "num_layers": len(model.layers), "lora_parameters": params}))
     return out
+
+
+# The other speakers write full, capitalised sentences with "!"; the person answers in lower case.
+OTHERS = ["Hey Sam! Could you have a look at the deploy checklist before Friday?",
+          "Good morning! The build is red again, any idea what happened?",
+          "Thanks so much for the review yesterday! Should I merge it now?",
+          "Hi! Are we still meeting with the design team this afternoon?",
+          "Quick question! Which branch should I base the hotfix on?",
+          "Happy Monday! Did you see the new latency numbers from staging?",
+          "Hello! Can you approve my access request when you get a minute?",
+          "Great news! The customer signed, can we plan the rollout together?"]
+PERSON = ["yes. after standup", "flaky test, rerun it", "merge it", "no, moved to thursday", "main. tag it after",
+          "saw them. p99 is fine", "done", "sure. tuesday works"]
+
+
+def write_chat_split(path: Path, start: int = 0, n: int = 8, turns: int = 3) -> Path:
+    """A clean-stage split: conversations of ``turns`` exchanges, one sample per person turn, each
+    repeating the turns before it (as data/samples.py writes them)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        for c in range(start, start + n):
+            msgs = [{"role": "system", "content": "You are Sam."}]
+            for t in range(turns):
+                k = (c * turns + t) % len(OTHERS)
+                msgs += [{"role": "user", "content": f"{OTHERS[k]} ({c}.{t})"},
+                         {"role": "assistant", "content": f"{PERSON[k]} ({c}.{t})"}]
+                f.write(json.dumps({"messages": msgs}) + "\n")
+    return path
+
+
+def hashed_embedder(dim: int = 64):
+    """A cheap deterministic stand-in for MiniLM: unit-length bags of hashed character trigrams."""
+    import zlib
+
+    import numpy as np
+
+    def embed(texts):
+        out = np.zeros((len(texts), dim), np.float32)
+        for i, t in enumerate(texts):
+            s = f"  {t.lower()} "
+            for j in range(len(s) - 2):
+                out[i, zlib.crc32(s[j:j + 3].encode()) % dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms > 0, norms, 1.0)
+    return embed

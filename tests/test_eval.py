@@ -120,3 +120,33 @@ def test_default_model_perplexity_and_batched_equals_sequential(default_model_di
     assert ppl[0] < 3 < 100 < ppl[1]
     assert "Paris" in batched["replies"][0]
     assert batched["replies"] == sequential["replies"]
+
+
+def test_per_sample_reply_nll_adds_up_to_mlx_lms_masked_loss(tiny_model_dir):
+    """Perplexity per conversation (for the bootstrap) sums to the training loss's token average."""
+    import math
+
+    import mlx.core as mx
+    from mlx_lm.tuner.datasets import ChatDataset
+    from mlx_lm.tuner.trainer import default_loss
+
+    from eval_helpers import EXCHANGES
+    from mlx_persona.eval.model import ModelSpec, load_model, perplexity
+
+    model, tok = load_model(ModelSpec("base", tiny_model_dir), log=lambda m: None)
+    convs = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in EXCHANGES]
+    p = perplexity(model, tok, convs, batch_size=3)
+    per = p["per_sample"]
+    assert len(per["nll_sum"]) == len(convs) and all(n > 0 for n in per["tokens"])
+    assert p["tokens"] == sum(per["tokens"])
+    assert p["perplexity"] == pytest.approx(math.exp(sum(per["nll_sum"]) / sum(per["tokens"])))
+    # a conversation's numbers do not depend on the (padded) rows batched with it
+    alone = perplexity(model, tok, convs, batch_size=1)["per_sample"]
+    assert alone["tokens"] == per["tokens"] and alone["nll_sum"] == pytest.approx(per["nll_sum"], rel=1e-4)
+    # each conversation alone (no padding), in the order given, through mlx_lm's own loss
+    ds = ChatDataset(convs, tok, chat_key="messages", mask_prompt=True)
+    for i in (0, 2, 7):
+        toks, offset = ds.process(convs[i])
+        loss, n = default_loss(model, mx.array([toks]), mx.array([[offset, len(toks)]]))
+        assert per["tokens"][i] == n.item()
+        assert per["nll_sum"][i] == pytest.approx(loss.item() * n.item(), rel=1e-4)

@@ -11,6 +11,10 @@ hand-made cases (tests/test_eval_metrics.py).
   person's real reply than to the base model's reply to the same prompt. The base itself scores
   0 by construction, so it is not reported for the base; 0.5 means "as much the person as the
   base", 1.0 means every reply moved toward the person.
+  It rewards any move away from the base, a caricature included: read it beside the
+  style-fidelity score (:mod:`mlx_persona.eval.fidelity`), which needs no base model.
+
+Bootstrap intervals for these numbers and their differences: :mod:`mlx_persona.eval.intervals`.
 """
 
 from __future__ import annotations
@@ -43,13 +47,18 @@ def similarity_summary(sims: Sequence[float], prompts: Sequence[str], real: Sequ
             "top": [row(i) for i in order[:k]], "bottom": [row(i) for i in order[::-1][:k]]}
 
 
+def closer_to_real(reply_emb: np.ndarray, real_emb: np.ndarray, base_emb: np.ndarray) -> np.ndarray:
+    """Per prompt: is the reply strictly closer to the real reply than to the base's? Shape (n,), bool."""
+    return pair_similarity(reply_emb, real_emb) > pair_similarity(reply_emb, base_emb) + 1e-6
+
+
 def twin_score(reply_emb: np.ndarray, real_emb: np.ndarray, base_emb: np.ndarray) -> dict:
     """Share of prompts whose reply is strictly closer to the real reply than to the base's reply."""
     if len(reply_emb) == 0:
         return {"n": 0}
     to_real = pair_similarity(reply_emb, real_emb)
     to_base = pair_similarity(reply_emb, base_emb)
-    closer = to_real > to_base + 1e-6
+    closer = closer_to_real(reply_emb, real_emb, base_emb)
     return {"n": int(len(closer)), "share": float(closer.mean()),
             "mean_sim_to_real": float(to_real.mean()), "mean_sim_to_base": float(to_base.mean())}
 

@@ -4,9 +4,10 @@ Three jobs, each on the held-out test conversations (``{"messages": [...]}``, th
 assistant message being the person's real reply):
 
 1. **Perplexity on the persona's replies only.** Each conversation is tokenized with the chat
-   template and every token before the last message is masked: the same tokens and the same
-   mask as training with ``mask_prompt`` (mlx_lm's ``ChatDataset`` and ``default_loss``), so
-   the number is comparable with the SFT stage's validation loss (ppl = exp(loss)).
+   template and every token before the last message is masked: the same tokens and mask as
+   training with ``mask_prompt`` (mlx_lm's ``ChatDataset``), so the number is comparable with
+   the SFT stage's validation loss (ppl = exp(loss)); padding never counts (:func:`reply_nll`).
+   Each conversation's NLL sum and token count are kept too, for the bootstrap intervals.
 2. **One reply per prompt, batched.** mlx_lm's ``BatchGenerator`` (continuous batching, greedy),
    driven here so that we also see when each prompt gets its first token.
 3. **Speed.** Generated tokens per second of wall time, decode tokens per second, and time to
@@ -63,31 +64,55 @@ def prompt_tokens(tokenizer, conversations: Sequence[dict], max_prompt_tokens: i
     return out
 
 
+def reply_nll(model, batch: mx.array, spans: mx.array) -> tuple[mx.array, mx.array]:
+    """Summed negative log-likelihood of each row's reply tokens, and their count.
+
+    ``batch`` (B, T) token ids, right-padded; ``spans`` (B, 2): ``[offset, length]`` per row, the
+    reply being tokens ``offset .. length-1``. Target ``t`` (token ``batch[:, t]``, predicted
+    from the tokens before it) counts when ``offset <= t < length``. mlx_lm's ``default_loss``
+    uses ``t <= length``, which in a padded row also counts the first pad token; here a row's
+    numbers do not depend on the rows batched with it. Returns two arrays of shape (B,).
+    """
+    import mlx.nn as nn
+
+    inputs, targets = batch[:, :-1], batch[:, 1:]
+    steps = mx.arange(1, targets.shape[1] + 1)  # the position in ``batch`` of each target
+    mask = mx.logical_and(steps >= spans[:, 0:1], steps < spans[:, 1:])
+    ce = nn.losses.cross_entropy(model(inputs), targets).astype(mx.float32) * mask
+    return ce.sum(axis=1), mask.sum(axis=1)
+
+
 def perplexity(model, tokenizer, conversations: Sequence[dict], batch_size: int = 8,
                max_seq_length: int = 2048) -> dict:
-    """Token-weighted perplexity of the last (assistant) message given the rest."""
+    """Token-weighted perplexity of the last (assistant) message given the rest.
+
+    ``per_sample`` keeps each conversation's summed NLL and reply-token count, in the order of
+    ``conversations``, so that the parent can resample conversations (bootstrap intervals):
+    ``perplexity = exp(sum(nll_sum) / sum(tokens))``.
+    """
     from mlx_lm.tuner.datasets import ChatDataset
-    from mlx_lm.tuner.trainer import default_loss
 
     ds = ChatDataset(list(conversations), tokenizer, chat_key="messages", mask_prompt=True)
-    items = sorted((ds.process(c) for c in conversations), key=lambda it: len(it[0]))
-    total, ntoks = 0.0, 0
-    for i in range(0, len(items), batch_size):
-        chunk = items[i:i + batch_size]
-        lengths = [min(len(t), max_seq_length) for t, _ in chunk]
-        arr = np.zeros((len(chunk), max(lengths)), np.int32)
-        for j, (toks, _) in enumerate(chunk):
-            arr[j, :lengths[j]] = toks[:lengths[j]]
-        spans = mx.array([[off, n] for (_, off), n in zip(chunk, lengths)])
-        loss, n = default_loss(model, mx.array(arr), spans)
-        mx.eval(loss, n)
-        if n.item():
-            total += loss.item() * n.item()
-            ntoks += n.item()
+    items = [ds.process(c) for c in conversations]
+    order = sorted(range(len(items)), key=lambda i: len(items[i][0]))  # similar lengths batch together
+    nll_sum, ntok = [0.0] * len(items), [0] * len(items)
+    for i in range(0, len(order), batch_size):
+        rows = order[i:i + batch_size]
+        lengths = [min(len(items[r][0]), max_seq_length) for r in rows]
+        arr = np.zeros((len(rows), max(lengths)), np.int32)
+        for j, r in enumerate(rows):
+            arr[j, :lengths[j]] = items[r][0][:lengths[j]]
+        spans = mx.array([[items[r][1], n] for r, n in zip(rows, lengths)])
+        nll, n = reply_nll(model, mx.array(arr), spans)
+        mx.eval(nll, n)
+        for r, a, b in zip(rows, nll.tolist(), n.tolist()):
+            nll_sum[r], ntok[r] = float(a), int(b)
+    total, ntoks = sum(nll_sum), sum(ntok)
     if ntoks == 0:
         return {"tokens": 0}
     nll = total / ntoks
-    return {"perplexity": math.exp(nll), "nll": nll, "tokens": int(ntoks), "n": len(items)}
+    return {"perplexity": math.exp(nll), "nll": nll, "tokens": int(ntoks), "n": len(items),
+            "per_sample": {"nll_sum": nll_sum, "tokens": ntok}}
 
 
 def _speed(n_tokens: int, wall: float, ttft: list[float], decode_tps: Optional[float]) -> dict:
