@@ -66,9 +66,13 @@ def test_report_embeds_the_loss_curves_and_tables(tmp_path):
     for name in plots:
         assert f"](report_files/{name}.png)" in md
         assert (run / "report_files" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
-    # metrics table: deltas against the base, a perplexity percentage, the person's own value
+    # metrics table: deltas against each earlier model, a perplexity percentage, the person's own value
+    assert "| metric | real replies | base | sft | Δ sft vs base | dpo | Δ dpo vs base | Δ dpo vs sft |" in md
     row = next(l for l in md.splitlines() if l.startswith("| perplexity"))
-    assert row == "| perplexity on the persona's replies | – | 20.00 | 10.00 | −10.00 ✓ (-50.0%) | 12.00 | −8.00 ✓ (-40.0%) |"
+    assert row == ("| perplexity on the persona's replies | – | 20.00 | 10.00 | −10.00 ✓ (-50.0%) | 12.00 | −8.00 ✓ (-40.0%) "
+                   "| +2.00 (+20.0%) |")
+    speed = next(l for l in md.splitlines() if l.startswith("| generated tokens per second"))
+    assert speed == "| generated tokens per second | – | 100.0 | 95.0 | – | 96.0 | – | – |"  # one measurement: no Δ
     slop = next(l for l in md.splitlines() if l.startswith("| assistant slop"))
     assert slop.split(" | ")[1] == "0.0" and "−35.0 ✓" in slop
     assert "12:30 \\| usual" in md  # pipes in replies do not break the table
@@ -76,6 +80,63 @@ def test_report_embeds_the_loss_curves_and_tables(tmp_path):
     assert "| dpo | 2.00 | fits | 1.80 | 0.90 |" in md  # measured from dpo/metrics.jsonl
     assert "| sft | done | 1:02:05 | 3725.0 |" in md
     assert "rank: 8" in md and "Not in this report" not in md
+    assert "bootstrap" not in md and "Style-fidelity needs" not in md  # an eval without intervals or classifier
+
+
+def with_intervals(run, balanced_accuracy=0.9):
+    """Add what a current eval writes: style-fidelity, the classifier record, intervals, the twin's name."""
+    ev = json.loads((run / "eval" / "metrics.json").read_text())
+    for name, p in (("base", 0.2), ("sft", 0.55), ("dpo", 0.6)):
+        ev["models"][name]["style_fidelity"] = {"mean": p, "n": 17}
+    ev["real"]["style_fidelity"] = {"mean": 0.8, "n": 17}
+    ev["style_classifier"] = {
+        "train": {"person_messages": 99, "other_messages": 90, "features": "MiniLM embedding + 12 habit features"},
+        "held_out": {"person_messages": 24, "other_messages": 21, "accuracy": balanced_accuracy,
+                     "balanced_accuracy": balanced_accuracy, "other_mean_p": 0.24}}
+
+    def ci(value, low, high):
+        return {"value": value, "low": low, "high": high}
+
+    def d(delta, low, high):
+        return {"delta": delta, "low": low, "high": high, "real": low > 0 or high < 0}
+
+    ev["intervals"] = {
+        "resamples": 1000, "seed": 0, "level": 0.95, "conversations": 17,
+        "models": {"sft": {"similarity_mean": ci(0.45, 0.40, 0.50)}, "dpo": {"similarity_mean": ci(0.50, 0.44, 0.57),
+                                                                          "style_fidelity": ci(0.6, 0.5, 0.7)}},
+        "deltas": {"base->sft": {"from": "base", "to": "sft", "metrics": {"similarity_mean": d(0.15, 0.1, 0.2),
+                                                                         "perplexity": d(-10.0, -14.0, -6.5)}},
+                   "base->dpo": {"from": "base", "to": "dpo", "metrics": {"similarity_mean": d(0.2, 0.12, 0.27)}},
+                   "sft->dpo": {"from": "sft", "to": "dpo", "metrics": {"similarity_mean": d(0.05, -0.01, 0.11),
+                                                                        "style_fidelity": d(0.05, 0.01, 0.09)}}}}
+    ev["twin"] = "sft"
+    (run / "eval" / "metrics.json").write_text(json.dumps(ev))
+    return run
+
+
+def test_report_marks_each_difference_real_or_noise_by_its_interval(tmp_path):
+    run = with_intervals(fake_run(tmp_path / "sam"))
+    md_path, html_path = build_report(run)
+    md, html = md_path.read_text(), html_path.read_text()
+    lines = md.splitlines()
+    sim = next(l for l in lines if l.startswith("| similarity to the real reply, mean")).split(" | ")
+    assert sim[2:] == ["0.300", "0.450 [0.400, 0.500]", "+0.150 ✓ [+0.100, +0.200] real", "0.500 [0.440, 0.570]",
+                       "+0.200 ✓ [+0.120, +0.270] real", "+0.050 ✓ [−0.010, +0.110] noise |"]
+    ppl = next(l for l in lines if l.startswith("| perplexity"))
+    assert "−10.00 ✓ (-50.0%) [−14.00, −6.50] real" in ppl and ppl.endswith("| +2.00 (+20.0%) |")  # no interval: no verdict
+    fid = next(l for l in lines if l.startswith("| style-fidelity")).split(" | ")
+    assert fid[1:3] == ["0.80", "0.20"] and fid[-1] == "+0.05 ✓ [+0.01, +0.09] real |" and fid[5] == "0.60 [0.50, 0.70]"
+    assert "95% paired bootstrap interval (1000 resamples of the 17 test conversations, seed 0" in md
+    assert "learns the person's 99 messages against the other speakers' 90" in md
+    assert "it is right 90% of the time" in md and "barely better than a coin" not in md
+    assert "The person's own test replies score 0.80, the ceiling" in md
+    assert "The run calls sft the twin." in md and "## Closest and furthest replies (sft)" in md
+    assert "[+0.100, +0.200] real" in html and "barely better" not in html
+
+
+def test_a_weak_style_classifier_is_called_weak(tmp_path):
+    md = build_report(with_intervals(fake_run(tmp_path / "sam"), balanced_accuracy=0.55))[0].read_text()
+    assert "right 55% of the time (55% balanced" in md and "barely better than a coin" in md
 
 
 def test_report_on_an_empty_run_folder_lists_what_is_missing(tmp_path):

@@ -3,8 +3,9 @@
 Reads what the stages left in the run folder (:mod:`mlx_persona.core.layout`) and never needs a
 model: ``manifest.json`` (stage status, timings, budget estimates, peak memory), ``recipe.yaml``,
 the training stages' ``metrics.jsonl`` (SFT train/val loss; DPO loss and reward margin) and
-the eval outputs (``eval/metrics.json``, ``eval/samples.jsonl``). Whatever is missing becomes a
-line under "Not in this report" with its reason; the rest is still written.
+the eval outputs (``eval/metrics.json``, ``eval/samples.jsonl``; the results table and its
+intervals: :mod:`mlx_persona.report.results`). Whatever is missing becomes a line under "Not in
+this report" with its reason; the rest is still written.
 """
 
 from __future__ import annotations
@@ -20,53 +21,10 @@ from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.data.style import word_count
 from mlx_persona.report.render import to_html, to_markdown
+from mlx_persona.report.results import MODELS, classifier_note, fmt_value as _fmt, legend, metrics_table
 from mlx_persona.core.runs import atomic_write_text
 
-MODELS = ("base", "sft", "dpo")
 SAMPLE_ROWS = 10  # side-by-side examples shown
-
-# (label, path into a model's eval entry, path into eval "real" or None, format,
-#  lower is better: True/False, None where neither direction is better by itself)
-METRIC_ROWS = [
-    ("perplexity on the persona's replies", ("perplexity", "perplexity"), None, "{:.2f}", True),
-    ("similarity to the real reply, mean", ("similarity", "mean"), None, "{:.3f}", False),
-    ("similarity, median", ("similarity", "median"), None, "{:.3f}", False),
-    ("share of replies with similarity ≥ 0.7", ("similarity", "share_ge_threshold"), None, "{:.0%}", False),
-    ("twin score (closer to the person than to base)", ("twin_score", "share"), None, "{:.0%}", False),
-    ("assistant slop per 1,000 words", ("style", "slop", "per_1000_words"), ("slop", "per_1000_words"), "{:.1f}", True),
-    ("median words per reply", ("style", "length", "median_words"), ("median_words",), "{:.1f}", None),
-    ("median length ratio (model / real)", ("style", "length", "median_ratio"), None, "{:.2f}", None),
-    ("length distance to real (Wasserstein, words)", ("style", "length", "wasserstein_words"), None, "{:.2f}", True),
-    ("emoji per reply", ("style", "habits", "emoji_per_reply"), ("habits", "emoji_per_reply"), "{:.2f}", None),
-    ("replies starting lower-case", ("style", "habits", "share_lowercase_start"), ("habits", "share_lowercase_start"), "{:.0%}", None),
-    ("exclamation marks per 100 words", ("style", "habits", "exclamations_per_100_words"), ("habits", "exclamations_per_100_words"), "{:.1f}", None),
-    ("generated tokens per second", ("speed", "tokens_per_sec"), None, "{:.1f}", False),
-    ("time to first token, median (s)", ("speed", "ttft_median_s"), None, "{:.2f}", True),
-    ("peak memory in eval (GB)", ("peak_memory_gb",), None, "{:.2f}", True),
-]
-
-
-def _get(d, path):
-    for k in path:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(k)
-    return d if isinstance(d, (int, float)) and not isinstance(d, bool) else None
-
-
-def _fmt(v, fmt) -> str:
-    return "–" if v is None else fmt.format(v)
-
-
-def _delta(v, base, fmt, lower_is_better: Optional[bool]) -> str:
-    """``+0.12``; a ✓ marks a change in the good direction (metrics where one exists)."""
-    if v is None or base is None:
-        return "–"
-    d = v - base
-    text = ("+" if d >= 0 else "−") + fmt.format(abs(d))
-    if lower_is_better is not None and fmt.format(abs(d)) != fmt.format(0) and (d < 0) == lower_is_better:
-        text += " ✓"
-    return text
 
 
 def read_json(path: Path) -> Optional[dict]:
@@ -92,29 +50,6 @@ def read_jsonl(path: Path) -> list[dict]:
         if isinstance(obj, dict):
             out.append(obj)
     return out
-
-
-def metrics_table(ev: dict) -> tuple[list[str], list[list[str]]]:
-    """Rows of METRIC_ROWS for the models present, with the person's own value and deltas vs base."""
-    models = [m for m in MODELS if m in ev.get("models", {})]
-    headers = ["metric", "real replies"]
-    for m in models:
-        headers += [m] if m == "base" or "base" not in models else [m, f"Δ {m} vs base"]
-    rows = []
-    for label, path, real_path, fmt, lower in METRIC_ROWS:
-        vals = {m: _get(ev["models"][m], path) for m in models}
-        if all(v is None for v in vals.values()):
-            continue
-        row = [label, _fmt(_get(ev.get("real", {}), real_path), fmt) if real_path else "–"]
-        for m in models:
-            row.append(_fmt(vals[m], fmt))
-            if m != "base" and "base" in models:
-                d = _delta(vals[m], vals["base"], fmt, lower)
-                if path == ("perplexity", "perplexity") and vals[m] and vals["base"]:
-                    d += f" ({(vals[m] / vals['base'] - 1):+.1%})"
-                row.append(d)
-        rows.append(row)
-    return headers, rows
 
 
 def _hms(seconds) -> str:
@@ -151,11 +86,14 @@ def build_blocks(run: Path) -> tuple[list, str]:
     blocks.append(("h2", "Results on the held-out test split"))
     if ev and ev.get("models"):
         t = ev.get("test", {})
+        named = f" The run calls {ev['twin']} the twin." if ev.get("twin") in ev["models"] else ""
         blocks.append(("p", f"{t.get('conversations', '?')} test conversations from {t.get('path')}; "
                             f"greedy replies of up to {ev.get('settings', {}).get('max_tokens', '?')} tokens. "
                             "Similarity: all-MiniLM-L6-v2 cosine to the real reply. Twin score: share of replies "
-                            "closer to the person's reply than to the base model's."))
+                            "closer to the person's reply than to the base model's (it also rewards a caricature)."
+                            + named))
         blocks.append(("table", *metrics_table(ev)))
+        blocks += [("p", text) for text in (legend(ev), classifier_note(ev)) if text]
     else:
         missing.append("results: no eval/metrics.json with a measured model (run `mlx-persona eval RUN_DIR`)")
     for s in (ev or {}).get("skipped", []):
@@ -183,7 +121,8 @@ def build_blocks(run: Path) -> tuple[list, str]:
         if png:
             blocks += [("h2", "Reply length"), ("img", "reply_length", png, "Words per reply: real against generated")]
 
-    twin = next((m for m in ("dpo", "sft", "base") if ev and m in ev.get("models", {})), None)
+    twin = (ev["twin"] if ev and ev.get("twin") in ev.get("models", {}) else
+            next((m for m in ("dpo", "sft", "base") if ev and m in ev.get("models", {})), None))
     sim = (ev or {}).get("models", {}).get(twin, {}).get("similarity", {}) if twin else {}
     if sim.get("top"):
         blocks.append(("h2", f"Closest and furthest replies ({twin})"))
