@@ -77,7 +77,7 @@ def side_by_side(jobs: list[tuple[list[str], Path]]) -> list[float]:
 def run_pair(kind: str, model: Path, data: Path, iters: int, work: Path) -> dict:
     from mlx_persona.sft.config import SFTConfig
 
-    cfg = SFTConfig.from_dict({**SETTINGS, "fine_tune_type": kind, "iters": iters})
+    cfg = SFTConfig.from_mapping({**SETTINGS, "fine_tune_type": kind, "iters": iters})
     yaml_cfg = work / f"{kind}_mlx_lm.json"  # mlx_lm reads YAML; JSON is YAML
     yaml_cfg.write_text(json.dumps({"lora_parameters": cfg.lora_parameters(), "lr_schedule": cfg.lr_schedule_config(iters)}))
     bare_cmd = [sys.executable, __file__, "_bare", str(work / f"{kind}_bare.jsonl"), "--model", str(model), "--train",

@@ -29,7 +29,7 @@ def quiet(_):
 
 @pytest.mark.parametrize("kind", ["lora", "dora"])
 def test_adapter_at_zero_policy_equals_cached_reference(tiny_model_dir, tmp_path, kind):
-    cfg = DPOConfig.from_dict({**FAST, "fine_tune_type": kind})
+    cfg = DPOConfig.from_mapping({**FAST, "fine_tune_type": kind})
     pairs_dir = write_pairs(tmp_path / "pairs")
     model, tok = load_base(tiny_model_dir, cfg, quiet)
     sets = dpo.read_splits(pairs_dir, tok, cfg, tmp_path, quiet)
@@ -57,7 +57,7 @@ def test_adapter_at_zero_policy_equals_cached_reference(tiny_model_dir, tmp_path
 def test_shared_prompt_gives_the_batched_loss_and_gradients(tiny_model_dir, tmp_path, loss):
     from mlx.utils import tree_flatten, tree_map
 
-    cfg = DPOConfig.from_dict({**FAST, **loss})
+    cfg = DPOConfig.from_mapping({**FAST, **loss})
     model, tok = load_base(tiny_model_dir, cfg, quiet)
     attach_trainable(model, cfg)
     model.update(tree_map(lambda p: p + 0.05 * mx.random.normal(p.shape), model.trainable_parameters()))  # B != 0
@@ -75,7 +75,7 @@ def test_shared_prompt_gives_the_batched_loss_and_gradients(tiny_model_dir, tmp_
 
 def test_run_starts_at_log2_and_learns(tiny_model_dir, tmp_path):
     out = tmp_path / "out"
-    dpo.run_dpo(tiny_model_dir, write_pairs(tmp_path / "pairs"), out, DPOConfig.from_dict(FAST), log=quiet)
+    dpo.run_dpo(tiny_model_dir, write_pairs(tmp_path / "pairs"), out, DPOConfig.from_mapping(FAST), log=quiet)
     events = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     vals = [e for e in events if "val_loss" in e]
     assert vals[0]["iter"] == 0 and vals[0]["val_loss"] == pytest.approx(loss_fns.LOG2, abs=1e-5)
@@ -97,7 +97,7 @@ def test_simpo_needs_no_reference_pass(tiny_model_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(dpo, "reference_logps", no_reference)
     out = tmp_path / "out"
-    cfg = DPOConfig.from_dict({**FAST, "loss_type": "simpo", "beta": 2.0, "learning_rate": 5e-3})
+    cfg = DPOConfig.from_mapping({**FAST, "loss_type": "simpo", "beta": 2.0, "learning_rate": 5e-3})
     summary = dpo.run_dpo(tiny_model_dir, write_pairs(tmp_path / "pairs"), out, cfg, log=quiet)
     assert summary["state"] == "done" and not (out / "reference.json").exists()
     vals = [e for e in curve(out) if "val_loss" in e]
@@ -116,7 +116,7 @@ def test_bad_pairs_are_reported_with_file_and_line(tiny_model_dir, tmp_path):
         f.write(json.dumps({"prompt": "x?", "chosen": "ok. " * 80, "rejected": "no."}) + "\n")  # 10: reply too long
         f.write(json.dumps({"prompt": "x?", "chosen": "same", "rejected": "same"}) + "\n")  # 11
     out = tmp_path / "out"
-    cfg = DPOConfig.from_dict({**FAST, "iters": 2})
+    cfg = DPOConfig.from_mapping({**FAST, "iters": 2})
     dpo.run_dpo(tiny_model_dir, pairs, out, cfg, log=quiet)
     report = {r["source"].rsplit(":", 1)[1]: r for r in map(json.loads, (out / "rejects.jsonl").read_text().splitlines())}
     assert report["7"]["action"] == "skipped" and "rejected" in report["7"]["reason"]
@@ -153,7 +153,7 @@ def curve(out):
 @pytest.mark.parametrize("share_prompt", [True, False])
 def test_resume_equals_uninterrupted(tiny_model_dir, tmp_path, monkeypatch, share_prompt):
     pairs = write_pairs(tmp_path / "pairs")
-    cfg = DPOConfig.from_dict({**FAST, "dropout": 0.1, "share_prompt": share_prompt})  # dropout: the PRNG key too
+    cfg = DPOConfig.from_mapping({**FAST, "dropout": 0.1, "share_prompt": share_prompt})  # dropout: the PRNG key too
     full = tmp_path / "full"
     dpo.run_dpo(tiny_model_dir, pairs, full, cfg, log=quiet)
 
@@ -185,7 +185,7 @@ def test_resume_equals_uninterrupted(tiny_model_dir, tmp_path, monkeypatch, shar
 
 
 def test_reference_cache_is_computed_once_and_resumable(tiny_model_dir, tmp_path):
-    cfg = DPOConfig.from_dict(FAST)
+    cfg = DPOConfig.from_mapping(FAST)
     model, tok = load_base(tiny_model_dir, cfg, quiet)
     sets = dpo.read_splits(write_pairs(tmp_path / "pairs"), tok, cfg, tmp_path, quiet)
     head, logs = logps.output_head(model), []

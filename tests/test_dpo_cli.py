@@ -52,7 +52,7 @@ def test_dpo_command_missing_pairs_is_one_line(tmp_path):
 
 
 def test_early_stopping(tiny_model_dir, tmp_path):
-    cfg = DPOConfig.from_dict({**FAST, "iters": 12, "steps_per_eval": 2, "early_stopping_patience": 1,
+    cfg = DPOConfig.from_mapping({**FAST, "iters": 12, "steps_per_eval": 2, "early_stopping_patience": 1,
                                "early_stopping_min_delta": 100.0})  # no validation can improve by 100
     summary = dpo.run_dpo(tiny_model_dir, write_pairs(tmp_path / "pairs"), tmp_path / "o", cfg, log=lambda m: None)
     assert summary["state"] == "stopped_early" and summary["iteration"] == 2 and summary["best_iter"] == 0

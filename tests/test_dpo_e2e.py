@@ -30,7 +30,7 @@ def test_pairs_then_dpo_on_the_sample_persona(default_model_dir, tmp_path):
     first = json.loads((tmp_path / "pairs" / "train.jsonl").read_text().splitlines()[0])
     assert {"prompt", "chosen", "rejected", "system", "messages"} <= set(first)
 
-    cfg = DPOConfig.from_dict({"rank": 8, "num_layers": 8, "batch_size": 2, "iters": 16, "learning_rate": 5e-5,
+    cfg = DPOConfig.from_mapping({"rank": 8, "num_layers": 8, "batch_size": 2, "iters": 16, "learning_rate": 5e-5,
                                "steps_per_report": 4, "steps_per_eval": 8, "save_every": 8, "max_seq_length": 512})
     out = tmp_path / "dpo"
     summary = run_dpo(default_model_dir, tmp_path / "pairs", out, cfg, log=lambda m: None)

@@ -35,7 +35,7 @@ def fuse(*args):
 @pytest.fixture(scope="module", params=["lora", "dora"])
 def adapter(request, tiny_model_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp(request.param)
-    cfg = SFTConfig.from_dict({**FAST, "fine_tune_type": request.param, "iters": 8, "save_every": 4})
+    cfg = SFTConfig.from_mapping({**FAST, "fine_tune_type": request.param, "iters": 8, "save_every": 4})
     run_sft(tiny_model_dir, write_chat_data(root / "data"), root / "sft", cfg, log=lambda m: None)
     return root / "sft"
 
@@ -86,7 +86,7 @@ def test_dequantize_a_quantized_base(tiny_model_dir, tmp_path):
     nn.quantize(model, group_size=32, bits=4)
     q = tmp_path / "q4"
     save(q, str(tiny_model_dir), model, tok, {**config, "quantization": {"group_size": 32, "bits": 4}}, donate_model=False)
-    cfg = SFTConfig.from_dict({**FAST, "iters": 4, "save_every": 4})
+    cfg = SFTConfig.from_mapping({**FAST, "iters": 4, "save_every": 4})
     run_sft(q, write_chat_data(tmp_path / "data"), tmp_path / "sft", cfg, log=lambda m: None)
     result = fuse("--model", q, "--adapter-path", tmp_path / "sft", "--out", tmp_path / "fused", "--gguf")
     assert result.exit_code == 1 and "--dequantize" in result.output  # GGUF needs float weights

@@ -26,7 +26,7 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(tiny_model_dir, data, tmp_path_factory):
     out = tmp_path_factory.mktemp("sft")
-    run_sft(tiny_model_dir, data, out, SFTConfig.from_dict(FAST), log=lambda m: None)
+    run_sft(tiny_model_dir, data, out, SFTConfig.from_mapping(FAST), log=lambda m: None)
     return out
 
 
@@ -71,7 +71,7 @@ def test_adapter_loads_in_mlx_lm(tiny_model_dir, trained):
 
 def test_early_stopping_keeps_the_best(tiny_model_dir, data, tmp_path):
     # a min_delta no step can beat: the base (iter 0) stays best, two more validations end the run
-    cfg = SFTConfig.from_dict({**FAST, "early_stopping_patience": 2, "early_stopping_min_delta": 100.0})
+    cfg = SFTConfig.from_mapping({**FAST, "early_stopping_patience": 2, "early_stopping_min_delta": 100.0})
     out = tmp_path / "es"
     summary = run_sft(tiny_model_dir, data, out, cfg, log=lambda m: None)
     assert summary["state"] == "stopped_early" and summary["iteration"] == 9 and summary["best_iter"] == 0
@@ -94,7 +94,7 @@ def test_same_losses_as_mlx_lm_lora(tiny_model_dir, data, trained, tmp_path, mon
         def on_val_loss_report(self, info):
             seen["val"][info["iteration"]] = info["val_loss"]
 
-    cfg = SFTConfig.from_dict(FAST)
+    cfg = SFTConfig.from_mapping(FAST)
     args = dict(lora.CONFIG_DEFAULTS, model=str(tiny_model_dir), data=str(data), train=True, adapter_path=str(tmp_path),
                 fine_tune_type="lora", num_layers=-1, lora_parameters=cfg.lora_parameters(), lr_schedule=cfg.lr_schedule_config(cfg.iters),
                 **{k: FAST[k] for k in ("batch_size", "iters", "val_batches", "learning_rate", "steps_per_report",
@@ -122,7 +122,7 @@ def test_quantized_base_trains_on_a_float_copy_on_cpu(tiny_model_dir, data, tmp_
     q = tmp_path / "q4"
     save(q, str(tiny_model_dir), model, tok, config, donate_model=False)
     said = []
-    cfg = SFTConfig.from_dict({**FAST, "iters": 4, "save_every": 4})
+    cfg = SFTConfig.from_mapping({**FAST, "iters": 4, "save_every": 4})
     run_sft(q, data, tmp_path / "out", cfg, log=said.append)
     if mx.default_device().type == mx.DeviceType.cpu:
         assert any("dequantized float32 copy" in s for s in said)

@@ -34,5 +34,5 @@ def test_yaml_strings_and_derived_values(tmp_path):
 ])
 def test_bad_values_are_one_line(data, needle):
     with pytest.raises(PersonaError) as e:
-        SFTConfig.from_dict(data)
+        SFTConfig.from_mapping(data)
     assert needle in e.value.message and "\n" not in e.value.message

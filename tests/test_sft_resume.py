@@ -49,7 +49,7 @@ class Killed(Exception):
 
 
 def test_resume_equals_uninterrupted(tiny_model_dir, data, tmp_path, monkeypatch):
-    cfg = SFTConfig.from_dict({**FAST, "grad_accumulation_steps": 2})
+    cfg = SFTConfig.from_mapping({**FAST, "grad_accumulation_steps": 2})
     full = tmp_path / "full"
     sft.run_sft(tiny_model_dir, data, full, cfg, log=lambda m: None)
 

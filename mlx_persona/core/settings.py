@@ -1,17 +1,24 @@
-"""Typed settings blocks from YAML, with errors that point at the line.
+"""Typed settings blocks, one protocol for all of them, with errors that point at the line.
 
-Every stage keeps its knobs in a dataclass (``CleanConfig``, ``SFTConfig``, ...). This module
-turns a plain mapping (a recipe block, a JSON file, ``--set`` overrides) into such a dataclass:
-an unknown key names the closest valid one, a wrong type names the expected type, and when the
-mapping came from a YAML file the message starts with ``file:line``.
+Every stage keeps its knobs in a dataclass that subclasses :class:`Settings` (``CleanConfig``,
+``SFTConfig``, ``PairsConfig``, the recipe's own blocks, ...). The protocol is the same for each:
+
+- ``Cls.from_mapping(data, where)`` builds the block from a plain mapping (a recipe block, a
+  JSON/YAML file, ``--set`` overrides, command-line options) and checks it: an unknown key names
+  the closest valid one, a wrong type names the expected type, and when the mapping came from a
+  YAML file (``where`` is a :class:`Where` with its lines) the message starts with ``file:line``;
+- ``block.validate(where)`` checks the values together (``where`` labels the messages; it
+  returns nothing and raises :class:`PersonaError`);
+- ``Cls.click_options(skip=...)`` is a decorator that adds one ``--flag`` per field.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, ClassVar, Mapping, Optional, Union
 
 from mlx_persona.core.errors import PersonaError
 
@@ -52,14 +59,37 @@ def load_yaml_with_lines(path: Path) -> tuple[Any, Lines]:
 
 
 def where(source: Optional[Path], lines: Optional[Lines], path: tuple) -> str:
-    """``file:line: a.b.c`` when the line is known, else ``a.b.c``."""
+    """``file:line: a.b.c`` when the line is known, ``file: a.b.c`` without it, else ``a.b.c``."""
     dotted = ".".join(path)
-    if source is not None and lines:
-        for cut in range(len(path), 0, -1):
-            if path[:cut] in lines:
-                return f"{source}:{lines[path[:cut]]}: {dotted}"
-        return f"{source}: {dotted}"
-    return dotted
+    if source is None:
+        return dotted
+    for cut in range(len(path), 0, -1):
+        if lines and path[:cut] in lines:
+            return f"{source}:{lines[path[:cut]]}: {dotted}"
+    return f"{source}: {dotted}"
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a block of settings came from: its key path, and for a file, the file and the line
+    of every key (:func:`load_yaml_with_lines`). ``str()`` is the label of its messages."""
+
+    path: tuple = ()
+    source: Optional[Path] = None
+    lines: Optional[Lines] = None
+
+    def key(self, name) -> "Where":
+        return Where(self.path + (str(name),), self.source, self.lines)
+
+    def __str__(self) -> str:
+        return where(self.source, self.lines, self.path)
+
+
+def unknown(key, valid, label: str, what: str = "setting") -> PersonaError:
+    """The one message for a key that is not there: the closest valid one, else all of them."""
+    near = difflib.get_close_matches(str(key), [str(v) for v in valid], n=1, cutoff=0.5)
+    hint = f" (did you mean '{near[0]}'?)" if near else f" (valid: {', '.join(map(str, valid))})"
+    return PersonaError(f"{label}: unknown {what} '{key}'{hint}")
 
 
 def _type_name(f: dataclasses.Field) -> str:
@@ -117,26 +147,80 @@ def coerce(label: str, kind: str, value: Any) -> Any:
     return value  # a type this helper does not check: the dataclass validates it
 
 
-def from_mapping(cls, data: Optional[Mapping[str, Any]], path: tuple = (), source: Optional[Path] = None,
-                 lines: Optional[Lines] = None):
-    """Build dataclass ``cls`` from ``data``; one-line error for any unknown key or bad value."""
+def build(cls, data: Optional[Mapping[str, Any]], at: Where):
+    """Build dataclass ``cls`` from ``data`` (no checks across fields: see :class:`Settings`);
+    one-line error for any unknown key or bad value."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise PersonaError(f"{where(source, lines, path)}: expected a mapping of settings, got {type(data).__name__}")
+        raise PersonaError(f"{at}: expected a mapping of settings, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
         if name not in fields:
-            near = difflib.get_close_matches(name, list(fields), n=1, cutoff=0.5)
-            hint = f" (did you mean '{near[0]}'?)" if near else f" (valid: {', '.join(fields)})"
-            raise PersonaError(f"{where(source, lines, path + (str(key),))}: unknown key '{key}'{hint}")
-        kwargs[name] = coerce(where(source, lines, path + (str(key),)), _type_name(fields[name]), value)
+            raise unknown(key, list(fields), str(at.key(key)))
+        kwargs[name] = coerce(str(at.key(key)), _type_name(fields[name]), value)
     try:
         return cls(**kwargs)
     except TypeError as e:
-        raise PersonaError(f"{where(source, lines, path)}: {e}") from None
+        raise PersonaError(f"{at}: {e}") from None
+
+
+class Settings:
+    """What every settings block offers; subclasses are dataclasses whose fields carry
+    ``metadata={"help": ...}`` (their command-line help) and, for a closed set of values,
+    ``"choices"``."""
+
+    block: ClassVar[str] = ""  # the recipe key of the block, and the label of its messages
+
+    @classmethod
+    def from_mapping(cls, data: Optional[Mapping[str, Any]], where: Union[Where, str, None] = None):
+        """The block from a plain mapping, checked (:meth:`validate`); ``where`` labels errors:
+        a :class:`Where` (with file and lines), a label such as ``"sft"``, or the block's name."""
+        at = where if isinstance(where, Where) else Where((where or cls.block,))
+        obj = build(cls, data, at)
+        obj.validate(str(at))
+        return obj
+
+    def validate(self, where: Optional[str] = None) -> None:
+        """Check the values together; raise :class:`PersonaError` labelled with ``where``."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def help(cls, name: str) -> str:
+        return next(f.metadata["help"] for f in dataclasses.fields(cls) if f.name == name)
+
+    @classmethod
+    def click_options(cls, skip: tuple = ()):
+        """A decorator adding one ``--flag`` per field (help from the field's metadata; booleans
+        get ``--x/--no-x``, fields with ``choices`` a choice). Values are passed on as given and
+        default to None, "not given", so a command can layer them over a file and the defaults;
+        :meth:`from_mapping` types and checks them."""
+        import click
+
+        def decorate(fn):
+            for f in reversed(dataclasses.fields(cls)):
+                if f.name in skip:
+                    continue
+                flag, kind, help = "--" + f.name.replace("_", "-"), _type_name(f), f.metadata.get("help")
+                if kind == "bool":
+                    fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=help)(fn)
+                elif "choices" in f.metadata:
+                    fn = click.option(flag, f.name, type=click.Choice(list(f.metadata["choices"])), default=None,
+                                      help=help)(fn)
+                else:
+                    fn = click.option(flag, f.name, default=None, metavar=_metavar(kind), help=help)(fn)
+            return fn
+
+        return decorate
+
+
+def _metavar(kind: str) -> str:
+    base = kind[len("Optional["):-1] if kind.startswith("Optional[") else kind
+    return {"int": "INTEGER", "float": "FLOAT"}.get(base, "A,B,..." if base.startswith(("list", "tuple")) else "TEXT")
 
 
 def parse_override(text: str) -> tuple[tuple, Any]:
@@ -163,23 +247,3 @@ def apply_override(data: dict, keys: tuple, value: Any) -> None:
             raise PersonaError(f"--set {'.'.join(keys)}: '{k}' is not a block of settings")
         node = nxt
     node[keys[-1]] = value
-
-
-def click_options(cls, skip: tuple = ()):
-    """A decorator adding one ``--flag`` per field of settings dataclass ``cls`` (help from the
-    field's metadata; booleans get ``--x/--no-x``). Every value defaults to None, meaning "not
-    given", so the command can layer it over a file and the defaults."""
-    import click
-
-    def decorate(fn):
-        for f in reversed(dataclasses.fields(cls)):
-            if f.name in skip:
-                continue
-            flag = "--" + f.name.replace("_", "-")
-            if _type_name(f) == "bool":
-                fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=f.metadata.get("help"))(fn)
-            else:
-                fn = click.option(flag, f.name, default=None, metavar="VALUE", help=f.metadata.get("help"))(fn)
-        return fn
-
-    return decorate

@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import ClassVar, Optional, Sequence, Union
 
 import click
 
@@ -26,6 +26,7 @@ from mlx_persona.data.rules import (DEFAULT_META_PATTERNS, assign_roles, clean_t
 from mlx_persona.data.samples import SPLITS, build_samples, deduplicate, estimate_tokens, split_by_conversation
 from mlx_persona.data.stats import TokenCounter, percentiles, render
 from mlx_persona.core.errors import PersonaError
+from mlx_persona.core.settings import Settings
 from mlx_persona.data.ingest import FORMATS, Source, read_source
 from mlx_persona.data.ingest.base import INPUT_ERROR_RULES
 from mlx_persona.core.runs import atomic_dir
@@ -33,19 +34,22 @@ from mlx_persona.core.runs import atomic_dir
 OUTPUT_NAMES = ("train.jsonl", "valid.jsonl", "test.jsonl", "rejects.jsonl", "stats.json")
 SYSTEM_MODES = ("replace-long", "keep", "drop", "replace", "truncate")
 DEDUP_MODES = ("near", "exact", "off")
+DATE_ORDERS = ("auto", "dmy", "mdy", "ymd")
 
 
-def _f(default, help: str, **kw):
-    return field(default=default, metadata={"help": help}, **kw)
+def _f(default, help: str, choices: Optional[tuple] = None):
+    return field(default=default, metadata={"help": help, **({"choices": choices} if choices else {})})
 
 
 @dataclass
-class CleanConfig:
+class CleanConfig(Settings):
     """Cleaning rules: the recipe's ``clean`` block and the ``mlx-persona clean`` options."""
+
+    block: ClassVar[str] = "clean"
 
     persona_line: str = _f("You are {persona}. Reply the way {persona} does.",
                            "System prompt that stands for the persona; {persona} is filled in.")
-    system: str = _f("replace-long", f"System prompts: {' | '.join(SYSTEM_MODES)}.")
+    system: str = _f("replace-long", f"System prompts: {' | '.join(SYSTEM_MODES)}.", SYSTEM_MODES)
     system_max_chars: int = _f(200, "Longer system prompts are replaced (replace-long) or cut (truncate).")
     add_system: bool = _f(True, "Give samples without a system prompt the persona line.")
     meta_patterns: tuple = _f(DEFAULT_META_PATTERNS, "Regexes for meta replies to drop (any speaker).")
@@ -53,35 +57,35 @@ class CleanConfig:
     merge_gap_min: float = _f(5.0, "Merge one speaker's consecutive messages sent within this many minutes.")
     split_gap_hours: float = _f(6.0, "A silence longer than this starts a new conversation.")
     normalize: bool = _f(True, "Unicode NFC, drop invisible characters, tidy whitespace (words untouched).")
-    dedup: str = _f("near", "Duplicate removal: near (also ignores case/punctuation) | exact | off.")
+    dedup: str = _f("near", "Duplicate removal: near (also ignores case/punctuation) | exact | off.", DEDUP_MODES)
     pii: bool = _f(False, "Replace emails, phone numbers and URLs with <EMAIL>/<PHONE>/<URL>.")
     context_turns: int = _f(8, "At most this many turns of context before each persona reply.")
     max_tokens: int = _f(2048, "Token budget per sample; the oldest context is trimmed to fit.")
     splits: tuple = _f((0.8, 0.1, 0.1), "Train/valid/test shares, by conversation.")
     seed: int = _f(0, "Seed for the train/valid/test split.")
-    date_order: str = _f("auto", "WhatsApp dates: auto | dmy | mdy | ymd.")
+    date_order: str = _f("auto", "WhatsApp dates: auto | dmy | mdy | ymd.", DATE_ORDERS)
     speaker_column: str = _f("speaker", "CSV column with the speaker's name.")
     text_column: str = _f("text", "CSV column with the line of dialogue.")
     bound_columns: tuple = _f(("episode", "scene"), "CSV columns whose change starts a new conversation.")
     model: Optional[str] = _f(None, "Model (folder, hub id or 'default') whose tokenizer counts tokens.")
 
-    def validate(self) -> "CleanConfig":
+    def validate(self, where: Optional[str] = None) -> None:
+        where = where or self.block
+
         def need(ok, msg):
             if not ok:
-                raise PersonaError(f"clean: {msg}")
+                raise PersonaError(f"{where}: {msg}")
         need(self.system in SYSTEM_MODES, f"system must be one of {', '.join(SYSTEM_MODES)}")
         need(self.dedup in DEDUP_MODES, f"dedup must be one of {', '.join(DEDUP_MODES)}")
-        need(self.date_order in ("auto", "dmy", "mdy", "ymd"), "date_order must be auto, dmy, mdy or ymd")
+        need(self.date_order in DATE_ORDERS, "date_order must be auto, dmy, mdy or ymd")
         need(len(self.splits) == 3 and all(s >= 0 for s in self.splits) and self.splits[0] > 0
              and abs(sum(self.splits) - 1) < 1e-6, "splits must be three shares summing to 1, train > 0")
         need(self.context_turns >= 1 and self.max_tokens > 0, "context_turns and max_tokens must be positive")
         need(self.merge_gap_min >= 0 and self.split_gap_hours > 0, "gaps must be positive")
-        meta_matcher(self.meta_patterns)
-        return self
-
-    @classmethod
-    def help(cls, name: str) -> str:
-        return next(f.metadata["help"] for f in fields(cls) if f.name == name)
+        try:
+            meta_matcher(self.meta_patterns)
+        except PersonaError as e:
+            raise PersonaError(f"{where}: {e.message}") from None
 
 
 def _check_out_dir(out: Path) -> None:
@@ -101,7 +105,8 @@ def clean(inputs: Sequence[Union[str, Path, Source]], persona: Union[str, Sequen
     ``persona`` is a name, or several names of the same person (the first is used in the
     persona line); a source's own ``persona`` overrides it.
     """
-    cfg = (config or CleanConfig()).validate()
+    cfg = config or CleanConfig()
+    cfg.validate()
     sources = [s if isinstance(s, Source) else Source(str(s)) for s in inputs]
     if not sources:
         raise PersonaError("no inputs given")
@@ -210,37 +215,23 @@ def _shares(_ctx, _param, value: Optional[str]):
               help="The person to model: a speaker name (chats, scripts) or role; repeat for other spellings.")
 @click.option("--out", "out_dir", required=True, help="Folder for train/valid/test.jsonl, rejects.jsonl, stats.json.")
 @click.option("--format", "fmt", type=click.Choice(list(FORMATS)), help="Input format for all INPUTs (default: detect).")
-@click.option("--system", type=click.Choice(SYSTEM_MODES), help=CleanConfig.help("system"))
-@click.option("--system-max-chars", type=int, help=CleanConfig.help("system_max_chars"))
-@click.option("--persona-line", help=CleanConfig.help("persona_line"))
-@click.option("--add-system/--no-add-system", default=None, help=CleanConfig.help("add_system"))
 @click.option("--meta-pattern", multiple=True, help="Another meta-reply regex (adds to the defaults).")
-@click.option("--min-reply-chars", type=int, help=CleanConfig.help("min_reply_chars"))
-@click.option("--merge-gap-min", type=float, help=CleanConfig.help("merge_gap_min"))
-@click.option("--split-gap-hours", type=float, help=CleanConfig.help("split_gap_hours"))
-@click.option("--normalize/--no-normalize", default=None, help=CleanConfig.help("normalize"))
-@click.option("--dedup", type=click.Choice(DEDUP_MODES), help=CleanConfig.help("dedup"))
-@click.option("--pii/--no-pii", default=None, help=CleanConfig.help("pii"))
-@click.option("--context-turns", type=int, help=CleanConfig.help("context_turns"))
-@click.option("--max-tokens", type=int, help=CleanConfig.help("max_tokens"))
 @click.option("--split", "splits", callback=_shares, help="Train,valid,test shares (default 0.8,0.1,0.1).")
-@click.option("--seed", type=int, help=CleanConfig.help("seed"))
-@click.option("--date-order", type=click.Choice(["auto", "dmy", "mdy", "ymd"]), help=CleanConfig.help("date_order"))
-@click.option("--speaker-column", help=CleanConfig.help("speaker_column"))
-@click.option("--text-column", help=CleanConfig.help("text_column"))
 @click.option("--bound-column", "bound_columns", multiple=True, help="CSV column bounding a conversation (repeat).")
 @click.option("--model", "--tokenizer", "model", help=CleanConfig.help("model"))
+@CleanConfig.click_options(skip=("meta_patterns", "splits", "bound_columns", "model"))  # those four: above
 @click.option("--quiet", is_flag=True, help="Print only warnings and the output folder.")
 def clean_command(inputs, persona, out_dir, fmt, meta_pattern, bound_columns, quiet, **options) -> None:
     """Clean raw chat exports (INPUT...) into mlx_lm chat JSONL for one persona."""
     from rich.console import Console
 
     # Precedence: a given option, then the CleanConfig default.
-    cfg = CleanConfig(**{k: v for k, v in options.items() if v is not None})
+    given = {k: v for k, v in options.items() if v is not None}
     if meta_pattern:
-        cfg.meta_patterns = tuple(cfg.meta_patterns) + tuple(meta_pattern)
+        given["meta_patterns"] = tuple(DEFAULT_META_PATTERNS) + tuple(meta_pattern)
     if bound_columns:
-        cfg.bound_columns = tuple(bound_columns)
+        given["bound_columns"] = tuple(bound_columns)
+    cfg = CleanConfig.from_mapping(given)
     stats = clean([Source(p, fmt) for p in inputs], persona, out_dir, cfg)
     if not quiet:
         render(stats)

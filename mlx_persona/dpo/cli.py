@@ -18,7 +18,6 @@ import click
 
 from mlx_persona.dpo.config import DPOConfig
 from mlx_persona.core.errors import PersonaError
-from mlx_persona.core.settings import click_options
 from mlx_persona.core.runs import atomic_write_json
 from mlx_persona.train.launch import console, launch, layered_settings, read_json, run_preflight
 
@@ -42,7 +41,7 @@ def resolve(out: Path, model: Optional[str], pairs: Optional[str], config: Optio
 
 
 # mask_prompt: DPO scores replies only; grad accumulation: not supported by the DPO stage
-_config_options = click_options(DPOConfig, skip=("optimizer_config", "mask_prompt", "grad_accumulation_steps"))
+_config_options = DPOConfig.click_options(skip=("optimizer_config", "mask_prompt", "grad_accumulation_steps"))
 
 
 @click.command("dpo")

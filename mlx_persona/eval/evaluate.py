@@ -17,14 +17,12 @@ under ``skipped`` with its reason; what can be computed still is.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import subprocess
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -38,27 +36,6 @@ from mlx_persona.eval.models import find_models, load_test_split, prompt_text
 from mlx_persona.core.runs import atomic_write_json, atomic_write_text
 
 MODEL_NAMES = ("base", "sft", "dpo")
-
-
-@dataclass
-class EvalConfig:
-    """The recipe's ``eval:`` block; its fields are :func:`run_eval`'s keyword arguments."""
-
-    max_tokens: int = field(default=96, metadata={"help": "Longest generated reply, in tokens (chat replies are short)."})
-    batch_size: int = field(default=16, metadata={"help": "Prompts generated together by mlx_lm's BatchGenerator."})
-    limit: Optional[int] = field(default=None, metadata={"help": "Evaluate on the first N test conversations only."})
-    perplexity: bool = field(default=True, metadata={"help": "Measure perplexity on the persona's replies."})
-
-    def validate(self) -> "EvalConfig":
-        for name in ("max_tokens", "batch_size"):
-            if getattr(self, name) < 1:
-                raise PersonaError(f"eval.{name}: must be at least 1 (got {getattr(self, name)!r})")
-        if self.limit is not None and self.limit < 1:
-            raise PersonaError(f"eval.limit: must be at least 1 (got {self.limit!r})")
-        return self
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def _run_child(spec, test: Path, out_json: Path, settings: dict, log: Callable) -> Optional[str]:

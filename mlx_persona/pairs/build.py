@@ -44,7 +44,6 @@ prefers over ``prompt``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import os
@@ -53,7 +52,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, ClassVar, Optional
 
 import click
 
@@ -61,6 +60,7 @@ from mlx_persona.core import layout
 from mlx_persona.core.child import child_error, child_main
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_write_json, atomic_write_text
+from mlx_persona.core.settings import Settings
 
 SPLITS = ("train", "valid")
 FILTERS = ("empty", "truncated", "identical", "length_ratio", "too_similar", "twin_close")
@@ -70,8 +70,10 @@ MIN_TRIMMED_CHARS = 12  # a trimmed reply shorter than this says too little: dro
 
 
 @dataclass
-class PairsConfig:
-    chosen: str = field(default="real", metadata={"help": "real: the person's reply (twin only where none); twin: always the fused twin's."})
+class PairsConfig(Settings):
+    block: ClassVar[str] = "pairs"
+
+    chosen: str = field(default="real", metadata={"help": "real: the person's reply (twin only where none); twin: always the fused twin's.", "choices": ("real", "twin")})
     max_tokens: int = field(default=128, metadata={"help": "Longest generated reply; a reply cut here counts as truncated and is dropped."})
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature for both models (0 = greedy)."})
     top_p: float = field(default=0.9, metadata={"help": "Nucleus sampling mass (1 = off)."})
@@ -85,10 +87,12 @@ class PairsConfig:
     max_prompts: Optional[int] = field(default=None, metadata={"help": "Use at most this many prompts per split (quick runs)."})
     seed: int = field(default=0, metadata={"help": "Seeds sampling in each child."})
 
-    def validate(self) -> "PairsConfig":
+    def validate(self, where: Optional[str] = None) -> None:
+        where = where or self.block
+
         def need(ok, name, why):
             if not ok:
-                raise PersonaError(f"pairs.{name}: {why} (got {getattr(self, name)!r})")
+                raise PersonaError(f"{where}.{name}: {why} (got {getattr(self, name)!r})")
         need(self.chosen in ("real", "twin"), "chosen", "must be real or twin")
         need(self.max_tokens >= 1, "max_tokens", "must be at least 1")
         need(self.batch_size >= 1, "batch_size", "must be at least 1")
@@ -101,23 +105,6 @@ class PairsConfig:
         need(0 <= self.twin_max_similarity <= 1, "twin_max_similarity", "must be in [0, 1]")
         need(self.max_length_ratio == 0 or self.max_length_ratio >= 1, "max_length_ratio", "must be 0 (off) or at least 1")
         need(self.max_prompts is None or self.max_prompts >= 1, "max_prompts", "must be at least 1")
-        return self
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def _config_options(fn):
-    """One option per PairsConfig field, help from its metadata."""
-    kinds = {"int": int, "float": float, "str": str, "Optional[int]": int}
-    for f in reversed(dataclasses.fields(PairsConfig)):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type == "bool":
-            fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=f.metadata["help"])(fn)
-            continue
-        kind = click.Choice(["real", "twin"]) if f.name == "chosen" else kinds[f.type]
-        fn = click.option(flag, f.name, type=kind, default=None, help=f.metadata["help"])(fn)
-    return fn
 
 
 # ----------------------------------------------------------------------------- prompts
@@ -438,7 +425,7 @@ def run_pairs(base_dir: Path, twin_dir: Optional[Path], data_dir: Path, out: Pat
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Cleaned folder with train.jsonl and valid.jsonl.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Stage folder (re-run it to resume).")
-@_config_options
+@PairsConfig.click_options()
 def pairs_command(model, twin, data, out, **options):
     """Chosen/rejected pairs for DPO: the person's (or the twin's) reply vs the base model's (or the twin's)."""
     from rich.console import Console
@@ -446,7 +433,7 @@ def pairs_command(model, twin, data, out, **options):
     from mlx_persona.models.resolve import resolve_model
 
     console = Console(stderr=True)
-    cfg = PairsConfig(**{k: v for k, v in options.items() if v is not None}).validate()
+    cfg = PairsConfig.from_mapping({k: v for k, v in options.items() if v is not None})
     stats = run_pairs(resolve_model(model), twin, data, out, cfg, log=lambda m: console.print(f"  {m}", markup=False))
     click.echo(f"wrote {stats['pairs']['train']} train / {stats['pairs']['valid']} valid pairs to {out} "
                f"({length_summary(stats['lengths']['all'])})")
@@ -463,7 +450,7 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
 
     def work() -> None:
-        cfg = PairsConfig(**json.loads(Path(a.config).read_text())).validate()
+        cfg = PairsConfig.from_mapping(json.loads(Path(a.config).read_text()))
         only = set(json.loads(Path(a.only).read_text())) if a.only else None
         stats = generate_child(Path(a.model), Path(a.prompts), Path(a.out), cfg, only,
                                log=lambda m: print(m, file=sys.stderr, flush=True))

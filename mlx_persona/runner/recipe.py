@@ -10,35 +10,32 @@
     stages: [clean, sft, sft_fuse, pairs, dpo, dpo_fuse, eval, report]
 
 Each block is the typed settings dataclass of the stage that owns it (``CleanConfig`` in
-data/clean.py, ``SFTConfig`` in sft/config.py, ...). Precedence: ``--set block.key=value`` on the
+data/clean.py, ``SFTConfig`` in sft/config.py, ...; the runner's own below), read and checked
+the one way every settings block is (:class:`~mlx_persona.core.settings.Settings`). Precedence: ``--set block.key=value`` on the
 command line, then the YAML, then each dataclass's defaults. Errors name the file and line.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from mlx_persona.core.errors import PersonaError
-from mlx_persona.core.settings import apply_override, from_mapping, load_yaml_with_lines, parse_override, where
+from mlx_persona.core.settings import (Settings, Where, apply_override, load_yaml_with_lines, parse_override, unknown,
+                                       where)
+from mlx_persona.data.clean import CleanConfig
+from mlx_persona.dpo.config import DPOConfig
+from mlx_persona.pairs.build import PairsConfig
 from mlx_persona.runner.stages import STAGE_NAMES
-
-# block name -> (module, dataclass) of the stage that owns the settings
-BLOCK_TYPES = {
-    "clean": ("mlx_persona.data.clean", "CleanConfig"),
-    "sft": ("mlx_persona.sft.config", "SFTConfig"),
-    "pairs": ("mlx_persona.pairs.build", "PairsConfig"),
-    "dpo": ("mlx_persona.dpo.config", "DPOConfig"),
-    "eval": ("mlx_persona.runner.recipe", "EvalBlock"),
-}
+from mlx_persona.sft.config import SFTConfig
 
 
 @dataclass
-class PersonaBlock:
+class PersonaBlock(Settings):
+    block = "persona"
+
     name: str = field(metadata={"help": "The person: their speaker name in the raw chats (or a role)."})
     system: Optional[str] = field(default=None, metadata={"help": "One-line system prompt for the twin; "
                                                                   "replaces long system prompts when cleaning."})
@@ -46,14 +43,18 @@ class PersonaBlock:
 
 
 @dataclass
-class SourceBlock:
+class SourceBlock(Settings):
+    block = "data"
+
     path: str = field(metadata={"help": "A raw chat file (relative paths: from the recipe's folder)."})
     format: Optional[str] = field(default=None, metadata={"help": "Reader to use; default: detect."})
     persona: Optional[str] = field(default=None, metadata={"help": "The persona's speaker name in this file."})
 
 
 @dataclass
-class SplitBlock:
+class SplitBlock(Settings):
+    block = "split"
+
     train: float = field(default=0.8, metadata={"help": "Share of conversations for training."})
     valid: float = field(default=0.1, metadata={"help": "Share for validation (early stopping, DPO pairs)."})
     test: float = field(default=0.1, metadata={"help": "Share held out for evaluation."})
@@ -61,28 +62,39 @@ class SplitBlock:
 
 
 @dataclass
-class BudgetBlock:
+class BudgetBlock(Settings):
+    block = "budget"
+
     device: Optional[str] = field(default=None, metadata={"help": "Device profile, e.g. m-series-16gb; default: this machine."})
     memory_gb: Optional[float] = field(default=None, metadata={"help": "Memory to plan for, instead of a profile."})
     force: bool = field(default=False, metadata={"help": "Run stages even when the estimate says they will not fit."})
 
 
 @dataclass
-class FuseBlock:
+class FuseBlock(Settings):
+    block = "fuse"
+
     dequantize: bool = field(default=False, metadata={"help": "Write float weights even when the base is quantized."})
     gguf: bool = field(default=False, metadata={"help": "Also export the final twin as GGUF (llama family)."})
 
 
 @dataclass
-class EvalBlock:
+class EvalBlock(Settings):
+    block = "eval"
+
     limit: Optional[int] = field(default=None, metadata={"help": "Evaluate at most this many test conversations."})
     max_tokens: int = field(default=96, metadata={"help": "Longest generated reply per test prompt."})
     batch_size: int = field(default=16, metadata={"help": "Test prompts generated together."})
     perplexity: bool = field(default=True, metadata={"help": "Also measure perplexity on the real replies."})
 
-    def validate(self, where: str = "eval") -> None:
+    def validate(self, where: Optional[str] = None) -> None:
         if self.max_tokens < 1 or self.batch_size < 1 or (self.limit is not None and self.limit < 1):
-            raise PersonaError(f"{where}: limit, max_tokens and batch_size must be at least 1")
+            raise PersonaError(f"{where or self.block}: limit, max_tokens and batch_size must be at least 1")
+
+
+# the blocks of settings a recipe holds, each the dataclass of the stage (or the runner) that reads it
+BLOCKS: dict[str, type[Settings]] = {b.block: b for b in (SplitBlock, BudgetBlock, CleanConfig, SFTConfig, FuseBlock,
+                                                            PairsConfig, DPOConfig, EvalBlock)}
 
 
 @dataclass
@@ -90,16 +102,16 @@ class Recipe:
     name: str
     persona: PersonaBlock
     model: str
-    data: list
+    data: list  # [SourceBlock]
     stages: tuple
-    clean: Any
+    clean: CleanConfig
     split: SplitBlock
     budget: BudgetBlock
-    sft: Any
+    sft: SFTConfig
     fuse: FuseBlock
-    pairs: Any
-    dpo: Any
-    eval: Any
+    pairs: PairsConfig
+    dpo: DPOConfig
+    eval: EvalBlock
     source: Optional[Path] = None
     sweep: Any = None  # {dotted.key: [values]}: run once per value (see sweep.py)
     raw: dict = field(default_factory=dict)  # the resolved YAML, as written to the run folder
@@ -110,27 +122,6 @@ class Recipe:
 
 TOP_KEYS = ("name", "persona", "model", "data", "stages", "clean", "split", "budget", "sft", "fuse",
             "pairs", "dpo", "eval", "sweep")
-
-
-def _block_class(block: str):
-    module, cls = BLOCK_TYPES[block]
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except (ImportError, AttributeError):
-        return None  # the stage is not installed in this version: its block is kept as a mapping
-
-
-def _validate(obj, label: str) -> None:
-    """Run a block's own checks; SFT-style blocks take the label for their messages, others don't."""
-    import inspect
-
-    check = getattr(obj, "validate", None)
-    if check is None:
-        return
-    if inspect.signature(check).parameters:
-        check(label)
-    else:
-        check()
 
 
 def _resolve_path(raw: str, recipe_dir: Path) -> Path:
@@ -154,41 +145,38 @@ def load_recipe(path: Path, overrides: tuple = (), name: Optional[str] = None) -
     for text in overrides:
         keys, value = parse_override(text)
         if keys[0] not in TOP_KEYS:
-            near = difflib.get_close_matches(keys[0], TOP_KEYS, n=1)
-            raise PersonaError(f"--set {text}: unknown block '{keys[0]}'" + (f" (did you mean '{near[0]}'?)" if near else ""))
+            raise unknown(keys[0], TOP_KEYS, f"--set {text}", what="block")
         apply_override(data, keys, value)
     for key in data:
         if key not in TOP_KEYS:
-            near = difflib.get_close_matches(str(key), TOP_KEYS, n=1, cutoff=0.5)
-            hint = f" (did you mean '{near[0]}'?)" if near else f" (valid: {', '.join(TOP_KEYS)})"
-            raise PersonaError(f"{where(path, lines, (str(key),))}: unknown key '{key}'{hint}")
+            raise unknown(key, TOP_KEYS, where(path, lines, (str(key),)), what="key")
 
-    def block(key: str, cls):
-        return from_mapping(cls, data.get(key), (key,), path, lines)
+    def at(*keys: str) -> Where:
+        return Where(keys, path, lines)
 
     persona_raw = data.get("persona")
     if isinstance(persona_raw, str):
         persona_raw = {"name": persona_raw}
     if not isinstance(persona_raw, dict) or not persona_raw.get("name"):
-        raise PersonaError(f"{where(path, lines, ('persona',))}: persona.name is required (the person's speaker name)")
-    persona = from_mapping(PersonaBlock, persona_raw, ("persona",), path, lines)
+        raise PersonaError(f"{at('persona')}: persona.name is required (the person's speaker name)")
+    persona = PersonaBlock.from_mapping(persona_raw, at("persona"))
 
     model = data.get("model", "default")
     if not isinstance(model, str) or not model.strip():
-        raise PersonaError(f"{where(path, lines, ('model',))}: expected a model folder, hub id or 'default'")
+        raise PersonaError(f"{at('model')}: expected a model folder, hub id or 'default'")
 
     sources_raw = data.get("data")
     if isinstance(sources_raw, dict):
         sources_raw = sources_raw.get("sources")
     if not isinstance(sources_raw, list) or not sources_raw:
-        raise PersonaError(f"{where(path, lines, ('data',))}: data must list at least one source ({{path: ...}})")
+        raise PersonaError(f"{at('data')}: data must list at least one source ({{path: ...}})")
     sources = []
     for i, item in enumerate(sources_raw):
         item = {"path": item} if isinstance(item, str) else item
-        src = from_mapping(SourceBlock, item, ("data", str(i)), path, lines)
+        src = SourceBlock.from_mapping(item, at("data", str(i)))
         resolved = _resolve_path(src.path, path.parent)
         if not resolved.is_file():
-            raise PersonaError(f"{where(path, lines, ('data', str(i)))}: data file not found: {src.path}")
+            raise PersonaError(f"{at('data', str(i))}: data file not found: {src.path}")
         src.path = str(resolved)
         sources.append(src)
 
@@ -197,29 +185,20 @@ def load_recipe(path: Path, overrides: tuple = (), name: Optional[str] = None) -
         stages = [s.strip() for s in stages.split(",")]
     for s in stages:
         if s not in STAGE_NAMES:
-            near = difflib.get_close_matches(str(s), STAGE_NAMES, n=1)
-            raise PersonaError(f"{where(path, lines, ('stages',))}: unknown stage '{s}'"
-                               + (f" (did you mean '{near[0]}'?)" if near else f" (stages: {', '.join(STAGE_NAMES)})"))
+            raise unknown(s, STAGE_NAMES, str(at("stages")), what="stage")
 
-    split = block("split", SplitBlock)
     blocks = {}
-    for key in BLOCK_TYPES:
-        cls = _block_class(key)
+    for key, cls in BLOCKS.items():  # split first: the clean block takes its shares
         raw = data.get(key) or {}
         if key == "clean" and persona.system and "persona_line" not in raw:
             raw = {**raw, "persona_line": persona.system}
         if key == "clean" and "split" in data and "splits" not in raw:
+            split = blocks["split"]
             raw = {**raw, "splits": (split.train, split.valid, split.test), "seed": split.seed}
-        blocks[key] = block_obj = from_mapping(cls, raw, (key,), path, lines) if cls else dict(raw)
-        if cls:
-            try:
-                _validate(block_obj, where(path, lines, (key,)))
-            except PersonaError as e:
-                raise PersonaError(e.message if e.message.startswith(str(path)) else f"{path}: {e.message}") from None
+        blocks[key] = cls.from_mapping(raw, at(key))
 
     recipe = Recipe(name=str(name or data.get("name") or path.stem), persona=persona, model=model.strip(),
-                    data=sources, stages=tuple(stages), split=split, budget=block("budget", BudgetBlock),
-                    fuse=block("fuse", FuseBlock), source=path.resolve(), sweep=data.get("sweep"), **blocks)
+                    data=sources, stages=tuple(stages), source=path.resolve(), sweep=data.get("sweep"), **blocks)
     recipe.raw = to_dict(recipe)
     return recipe
 

@@ -16,7 +16,6 @@ import click
 
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_write_json
-from mlx_persona.core.settings import click_options
 from mlx_persona.sft.config import SFTConfig
 from mlx_persona.train.launch import console, launch, layered_settings, read_json, run_preflight
 
@@ -59,7 +58,7 @@ def resolve_settings(out: Path, model: Optional[str], data: Optional[str], confi
     return model, Path(data), cfg
 
 
-_config_options = click_options(SFTConfig, skip=("optimizer_config",))
+_config_options = SFTConfig.click_options(skip=("optimizer_config",))
 
 
 @click.command("sft")

@@ -44,7 +44,7 @@ def layered_settings(out: Path, cls, key: str, label: str, config: Optional[str]
     if config:
         base.update(cls.load(Path(config)).to_dict())
     base.update({k: v for k, v in overrides.items() if v is not None})
-    cfg = cls.from_dict(base)
+    cfg = cls.from_mapping(base)
     if saved is not None:
         changed = [k for k, v in cfg.to_dict().items() if saved[key].get(k) != v]
         if changed:
