@@ -16,7 +16,9 @@ FAST = {"rank": 4, "num_layers": -1, "batch_size": 2, "iters": 12, "learning_rat
         "warmup_steps": 2, "reference_batch_size": 3}
 
 
-def write_pairs(folder: Path, n_train: int = 12, n_valid: int = 5, seed: int = 0) -> Path:
+def write_pairs(folder: Path, n_train: int = 12, n_valid: int = 5, seed: int = 0, twin_every: int = 0) -> Path:
+    """Pairs in the pairs stage's layout; with ``twin_every`` n, every n-th line's chosen reply is
+    marked as the twin's (``chosen_from: twin``, text ``twin reply <i>``), the others as real."""
     rng = random.Random(seed)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -29,5 +31,9 @@ def write_pairs(folder: Path, n_train: int = 12, n_valid: int = 5, seed: int = 0
                 if i % 3 == 0:  # multi-turn context: messages win over prompt
                     rec["messages"] = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"},
                                        {"role": "user", "content": rec["prompt"]}]
+                if twin_every:
+                    twin = i % twin_every == twin_every - 1
+                    rec["chosen_from"] = "twin" if twin else "real"
+                    rec["chosen"] = f"twin reply {i}" if twin else rec["chosen"]
                 f.write(json.dumps(rec) + "\n")
     return folder

@@ -10,7 +10,7 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 import pytest
-from dpo_helpers import FAST, write_pairs
+from dpo_helpers import CHOSEN, FAST, write_pairs
 
 from mlx_persona.core import blas
 from mlx_persona.dpo import logps
@@ -18,9 +18,10 @@ from mlx_persona.dpo import loss as loss_fns
 from mlx_persona.dpo import train as dpo
 from mlx_persona.dpo.config import DPOConfig
 from mlx_persona.dpo.data import collate, fixed_batches
+from mlx_persona.core.errors import PersonaError
 from mlx_persona.dpo.reference import reference_logps
 from mlx_persona.train.loop import attach_trainable, load_base
-from mlx_persona.train.checkpoint import latest_checkpoint, read_state
+from mlx_persona.train.checkpoint import latest_checkpoint, read_state, trainable_weights
 
 
 def quiet(_):
@@ -205,3 +206,86 @@ def test_reference_cache_is_computed_once_and_resumable(tiny_model_dir, tmp_path
     assert logs == []  # nothing left to score
     reference_logps(model, sets, 3, tmp_path, head, "other-model", logs.append)
     assert logs[0].startswith(f"reference log-probs: {len(sets['train']) + len(sets['valid'])} pairs")
+
+
+# ----------------------------------------------------------------------------- select_by: twin
+TWIN = {**FAST, "select_by": "twin", "select_prompts": 3, "select_max_tokens": 6, "lr_schedule": "constant",
+        "warmup_steps": 0}
+
+
+def test_select_by_twin_keeps_the_best_measure_not_the_lowest_loss(tiny_model_dir, tmp_path, monkeypatch):
+    calls = []
+
+    def prefers_step_4(generated, real):  # an injected measure that disagrees with the loss
+        calls.append((list(generated), list(real)))
+        return {"score": 1.0 if len(calls) == 2 else 0.0, "similarity": 0.25 * len(calls)}
+
+    snapshots, validate = {}, dpo.DPORun.validate
+
+    def validate_and_snapshot(self, k):  # the adapter each validation saw
+        validate(self, k)
+        snapshots[k] = {n: np.array(w) for n, w in trainable_weights(self.model).items()}
+
+    monkeypatch.setattr(dpo.DPORun, "validate", validate_and_snapshot)
+    out = tmp_path / "out"
+    pairs = write_pairs(tmp_path / "pairs", n_valid=7, twin_every=3)
+    summary = dpo.run_dpo(tiny_model_dir, pairs, out, DPOConfig.from_mapping(TWIN), log=quiet, measure=prefers_step_4)
+
+    vals = [e for e in curve(out) if "val_loss" in e]
+    assert [e["iter"] for e in vals] == [0, 4, 8, 12] and len(calls) == 4
+    assert vals[-1]["val_loss"] < vals[1]["val_loss"]  # by the loss, step 12 would be kept
+    assert [e["best"] for e in vals] == [True, True, False, False]
+    assert [e["val_twin_score"] for e in vals] == [0.0, 1.0, 0.0, 0.0]  # both measures on each line
+    assert vals[2]["val_twin_similarity"] == 0.75
+    assert summary["best_iter"] == 4 and summary["selected_by"] == "twin" and summary["best_twin_score"] == 1.0
+    assert summary["best_val_loss"] == pytest.approx(vals[1]["val_loss"])  # the kept adapter's loss
+    kept = mx.load(str(out / "adapters.safetensors"))
+    assert set(kept) == set(snapshots[4])
+    for name, w in kept.items():
+        np.testing.assert_array_equal(np.array(w), snapshots[4][name])
+    assert any(not np.allclose(snapshots[4][n], snapshots[12][n]) for n in kept)  # the adapter moved after step 4
+
+    # the measure saw greedy replies to the same 3 prompts each time, against the person's real replies
+    # (the lines whose chosen reply came from the twin are passed over)
+    real = calls[0][1]
+    assert len(real) == 3 and all(r in CHOSEN for r in real) and all(c[1] == real for c in calls)
+    assert all(len(gen) == 3 and all(isinstance(g, str) for g in gen) for gen, _ in calls)
+
+
+def test_select_by_twin_needs_real_replies(tiny_model_dir, tmp_path):
+    pairs = write_pairs(tmp_path / "pairs", twin_every=1)  # every chosen reply is the twin's
+    with pytest.raises(PersonaError, match="select_by: twin needs validation pairs whose chosen reply is the person's"):
+        dpo.run_dpo(tiny_model_dir, pairs, tmp_path / "out", DPOConfig.from_mapping(TWIN), log=quiet,
+                    measure=lambda g, r: {"score": 0.0})
+    assert not (tmp_path / "out" / "reference.json").exists()  # failed before the reference pass
+
+
+def by_length(generated, real):
+    """A deterministic measure of the replies themselves: closeness of mean lengths."""
+    return {"score": -abs(np.mean([len(g) for g in generated]) - np.mean([len(r) for r in real]))}
+
+
+def test_select_by_twin_resume_equals_uninterrupted(tiny_model_dir, tmp_path, monkeypatch):
+    pairs = write_pairs(tmp_path / "pairs", n_valid=7)
+    cfg = DPOConfig.from_mapping({**TWIN, "dropout": 0.1})
+    full = tmp_path / "full"
+    want = dpo.run_dpo(tiny_model_dir, pairs, full, cfg, log=quiet, measure=by_length)
+
+    def die(pid, sig):
+        raise Killed()
+
+    monkeypatch.setenv(dpo.KILL_AFTER_VAR, "8")
+    monkeypatch.setattr(dpo.os, "kill", die)
+    cut = tmp_path / "cut"
+    with pytest.raises(Killed):
+        dpo.run_dpo(tiny_model_dir, pairs, cut, cfg, log=quiet, measure=by_length)
+    monkeypatch.delenv(dpo.KILL_AFTER_VAR)
+    got = dpo.run_dpo(tiny_model_dir, pairs, cut, cfg, resume=True, log=quiet, measure=by_length)
+    for key in ("best_iter", "best_twin_score", "best_val_loss"):
+        assert got[key] == pytest.approx(want[key], rel=1e-5), key
+    a, b = curve(full), curve(cut)
+    assert [e.get("val_twin_score") for e in a] == pytest.approx([e.get("val_twin_score") for e in b])
+    assert [e.get("best") for e in a] == [e.get("best") for e in b]
+    wa, wb = mx.load(str(full / "adapters.safetensors")), mx.load(str(cut / "adapters.safetensors"))
+    for k in wa:
+        np.testing.assert_allclose(np.array(wa[k]), np.array(wb[k]), rtol=1e-5, atol=1e-6)

@@ -2,12 +2,17 @@
 
 The story: load the fused SFT model (one model, no second copy), read and check the pairs
 (:mod:`mlx_persona.dpo.data`), score every pair with the model as it is — that *is* the reference
-policy — and cache those log-probs (:mod:`mlx_persona.dpo.reference`); then attach a fresh
-LoRA/DoRA adapter (the SFT stage's ``attach_trainable``: its B matrices start at zero, so at
-step 0 the policy equals the reference and the sigmoid loss is exactly log 2), and train it with
-the loss below. Outputs in ``O``: ``metrics.jsonl``, ``adapters.safetensors`` (best validation
-loss), ``last/``, resumable ``checkpoints/`` (the SFT stage's format: adapter, optimizer state
-with the schedule's step, PRNG key, data order, counters), ``rejects.jsonl``, ``status.json``.
+policy — and cache those log-probs (:mod:`mlx_persona.dpo.reference`; SimPO has no reference and
+skips this); then attach a fresh LoRA/DoRA adapter (the SFT stage's ``attach_trainable``: its B
+matrices start at zero, so at step 0 the policy equals the reference and the sigmoid loss is
+exactly log 2), and train it with the losses of :mod:`mlx_persona.dpo.loss`. At each validation the
+adapter is kept when it is the best so far: the lowest validation loss, or with ``select_by: twin``
+the best twin measure (:func:`mlx_persona.train.select.twin_score`) of greedy replies to a fixed
+slice of validation prompts against the person's real replies (:class:`TwinProbe`), since a lower
+DPO loss can mean a shorter, not a better, twin. Outputs in ``O``: ``metrics.jsonl``,
+``adapters.safetensors`` (the kept adapter), ``last/``, resumable ``checkpoints/`` (the SFT stage's
+format: adapter, optimizer state with the schedule's step, PRNG key, data order, counters),
+``rejects.jsonl``, ``status.json``.
 
 Why not mlx_lm's ``train()``: its loss sees one sequence at a time; DPO's loss couples the
 chosen and rejected sequences of a pair and the cached reference, so the loop is ours (short,
@@ -32,14 +37,16 @@ from mlx_persona.core.child import child_main
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_write_json, atomic_write_text, fingerprint
 from mlx_persona.dpo.config import DPOConfig
-from mlx_persona.dpo.data import PairSet, collate, fixed_batches, load_pairs
+from mlx_persona.dpo.data import Pair, PairSet, collate, fixed_batches, load_pairs
 from mlx_persona.dpo.logps import output_head, shared_prompt_ok
 from mlx_persona.dpo.loss import batch_loss, shared_batch_loss
 from mlx_persona.dpo.reference import reference_logps
+from mlx_persona.models.generate import generate_batched
 from mlx_persona.train.batches import BatchOrder
 from mlx_persona.train.checkpoint import latest_checkpoint, read_state, restore_checkpoint
 from mlx_persona.train.loop import (Metrics, TrainingRun, adapter_config, attach_trainable, build_optimizer,
                                     kill_after_var, load_base)
+from mlx_persona.train.select import twin_score
 
 KILL_AFTER_VAR = kill_after_var("dpo")  # test hook (see mlx_persona.train.loop)
 
@@ -50,8 +57,9 @@ class DPORun(TrainingRun):
 
     stage = "dpo"
 
-    def __init__(self, model, optimizer, sets, refs, cfg: DPOConfig, iters, out, prints, log):
+    def __init__(self, model, optimizer, sets, refs, cfg: DPOConfig, iters, out, prints, log, probe=None):
         self.model, self.optimizer, self.sets, self.refs = model, optimizer, sets, refs
+        self.probe = probe  # select_by twin: a TwinProbe; None keeps the lowest-loss adapter
         # the shared resumable shuffled order; the loop takes pair indices (next_indices)
         self.order = BatchOrder(sets["train"], cfg.batch_size, cfg.max_seq_length, cfg.seed)
         super().__init__(cfg, iters, out, prints, log)
@@ -151,7 +159,52 @@ class DPORun(TrainingRun):
     def validate(self, k: int) -> None:
         tic = time.perf_counter()
         val = self.evaluate()
-        self.record_validation(k, val.pop("val_loss"), tic, **val)
+        measure = None
+        if self.probe is not None:  # the kept adapter is the best twin, not the lowest loss; both are logged
+            self.model.eval()
+            twin = self.probe(self.model)
+            self.model.train()
+            twin = {name: value.item() if isinstance(value, np.generic) else value for name, value in twin.items()}
+            measure = float(twin["score"])
+            val.update({f"val_twin_{name}": value for name, value in twin.items()})
+        self.record_validation(k, val.pop("val_loss"), tic, measure=measure, **val)
+
+
+# ----------------------------------------------------------------------------- select_by: twin
+class TwinProbe:
+    """What ``select_by: twin`` measures at each validation: the model answers a fixed slice of
+    validation prompts (greedy, at most ``select_max_tokens`` tokens, ``reference_batch_size``
+    at a time) and ``measure(generated, real)`` scores its replies against the person's real
+    ones (default :func:`mlx_persona.train.select.twin_score`; returns a dict with ``score``,
+    higher is better). Greedy decoding draws no random numbers, so resume stays exact."""
+
+    def __init__(self, tokenizer, prompts: list[list[int]], real: list[str], cfg: DPOConfig, measure: Callable):
+        self.tokenizer, self.prompts, self.real, self.cfg, self.measure = tokenizer, prompts, real, cfg, measure
+
+    def __call__(self, model) -> dict:
+        replies, _ = generate_batched(model, self.tokenizer, self.prompts, self.cfg.select_max_tokens,
+                                      self.cfg.reference_batch_size)
+        return self.measure([r.text.strip() for r in replies], self.real)
+
+
+def twin_slice(pairs_dir: Path, valid: list[Pair], n: int) -> tuple[list[list[int]], list[str]]:
+    """Up to ``n`` validation pairs, spread evenly over the file, whose chosen reply is the person's
+    own: (their prompt token ids, their real replies). A line with ``chosen_from: twin`` (the
+    pairs stage's mark for a generated chosen reply) is passed over; a line without the field counts
+    as real."""
+    path = Path(pairs_dir) / "valid.jsonl"
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()  # as load_pairs numbers them
+    found = []
+    for pair in valid:
+        record = json.loads(lines[int(pair.source.rsplit(":", 1)[1]) - 1])
+        if record.get("chosen_from", "real") == "real":
+            found.append((pair.prompt, record["chosen"].strip()))
+    if not found:
+        raise PersonaError(f"dpo.select_by: twin needs validation pairs whose chosen reply is the person's own "
+                           f"(pairs.chosen: real); {path} has none: use select_by: loss")
+    step = len(found) / min(n, len(found))
+    picked = [found[int(i * step)] for i in range(min(n, len(found)))]
+    return [p for p, _ in picked], [r for _, r in picked]
 
 
 def read_splits(pairs_dir: Path, tokenizer, cfg: DPOConfig, out: Path, log: Callable) -> dict[str, list]:
@@ -172,14 +225,23 @@ def read_splits(pairs_dir: Path, tokenizer, cfg: DPOConfig, out: Path, log: Call
     return sets
 
 
-def run_dpo(model_dir: Path, pairs_dir: Path, out: Path, cfg: DPOConfig, resume: bool = False, log: Callable = print) -> dict:
-    """Train the DPO adapter; return the summary also written to ``out/status.json``."""
+def run_dpo(model_dir: Path, pairs_dir: Path, out: Path, cfg: DPOConfig, resume: bool = False, log: Callable = print,
+            measure: Callable | None = None) -> dict:
+    """Train the DPO adapter; return the summary also written to ``out/status.json``.
+
+    ``measure``: what ``select_by: twin`` scores replies with (default
+    :func:`mlx_persona.train.select.twin_score` with MiniLM; tests pass their own)."""
     model_dir, pairs_dir, out = Path(model_dir), Path(pairs_dir), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_base(model_dir, cfg, log)
     if cfg.num_layers > len(model.layers):  # before the reference pass, not after it
         raise PersonaError(f"dpo.num_layers: the model has {len(model.layers)} layers, asked for {cfg.num_layers}")
     sets = read_splits(pairs_dir, tokenizer, cfg, out, log)
+    probe = None
+    if cfg.select_by == "twin":  # before the reference pass: a pairs file without real replies fails fast
+        prompts, real = twin_slice(pairs_dir, sets["valid"], cfg.select_prompts)
+        probe = TwinProbe(tokenizer, prompts, real, cfg, measure or twin_score)
+        log(f"select_by twin: {len(prompts)} validation prompts answered at each validation")
     data_print = fingerprint(*[(pairs_dir / f"{s}.jsonl").read_bytes() for s in ("train", "valid")])
     model_print = fingerprint((model_dir / "config.json").read_bytes(), *sorted(p.name for p in model_dir.glob("*.safetensors")))
     model.eval()
@@ -193,7 +255,7 @@ def run_dpo(model_dir: Path, pairs_dir: Path, out: Path, cfg: DPOConfig, resume:
     attach_trainable(model, cfg)  # fresh adapter, B = 0: the policy starts as the reference
     optimizer = build_optimizer(cfg, iters)
     prints = {"config_fingerprint": fingerprint(cfg.to_dict(), iters), "data_fingerprint": data_print, "model_fingerprint": model_print}
-    run = DPORun(model, optimizer, {s: PairSet(p) for s, p in sets.items()}, refs, cfg, iters, out, prints, log)
+    run = DPORun(model, optimizer, {s: PairSet(p) for s, p in sets.items()}, refs, cfg, iters, out, prints, log, probe)
     ckpt = latest_checkpoint(out) if resume else None
     if ckpt is not None:
         run.load(read_state(ckpt))
@@ -207,9 +269,12 @@ def run_dpo(model_dir: Path, pairs_dir: Path, out: Path, cfg: DPOConfig, resume:
         run.validate(0)  # adapter at zero: val loss log 2 (sigmoid), accuracy 0, margin 0
     run.train()
     summary = run.finish()
+    if probe is not None:
+        summary.update(selected_by="twin", best_twin_score=run.best_measure)
     atomic_write_json(out / "status.json", summary)
-    log(f"dpo {summary['state']}: {summary['iteration']}/{iters} steps, best val loss {summary['best_val_loss']:.4f} "
-        f"at step {summary['best_iter']}")
+    why = f"best twin score {run.best_measure:.4f}, val loss" if probe is not None else "best val loss"
+    log(f"dpo {summary['state']}: {summary['iteration']}/{iters} steps, kept the adapter of step {summary['best_iter']} "
+        f"({why} {summary['best_val_loss']:.4f})")
     return summary
 
 

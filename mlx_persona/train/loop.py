@@ -118,6 +118,7 @@ class TrainingRun:
         self.cfg, self.iters, self.out, self.fingerprints, self.log = cfg, iters, Path(out), fingerprints, log
         self.iteration = 0
         self.best_val, self.best_iter, self.bad_evals = float("inf"), -1, 0
+        self.best_measure = None  # the kept validation's measure, when the stage selects by one
         self.window = self.empty_window()
         self.trained_tokens = 0.0
         self.elapsed_before, self.t0 = 0.0, time.perf_counter()
@@ -132,7 +133,7 @@ class TrainingRun:
     # -- what a checkpoint carries
     def state(self) -> dict:
         return {"best_val": self.best_val, "best_iter": self.best_iter, "bad_evals": self.bad_evals,
-                "window": self.window, "trained_tokens": self.trained_tokens, "elapsed": self.elapsed(),
+                "best_measure": self.best_measure, "window": self.window, "trained_tokens": self.trained_tokens, "elapsed": self.elapsed(),
                 "order": self.order.state(), "stopped_early": self.stopped_early, **self.fingerprints}
 
     def load(self, state: dict) -> None:
@@ -143,6 +144,7 @@ class TrainingRun:
                                    "resume with the same settings or start a new --out")
         self.iteration = state["iteration"]
         self.best_val, self.best_iter, self.bad_evals = state["best_val"], state["best_iter"], state["bad_evals"]
+        self.best_measure = state.get("best_measure")
         self.window, self.trained_tokens = state["window"], state["trained_tokens"]
         self.elapsed_before, self.stopped_early = state["elapsed"], state["stopped_early"]
         self.order.load_state(state["order"])
@@ -151,12 +153,21 @@ class TrainingRun:
         return round(self.elapsed_before + time.perf_counter() - self.t0, 3)
 
     # -- after each validation, each step, and at the end
-    def record_validation(self, k: int, val_loss: float, tic: float, **extra) -> None:
-        """Keep the adapter when ``val_loss`` is the best so far; count validations without gain
-        and stop early after ``early_stopping_patience`` of them."""
-        improved = val_loss < self.best_val - self.cfg.early_stopping_min_delta
+    def record_validation(self, k: int, val_loss: float, tic: float, measure: float | None = None, **extra) -> None:
+        """Keep the adapter when this validation is the best so far; count validations without gain
+        and stop early after ``early_stopping_patience`` of them.
+
+        Best is the lowest ``val_loss``, or, when the stage passes a ``measure`` (higher is better,
+        e.g. :func:`mlx_persona.train.select.twin_score`'s score), the highest measure; either way
+        it must beat the best by more than ``early_stopping_min_delta``. ``best_val`` is then the
+        kept adapter's validation loss. The measure and its parts go to ``metrics.jsonl`` in
+        ``extra``, beside the loss."""
+        if measure is None:
+            improved = val_loss < self.best_val - self.cfg.early_stopping_min_delta
+        else:
+            improved = self.best_measure is None or measure > self.best_measure + self.cfg.early_stopping_min_delta
         if improved:
-            self.best_val, self.best_iter, self.bad_evals = val_loss, k, 0
+            self.best_val, self.best_measure, self.best_iter, self.bad_evals = val_loss, measure, k, 0
             save_weights(self.out / layout.ADAPTER_WEIGHTS, trainable_weights(self.model))
         else:
             self.bad_evals += 1
@@ -164,8 +175,9 @@ class TrainingRun:
                            best=improved, elapsed=self.elapsed())
         patience = self.cfg.early_stopping_patience
         if patience and self.bad_evals >= patience and k < self.iters:
-            self.log(f"early stop at iteration {k}: no val-loss gain in {patience} validations "
-                     f"(best {self.best_val:.4f} at {self.best_iter})")
+            what, best = ("val-loss", self.best_val) if measure is None else ("measure", self.best_measure)
+            self.log(f"early stop at iteration {k}: no {what} gain in {patience} validations "
+                     f"(best {best:.4f} at {self.best_iter})")
             self.stopped_early = True
 
     def after_step(self, k: int) -> None:
