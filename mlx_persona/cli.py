@@ -1,7 +1,8 @@
 """The ``mlx-persona`` command: one thin subcommand per stage.
 
 Each subcommand parses options, calls the module that owns the stage, and prints with rich.
-MLX-heavy stages run in child processes (see DESIGN.md); this process only orchestrates.
+MLX-heavy stages run in child processes (see DESIGN.md); this process only orchestrates. A
+:class:`~mlx_persona.core.errors.PersonaError` from any of them is one ``Error:`` line, exit 1.
 """
 
 from __future__ import annotations
@@ -15,12 +16,24 @@ from rich.table import Table
 
 from mlx_persona import __version__
 from mlx_persona.core import blas
+from mlx_persona.core.errors import PersonaError
 
 console = Console()
 err_console = Console(stderr=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class PersonaGroup(click.Group):
+    """The command group that turns a user mistake raised anywhere below a command (a
+    :class:`PersonaError`) into click's one line ``Error: ...`` and exit code 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except PersonaError as e:
+            raise click.ClickException(e.message) from None
+
+
+@click.group(cls=PersonaGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mlx-persona")
 def cli() -> None:
     """Turn one person's chat history into a local persona twin, fine-tuned with MLX."""
