@@ -2,6 +2,9 @@
 
     python data/make_samples.py        # rewrites data/sample/* (deterministic)
 
+The second persona, Nina (Sam's opposite style), comes from make_samples_nina.py, which
+``main`` runs too.
+
 The files carry, on purpose, what real exports carry: system lines, media placeholders,
 deleted messages, bursts of messages, long silences, invisible characters, short acks, a
 repeated exchange, PII, tool-call system prompts hundreds of characters long, and
@@ -19,6 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+import make_samples_nina  # noqa: E402
 from persona_bank import EXCHANGES, SHORT_ACKS  # noqa: E402
 
 OUT = Path(__file__).parent / "sample"
@@ -167,17 +171,22 @@ def small_role_files(rng: random.Random) -> dict[str, str]:
             "completion.jsonl": "\n".join(comp) + "\n"}
 
 
-def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    files = {
+def files() -> dict[str, str]:
+    """Every sample file's name and text, Sam's and Nina's (tests compare them with data/sample)."""
+    return {
         "whatsapp_android.txt": whatsapp_android(random.Random(1)),
         "whatsapp_ios_group.txt": whatsapp_ios_group(random.Random(2)),
         "script.csv": script_csv(random.Random(3)),
         "agent_logs.jsonl": agent_jsonl(random.Random(4)),
         "telegram_result.json": telegram_json(random.Random(5)),
         **small_role_files(random.Random(6)),
+        **make_samples_nina.files(),
     }
-    for name, text in files.items():
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, text in files().items():
         (OUT / name).write_text(text, encoding="utf-8")
         print(f"wrote data/sample/{name} ({text.count(chr(10))} lines)")
 

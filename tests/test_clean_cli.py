@@ -9,6 +9,12 @@ from mlx_persona.cli import cli
 from mlx_persona.data.clean import CleanConfig, clean
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
+
+
+def sam_files(folder=SAMPLE):
+    """Sam's sample files (data/sample/nina_* is the second persona, tested in test_sample_personas.py)."""
+    return sorted(p for p in folder.iterdir() if not p.name.startswith("nina_"))
+
 PERSONA = ["--persona", "Sam Okafor", "--persona", "Sam"]
 
 
@@ -21,7 +27,7 @@ def read_jsonl(p):
 
 
 def test_sample_data_cleans_into_mlx_chat_jsonl(tmp_path):
-    res = run(*sorted(SAMPLE.iterdir()), *PERSONA, "--out", tmp_path / "out")
+    res = run(*sam_files(), *PERSONA, "--out", tmp_path / "out")
     assert res.exit_code == 0, res.output
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["rejects.jsonl", "stats.json", "test.jsonl",
@@ -47,7 +53,7 @@ def test_sample_data_cleans_into_mlx_chat_jsonl(tmp_path):
 
 
 def test_same_seed_is_byte_identical_and_seed_changes_the_split(tmp_path):
-    inputs = sorted(SAMPLE.iterdir())
+    inputs = sam_files()
     for name, seed in (("a", 0), ("b", 0), ("c", 5)):
         assert run(*inputs, *PERSONA, "--out", tmp_path / name, "--seed", seed, "--quiet").exit_code == 0
     for f in ("train.jsonl", "valid.jsonl", "test.jsonl", "rejects.jsonl", "stats.json"):
@@ -60,7 +66,7 @@ def test_split_does_not_depend_on_the_folder_the_data_sits_in(tmp_path):
 
     for name in ("here", "elsewhere/deeper"):
         shutil.copytree(SAMPLE, tmp_path / name / "sample")
-        inputs = sorted((tmp_path / name / "sample").iterdir())
+        inputs = sam_files(tmp_path / name / "sample")
         assert run(*inputs, *PERSONA, "--out", tmp_path / name / "out", "--quiet").exit_code == 0
     for f in ("train.jsonl", "valid.jsonl", "test.jsonl"):
         assert (tmp_path / "here" / "out" / f).read_bytes() == (tmp_path / "elsewhere/deeper" / "out" / f).read_bytes(), f

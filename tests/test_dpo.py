@@ -220,13 +220,13 @@ def test_select_by_twin_keeps_the_best_measure_not_the_lowest_loss(tiny_model_di
         calls.append((list(generated), list(real)))
         return {"score": 1.0 if len(calls) == 2 else 0.0, "similarity": 0.25 * len(calls)}
 
-    snapshots, validate = {}, dpo.DPORun.validate
+    snapshots, validate = {}, dpo.DPORun.run_validation
 
     def validate_and_snapshot(self, k):  # the adapter each validation saw
         validate(self, k)
         snapshots[k] = {n: np.array(w) for n, w in trainable_weights(self.model).items()}
 
-    monkeypatch.setattr(dpo.DPORun, "validate", validate_and_snapshot)
+    monkeypatch.setattr(dpo.DPORun, "run_validation", validate_and_snapshot)
     out = tmp_path / "out"
     pairs = write_pairs(tmp_path / "pairs", n_valid=7, twin_every=3)
     summary = dpo.run_dpo(tiny_model_dir, pairs, out, DPOConfig.from_mapping(TWIN), log=quiet, measure=prefers_step_4)

@@ -147,6 +147,7 @@ def test_undecodable_line_is_reported_and_the_rest_kept():
     ("whatsapp_android.txt", "whatsapp"), ("whatsapp_ios_group.txt", "whatsapp"), ("script.csv", "csv"),
     ("agent_logs.jsonl", "chatml"), ("telegram_result.json", "telegram"), ("sharegpt.jsonl", "sharegpt"),
     ("alpaca.json", "alpaca"), ("completion.jsonl", "completion"),
+    ("nina_whatsapp_de.txt", "whatsapp"), ("nina_telegram.json", "telegram"),
 ])
 def test_detect_every_sample_file(name, fmt):
     path = SAMPLE / name

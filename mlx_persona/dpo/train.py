@@ -57,12 +57,12 @@ class DPORun(TrainingRun):
 
     stage = "dpo"
 
-    def __init__(self, model, optimizer, sets, refs, cfg: DPOConfig, iters, out, prints, log, probe=None):
+    def __init__(self, model, optimizer, sets, refs, cfg: DPOConfig, iters, out, fingerprints, log, probe=None):
         self.model, self.optimizer, self.sets, self.refs = model, optimizer, sets, refs
         self.probe = probe  # select_by twin: a TwinProbe; None keeps the lowest-loss adapter
         # the shared resumable shuffled order; the loop takes pair indices (next_indices)
         self.order = BatchOrder(sets["train"], cfg.batch_size, cfg.max_seq_length, cfg.seed)
-        super().__init__(cfg, iters, out, prints, log)
+        super().__init__(cfg, iters, out, fingerprints, log)
         self.head = output_head(model)  # reply-only logits where the model allows it
         self.shared = cfg.share_prompt and shared_prompt_ok(model, self.head)  # prompt once per pair
 
@@ -121,7 +121,7 @@ class DPORun(TrainingRun):
             if k % self.cfg.steps_per_report == 0 or k == self.iters:
                 self.report(k)
             if k == self.iters or k % self.cfg.steps_per_eval == 0:
-                self.validate(k)
+                self.run_validation(k)
             self.after_step(k)
 
     def report(self, k: int) -> None:
@@ -156,7 +156,7 @@ class DPORun(TrainingRun):
                 "val_margin": (tot["chosen"] - tot["rejected"]) / n, "val_accuracy": tot["correct"] / n,
                 "val_chosen_nll": tot["nll"] / n}
 
-    def validate(self, k: int) -> None:
+    def run_validation(self, k: int) -> None:
         tic = time.perf_counter()
         val = self.evaluate()
         measure = None
@@ -242,20 +242,20 @@ def run_dpo(model_dir: Path, pairs_dir: Path, out: Path, cfg: DPOConfig, resume:
         prompts, real = twin_slice(pairs_dir, sets["valid"], cfg.select_prompts)
         probe = TwinProbe(tokenizer, prompts, real, cfg, measure or twin_score)
         log(f"select_by twin: {len(prompts)} validation prompts answered at each validation")
-    data_print = fingerprint(*[(pairs_dir / f"{s}.jsonl").read_bytes() for s in ("train", "valid")])
-    model_print = fingerprint((model_dir / "config.json").read_bytes(), *sorted(p.name for p in model_dir.glob("*.safetensors")))
+    data_fingerprint = fingerprint(*[(pairs_dir / f"{s}.jsonl").read_bytes() for s in ("train", "valid")])
+    model_fingerprint = fingerprint((model_dir / "config.json").read_bytes(), *sorted(p.name for p in model_dir.glob("*.safetensors")))
     model.eval()
     if cfg.loss_type == "simpo":  # reference-free: no reference pass, no cache; the loss never reads these rows
         refs = {s: np.zeros((len(p), 4), np.float32) for s, p in sets.items()}
     else:
         refs = reference_logps(model, sets, cfg.reference_batch_size, out, output_head(model),
-                               fingerprint(model_print, data_print, cfg.max_seq_length), log)
+                               fingerprint(model_fingerprint, data_fingerprint, cfg.max_seq_length), log)
 
     iters = cfg.resolve_iters(len(sets["train"]))
     attach_trainable(model, cfg)  # fresh adapter, B = 0: the policy starts as the reference
     optimizer = build_optimizer(cfg, iters)
-    prints = {"config_fingerprint": fingerprint(cfg.to_dict(), iters), "data_fingerprint": data_print, "model_fingerprint": model_print}
-    run = DPORun(model, optimizer, {s: PairSet(p) for s, p in sets.items()}, refs, cfg, iters, out, prints, log, probe)
+    fingerprints = {"config_fingerprint": fingerprint(cfg.to_dict(), iters), "data_fingerprint": data_fingerprint, "model_fingerprint": model_fingerprint}
+    run = DPORun(model, optimizer, {s: PairSet(p) for s, p in sets.items()}, refs, cfg, iters, out, fingerprints, log, probe)
     ckpt = latest_checkpoint(out) if resume else None
     if ckpt is not None:
         run.load(read_state(ckpt))
@@ -266,7 +266,7 @@ def run_dpo(model_dir: Path, pairs_dir: Path, out: Path, cfg: DPOConfig, resume:
     run.metrics = Metrics(out / "metrics.jsonl", keep_upto=run.iteration if ckpt is not None else None)
     atomic_write_json(out / "status.json", {"state": "running", "iteration": run.iteration, "iters": iters, "pid": os.getpid()})
     if run.iteration == 0:
-        run.validate(0)  # adapter at zero: val loss log 2 (sigmoid), accuracy 0, margin 0
+        run.run_validation(0)  # adapter at zero: val loss log 2 (sigmoid), accuracy 0, margin 0
     run.train()
     summary = run.finish()
     if probe is not None:

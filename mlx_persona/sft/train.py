@@ -90,7 +90,7 @@ class SFTRun(TrainingRun):
                                trained_tokens=int(self.trained_tokens), elapsed=self.elapsed())
             self.window = self.empty_window()
         if k == self.iters or ((k + 1) % self.cfg.steps_per_eval == 0 and k + 1 < self.iters):
-            self.validate(k)
+            self.run_validation(k)
         self.after_step(k)
         if self.stopped_early:
             raise EarlyStop()
@@ -98,7 +98,7 @@ class SFTRun(TrainingRun):
     def on_val_loss_report(self, info: dict) -> None:  # train() never validates: val_dataset=None
         pass
 
-    def validate(self, k: int) -> None:
+    def run_validation(self, k: int) -> None:
         from mlx_lm.tuner.trainer import evaluate
 
         tic = time.perf_counter()
@@ -134,10 +134,10 @@ def run_sft(model_dir: Path, data_dir: Path, out: Path, cfg: SFTConfig, resume: 
         order = BatchOrder(train_set, cfg.batch_size, cfg.max_seq_length, cfg.seed)
     except ValueError as e:
         raise PersonaError(f"{data_dir}/train.jsonl: {e}") from None
-    prints = {"config_fingerprint": fingerprint(cfg.to_dict(), iters),
+    fingerprints = {"config_fingerprint": fingerprint(cfg.to_dict(), iters),
               "data_fingerprint": data_fingerprint(data_dir),
               "model_fingerprint": fingerprint((model_dir / "config.json").read_bytes())}
-    run = SFTRun(model, optimizer, order, val_set, cfg, iters, out, prints, log)
+    run = SFTRun(model, optimizer, order, val_set, cfg, iters, out, fingerprints, log)
 
     ckpt = latest_checkpoint(out) if resume else None
     if ckpt is not None:
@@ -152,7 +152,7 @@ def run_sft(model_dir: Path, data_dir: Path, out: Path, cfg: SFTConfig, resume: 
 
     if run.iteration == 0:
         model.train()
-        run.validate(0)  # the base's val loss; also mlx_lm's "before step 1" validation
+        run.run_validation(0)  # the base's val loss; also mlx_lm's "before step 1" validation
     if run.iteration < iters and not run.stopped_early:
         run.offset = run.iteration
         targs = TrainingArgs(batch_size=cfg.batch_size, iters=iters - run.iteration, val_batches=cfg.val_batches,
