@@ -6,15 +6,17 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from eval_helpers import write_random_adapter, write_test_split
+from eval_helpers import write_chat_split, write_random_adapter, write_test_split
 from mlx_persona.cli import cli
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tiny_model_dir, tmp_path_factory):
-    """A run folder: recipe naming the tiny base, clean/test.jsonl, an SFT adapter, a DPO adapter."""
+    """A run folder: recipe naming the tiny base, clean/{train,valid,test}.jsonl, an SFT adapter, a DPO adapter."""
     run = tmp_path_factory.mktemp("runs") / "tiny"
     write_test_split(run / "clean" / "test.jsonl")
+    write_chat_split(run / "clean" / "train.jsonl", start=0, n=8)
+    write_chat_split(run / "clean" / "valid.jsonl", start=8, n=2)
     (run / "recipe.yaml").write_text(f"name: tiny\nmodel: {tiny_model_dir}\n")
     write_random_adapter(tiny_model_dir, run / "sft", seed=1)
     write_random_adapter(tiny_model_dir, run / "dpo", seed=2)
@@ -42,6 +44,29 @@ def test_eval_on_a_run_folder_measures_three_models(tiny_run):
         assert model["speed"]["generated_tokens"] > 0 and model["speed"]["ttft_mean_s"] > 0
         assert ("twin_score" in model) == (name != "base")
     assert m["models"]["sft"]["adapter"].endswith("sft")
+    assert m["twin"] is None  # no --twin given
+    # style-fidelity: a classifier trained on the train split only, checked on valid + test
+    clf = m["style_classifier"]
+    assert clf["train"]["path"].endswith("clean/train.jsonl") and clf["train"]["person_messages"] == 24
+    assert clf["held_out"]["paths"][0].endswith("clean/valid.jsonl") and 0 <= clf["held_out"]["balanced_accuracy"] <= 1
+    assert m["real"]["style_fidelity"]["n"] == 8
+    for model in m["models"].values():
+        assert model["style_fidelity"]["n"] == 8 and 0 <= model["style_fidelity"]["mean"] <= 1
+        assert "per_sample" not in model["perplexity"]  # per-conversation sums feed the intervals only
+    # intervals: each model's numbers, every ordered pair's differences, on the 8 conversations
+    iv = m["intervals"]
+    assert iv["conversations"] == 8 and iv["resamples"] == 1000 and iv["level"] == 0.95
+    assert list(iv["deltas"]) == ["base->sft", "base->dpo", "sft->dpo"]
+    for name, model in m["models"].items():
+        assert iv["models"][name]["perplexity"]["value"] == pytest.approx(model["perplexity"]["perplexity"])
+        assert iv["models"][name]["style_fidelity"]["value"] == pytest.approx(model["style_fidelity"]["mean"])
+    sim = iv["deltas"]["sft->dpo"]["metrics"]["similarity_mean"]
+    assert sim["delta"] == pytest.approx(m["models"]["dpo"]["similarity"]["mean"] - m["models"]["sft"]["similarity"]["mean"], abs=1e-6)
+    for pair in iv["deltas"].values():
+        for d in pair["metrics"].values():
+            if d["low"] is not None:
+                assert d["low"] <= d["high"] and d["real"] == (d["low"] > 0 or d["high"] < 0)
+    assert "twin_score" in iv["deltas"]["sft->dpo"]["metrics"] and "twin_score" not in iv["deltas"]["base->sft"]["metrics"]
     # a random adapter changes the model: different perplexity from the base
     assert m["models"]["sft"]["perplexity"]["perplexity"] != pytest.approx(m["models"]["base"]["perplexity"]["perplexity"])
     rows = [json.loads(l) for l in (tiny_run / "eval" / "samples.jsonl").read_text().splitlines()]
@@ -54,11 +79,13 @@ def test_explicit_options_and_a_missing_model_is_skipped_not_raised(tiny_model_d
     out = tmp_path / "eval"
     r = invoke("--base", tiny_model_dir, "--sft-adapter", tiny_run / "sft", "--dpo", tmp_path / "nope",
                "--test", tiny_run / "clean" / "test.jsonl", "--out", out, "--limit", 3, "--max-tokens", 4,
-               "--no-perplexity")
+               "--no-perplexity", "--twin", "sft")
     assert r.exit_code == 0, r.output
     m = json.loads((out / "metrics.json").read_text())
     assert list(m["models"]) == ["base", "sft"]
-    assert "perplexity" not in m["models"]["base"]
+    assert m["twin"] == "sft"
+    assert "perplexity" not in m["models"]["base"] and "perplexity" not in m["intervals"]["models"]["base"]
+    assert list(m["intervals"]["deltas"]) == ["base->sft"] and m["intervals"]["conversations"] == 3
     assert [s["item"] for s in m["skipped"]] == ["dpo"]
     assert "nope" in m["skipped"][0]["reason"]
     assert m["test"]["conversations"] == 3
@@ -94,12 +121,17 @@ def test_bad_lines_and_a_broken_adapter_are_reported(tiny_model_dir, tiny_run, t
     sft = next(s for s in m["skipped"] if s["item"] == "sft")
     assert sft["reason"].startswith(f"{bad}: cannot apply this adapter")
     assert m["test"]["conversations"] == 8 and m["test"]["lines_left_out"] == 2
+    fidelity = next(s for s in m["skipped"] if s["item"] == "style-fidelity")  # no train.jsonl beside this test split
+    assert fidelity["reason"].startswith(f"no train split at {tmp_path / 'train.jsonl'}")
+    assert "style_fidelity" not in m["models"]["base"] and "similarity_mean" in m["intervals"]["models"]["base"]
     assert m["test"]["first_problems"][0].endswith("test.jsonl:9: not a JSON object")
 
 
 def test_no_output_folder_is_a_clear_error():
     r = CliRunner().invoke(cli, ["eval"])
     assert r.exit_code == 1 and "run folder or --out" in r.output
+    r = CliRunner().invoke(cli, ["eval", "--out", "x", "--twin", "best"])
+    assert r.exit_code == 2 and "'best' is not one of" in r.output
 
 
 @pytest.mark.e2e
@@ -150,3 +182,30 @@ def test_per_sample_reply_nll_adds_up_to_mlx_lms_masked_loss(tiny_model_dir):
         loss, n = default_loss(model, mx.array([toks]), mx.array([[offset, len(toks)]]))
         assert per["tokens"][i] == n.item()
         assert per["nll_sum"][i] == pytest.approx(loss.item() * n.item(), rel=1e-4)
+
+
+def test_the_embedder_is_injectable_and_its_absence_skips_only_what_needs_it(tiny_model_dir, tiny_run, tmp_path):
+    from eval_helpers import hashed_embedder
+    from mlx_persona.core.errors import PersonaError
+    from mlx_persona.eval.evaluate import run_eval
+    from mlx_persona.eval.models import ModelSpec
+
+    specs = [ModelSpec("base", tiny_model_dir), ModelSpec("sft", tiny_model_dir, tiny_run / "sft")]
+    test = tiny_run / "clean" / "test.jsonl"
+    m = run_eval(test, tmp_path / "a", specs, [], max_tokens=2, perplexity=False, log=lambda _m: None,
+                 embedder=hashed_embedder(), twin="base", resamples=50, seed=3)
+    assert m["twin"] == "base" and (m["intervals"]["resamples"], m["intervals"]["seed"]) == (50, 3)
+    assert m["style_classifier"]["held_out"]["balanced_accuracy"] >= 0.9  # the stand-in separates the helpers' speakers
+    assert "similarity_mean" in m["intervals"]["deltas"]["base->sft"]["metrics"]
+
+    def no_embedder(texts):
+        raise PersonaError("the similarity filter needs sentence_transformers")
+
+    m = run_eval(test, tmp_path / "b", specs[:1], [], max_tokens=2, perplexity=False, log=lambda _m: None,
+                 embedder=no_embedder)
+    assert m["skipped"] == [{"item": "similarity, twin score and style-fidelity",
+                             "reason": "the similarity filter needs sentence_transformers"}]
+    assert "style_fidelity" not in m["models"]["base"] and "style_classifier" not in m
+    assert set(m["intervals"]["models"]["base"]) >= {"median_words", "length_ratio", "exclamations_per_100_words"}
+    with pytest.raises(PersonaError, match="--twin: one of base, sft, dpo"):
+        run_eval(test, tmp_path / "c", [], [], twin="best")

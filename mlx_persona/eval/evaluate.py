@@ -8,7 +8,12 @@ The story, in the parent:
    ``eval/generations/<name>.json`` and exits, handing its memory back to the OS;
 3. with no LLM left in memory, embed the real and generated replies with all-MiniLM-L6-v2 and
    compute similarity, twin score and style (:mod:`mlx_persona.eval.metrics`);
-4. write ``eval/metrics.json`` and ``eval/samples.jsonl`` (prompt, real, base, sft, dpo).
+4. train the style classifier on the train split (the person against the other speakers) and
+   score every model's replies with it: style-fidelity (:mod:`mlx_persona.eval.fidelity`);
+5. resample the test conversations: a 95% interval for every number and for every difference
+   between two models, real or noise (:mod:`mlx_persona.eval.intervals`);
+6. write ``eval/metrics.json`` (``twin``: the model the caller names the twin, else null) and
+   ``eval/samples.jsonl`` (prompt, real, base, sft, dpo).
 
 Anything missing (no test split, a model that is absent or fails to load, no embedder) is listed
 under ``skipped`` with its reason; what can be computed still is.
@@ -34,8 +39,10 @@ from mlx_persona.core.child import child_error, child_main
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.eval.models import find_models, load_test_split, prompt_text
 from mlx_persona.core.runs import atomic_write_json, atomic_write_text
+from mlx_persona.eval.bootstrap import RESAMPLES, SEED
 
 MODEL_NAMES = ("base", "sft", "dpo")
+EMBED_ERRORS = (PersonaError, ImportError, OSError)  # no MiniLM here: what needs it is skipped
 
 
 def _run_child(spec, test: Path, out_json: Path, settings: dict, log: Callable) -> Optional[str]:
@@ -66,27 +73,60 @@ def _run_child(spec, test: Path, out_json: Path, settings: dict, log: Callable) 
     return None
 
 
-def _embed_all(real: list[str], replies: dict[str, list[str]]):
-    """Embeddings of the real replies and each model's replies, in one MiniLM session."""
-    from mlx_persona.models.embed import embed
-
+def _embed_all(embed: Callable, real: list[str], replies: dict[str, list[str]]):
+    """Embeddings of the real replies and each model's replies, in one call of ``embed``."""
     names = list(replies)
     vecs = embed(real + [t for n in names for t in replies[n]])
     n = len(real)
     return vecs[:n], {name: vecs[n * (i + 1): n * (i + 2)] for i, name in enumerate(names)}
 
 
+def _style_fidelity(result: dict, train: Path, held_out: list[Path], real: list[str],
+                    replies: dict[str, list[str]], embed: Callable) -> dict:
+    """Train the style classifier, score the real and generated replies; P(person) per model."""
+    from mlx_persona.eval import fidelity
+
+    if not train.is_file():
+        result["skipped"].append({"item": "style-fidelity", "reason": f"no train split at {train} "
+                                  "(the style classifier learns the person from it; give --train)"})
+        return {}
+    try:
+        clf, record, why = fidelity.build(train, held_out, embed)
+    except (OSError, UnicodeDecodeError) as e:
+        result["skipped"].append({"item": "style-fidelity", "reason": f"{train}: cannot read ({type(e).__name__})"})
+        return {}
+    result["style_classifier"] = record
+    if clf is None:
+        result["skipped"].append({"item": "style-fidelity", "reason": why})
+        return {}
+    result["real"]["style_fidelity"] = fidelity.summary(clf.p_person(real))  # the ceiling
+    scores = {name: clf.p_person(texts) for name, texts in replies.items()}
+    for name, p in scores.items():
+        result["models"][name]["style_fidelity"] = fidelity.summary(p)
+    return scores
+
+
 def run_eval(test: Optional[Path], out_dir: Path, specs: list, skipped: list[dict], max_tokens: int = 96,
              batch_size: int = 16, limit: Optional[int] = None, mode: str = "batched", perplexity: bool = True,
-             log: Callable = print) -> dict:
-    """Evaluate ``specs`` on ``test``; write metrics.json and samples.jsonl into ``out_dir``."""
-    from mlx_persona.eval import metrics as eval_metrics
+             log: Callable = print, train: Optional[Path] = None, twin: Optional[str] = None,
+             embedder: Optional[Callable] = None, resamples: int = RESAMPLES, seed: int = SEED) -> dict:
+    """Evaluate ``specs`` on ``test``; write metrics.json and samples.jsonl into ``out_dir``.
 
+    ``train``: the split the style classifier learns from (default: ``train.jsonl`` beside
+    ``test``; ``valid.jsonl`` beside it and ``test`` check it). ``twin``: the model the caller
+    calls the twin, recorded as is. ``embedder``: texts -> unit vectors (default MiniLM).
+    """
+    from mlx_persona.eval import intervals
+    from mlx_persona.eval import metrics as eval_metrics
+    from mlx_persona.models.embed import pair_similarity
+
+    if twin is not None and twin not in MODEL_NAMES:
+        raise PersonaError(f"--twin: one of {', '.join(MODEL_NAMES)} (got {twin!r})")
     out_dir = Path(out_dir)
     tic = time.perf_counter()
     settings = {"max_tokens": max_tokens, "batch_size": batch_size, "limit": limit, "mode": mode, "perplexity": perplexity}
     result = {"created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "settings": settings,
-              "test": {"path": str(test) if test else None}, "models": {}, "skipped": list(skipped)}
+              "twin": twin, "test": {"path": str(test) if test else None}, "models": {}, "skipped": list(skipped)}
     convs: list[dict] = []
     if test is None or not Path(test).is_file():
         result["skipped"].append({"item": "all metrics", "reason": f"no test split at {test}" if test else "no test split given"})
@@ -99,6 +139,7 @@ def run_eval(test: Optional[Path], out_dir: Path, specs: list, skipped: list[dic
     real = [c["messages"][-1]["content"] for c in convs]
 
     replies: dict[str, list[str]] = {}
+    per_sample: dict[str, dict] = {}  # model -> per-conversation inputs of intervals.statistics
     if convs:
         gen_dir = out_dir / "generations"
         gen_dir.mkdir(parents=True, exist_ok=True)
@@ -115,15 +156,18 @@ def run_eval(test: Optional[Path], out_dir: Path, specs: list, skipped: list[dic
                 continue
             child = json.loads(out_json.read_text())
             replies[spec.name] = child.pop("replies")
+            per_sample[spec.name] = dict(child.get("perplexity", {}).pop("per_sample", {}))  # nll_sum, tokens
             result["models"][spec.name] = {"source": spec.describe(), **child}
 
     if replies:
         result["real"] = eval_metrics.real_style(real)
+        if embedder is None:
+            from mlx_persona.models.embed import embed as embedder
         try:
-            real_emb, emb = _embed_all(real, replies)
-        except (PersonaError, ImportError, OSError) as e:
+            real_emb, emb = _embed_all(embedder, real, replies)
+        except EMBED_ERRORS as e:
             reason = e.message if isinstance(e, PersonaError) else f"{type(e).__name__}: {e}"
-            result["skipped"].append({"item": "similarity and twin score", "reason": reason})
+            result["skipped"].append({"item": "similarity, twin score and style-fidelity", "reason": reason})
             for name, texts in replies.items():
                 result["models"][name]["style"] = eval_metrics.style_metrics(texts, real)
         else:
@@ -131,8 +175,17 @@ def run_eval(test: Optional[Path], out_dir: Path, specs: list, skipped: list[dic
             if base_emb is None:
                 result["skipped"].append({"item": "twin score", "reason": "needs the base model's replies"})
             for name, texts in replies.items():
-                result["models"][name].update(eval_metrics.model_metrics(
-                    prompts, real, texts, emb[name], real_emb, base_emb if name != "base" else None))
+                twin_base = base_emb if name != "base" else None
+                result["models"][name].update(eval_metrics.model_metrics(prompts, real, texts, emb[name], real_emb, twin_base))
+                per_sample[name]["sims"] = pair_similarity(emb[name], real_emb)
+                if twin_base is not None:
+                    per_sample[name]["closer"] = eval_metrics.closer_to_real(emb[name], real_emb, twin_base)
+            train = Path(train) if train else Path(test).parent / layout.TRAIN_SPLIT
+            held_out = [train.parent / layout.VALID_SPLIT, Path(test)]
+            for name, p in _style_fidelity(result, train, held_out, real, replies, embedder).items():
+                per_sample[name]["p_person"] = p
+        stats = {name: intervals.statistics(replies[name], real, **per_sample[name]) for name in replies}
+        result["intervals"] = intervals.intervals(stats, len(real), resamples, seed)
     result["seconds"] = round(time.perf_counter() - tic, 3)
 
     atomic_write_json(out_dir / layout.EVAL_METRICS, result)
@@ -154,15 +207,20 @@ def run_eval(test: Optional[Path], out_dir: Path, specs: list, skipped: list[dic
 @click.option("--test", "test", type=click.Path(dir_okay=False, path_type=Path),
               help="Test split, mlx_lm chat JSONL (run folder: clean/test.jsonl).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (run folder: eval/).")
+@click.option("--train", "train", type=click.Path(dir_okay=False, path_type=Path),
+              help="Train split the style classifier learns the person from (default: train.jsonl beside the test split).")
+@click.option("--twin", type=click.Choice(MODEL_NAMES), help="The model this run calls the twin (recorded in metrics.json).")
 @click.option("--limit", type=click.IntRange(1), help="Evaluate on the first N test conversations only.")
 @click.option("--max-tokens", default=96, show_default=True, type=click.IntRange(1), help="Longest generated reply, in tokens.")
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1), help="Prompts generated together.")
 @click.option("--no-perplexity", is_flag=True, help="Skip the perplexity pass.")
-def eval_command(run_dir, base, sft_adapter, dpo, test, out, limit, max_tokens, batch_size, no_perplexity) -> None:
+def eval_command(run_dir, base, sft_adapter, dpo, test, out, train, twin, limit, max_tokens, batch_size,
+                 no_perplexity) -> None:
     """Measure base, SFT and DPO on the held-out test split: perplexity, similarity, style, speed.
 
-    Give a run folder, or the models and the test split explicitly. Writes metrics.json and
-    samples.jsonl; whatever cannot be measured is listed as skipped with the reason.
+    Give a run folder, or the models and the test split explicitly. Writes metrics.json (with
+    style-fidelity and 95% bootstrap intervals) and samples.jsonl; whatever cannot be measured
+    is listed as skipped with the reason.
     """
     from rich.console import Console
 
@@ -175,7 +233,8 @@ def eval_command(run_dir, base, sft_adapter, dpo, test, out, limit, max_tokens, 
     out = out or run_dir / layout.EVAL_DIR
     specs, skipped = find_models(run_dir, base=base, sft_adapter=sft_adapter, dpo=dpo)
     result = run_eval(test, out, specs, skipped, max_tokens=max_tokens, batch_size=batch_size, limit=limit,
-                      perplexity=not no_perplexity, log=lambda m: err.print(m, markup=False, highlight=False))
+                      perplexity=not no_perplexity, log=lambda m: err.print(m, markup=False, highlight=False),
+                      train=train, twin=twin)
     _print_summary(result)
     click.echo(str(out / layout.EVAL_METRICS))
 
@@ -187,7 +246,7 @@ def _print_summary(result: dict) -> None:
     if not result["models"]:
         return
     table = Table(title="eval")
-    for col in ("model", "perplexity", "similarity", "≥ 0.7", "twin", "slop/1k words", "tok/s"):
+    for col in ("model", "perplexity", "similarity", "≥ 0.7", "twin score", "style-fidelity", "slop/1k words", "tok/s"):
         table.add_column(col)
     for name, m in result["models"].items():
         def f(v, fmt="{:.3f}"):
@@ -195,9 +254,17 @@ def _print_summary(result: dict) -> None:
         sim = m.get("similarity", {})
         table.add_row(name, f(m.get("perplexity", {}).get("perplexity"), "{:.2f}"), f(sim.get("mean")),
                       f(sim.get("share_ge_threshold"), "{:.0%}"), f(m.get("twin_score", {}).get("share"), "{:.0%}"),
+                      f(m.get("style_fidelity", {}).get("mean"), "{:.2f}"),
                       f(m.get("style", {}).get("slop", {}).get("per_1000_words"), "{:.1f}"),
                       f(m.get("speed", {}).get("tokens_per_sec"), "{:.1f}"))
+    real = result.get("real", {}).get("style_fidelity", {}).get("mean")
+    if real is not None:
+        table.add_row("real replies", "-", "-", "-", "-", f"{real:.2f}", "-", "-")
     Console(stderr=True).print(table)
+    held = result.get("style_classifier", {}).get("held_out", {})
+    if "balanced_accuracy" in held:
+        Console(stderr=True).print(f"style classifier: balanced accuracy {held['balanced_accuracy']:.0%} on "
+                                   f"{held['person_messages'] + held['other_messages']} held-out messages", highlight=False)
 
 
 # -- the child: one model ------------------------------------------------------------------------
