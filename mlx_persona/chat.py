@@ -330,7 +330,7 @@ def chat_command(target, adapter, base, system, message, temp, max_tokens, conte
 
 def _run_persona_line(run: Path) -> Optional[str]:
     """The persona's one-line system prompt from a run's recipe, if there is one."""
-    recipe = run / "recipe.yaml"
+    recipe = run / layout.RECIPE
     if not recipe.is_file():
         return None
     import yaml

@@ -19,7 +19,7 @@ NO_FOLDER = {"report"}  # writes report.md/.html at the top of the run folder
 
 
 def test_every_stage_has_its_folder_in_layout():
-    layout_dirs = {v for k, v in vars(layout).items() if k.endswith("_DIR")} - {layout.LAST_ADAPTER_DIR}
+    layout_dirs = {v for k, v in vars(layout).items() if k.endswith("_DIR")} - set(layout.INNER_DIRS)
     folders = [s.folder for s in STAGES if s.folder is not None]
     assert {s.name for s in STAGES if s.folder is None} == NO_FOLDER
     assert set(folders) <= layout_dirs, "a stage folder is not named in layout.py"
@@ -78,3 +78,26 @@ def test_plan_covers_every_stage(stage, tmp_path):
     plan = dict(pipeline.plan(load_recipe(recipe_file), pipeline.Manifest(tmp_path), None, None))
     assert list(plan) == list(STAGE_NAMES) and plan[stage] == "run"
     assert {a for s, a in plan.items() if s != stage} == {"off"}
+
+
+def test_run_folder_names_are_written_only_in_layout():
+    """No module spells a run-folder file name itself: each goes through core/layout.py."""
+    import ast
+
+    pkg = Path(layout.__file__).parents[1]
+    names = {v for k, v in vars(layout).items() if isinstance(v, str) and k.isupper() and "." in v}
+    names -= {layout.MODEL_CONFIG}  # an MLX model folder's own file, read by model code everywhere
+    names |= {layout.stage_config(s) for s in STAGE_NAMES} | {layout.stage_log(s) for s in STAGE_NAMES}
+    pieces = ("_config.json", ".log", ".jsonl")  # the constant tail of an f-string name
+    found = []
+    for path in pkg.rglob("*.py"):
+        if path.name == "layout.py" and path.parent.name == "core":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.JoinedStr) and len(node.values) == 2:  # f"{name}_config.json"
+                tail = node.values[1]
+                if isinstance(tail, ast.Constant) and tail.value in pieces:
+                    found.append(f"{path.relative_to(pkg)}:{node.lineno}: f-string file name")
+            elif isinstance(node, ast.Constant) and node.value in names:
+                found.append(f"{path.relative_to(pkg)}:{node.lineno}: {node.value!r}")
+    assert not found, "\n".join(found)

@@ -3,15 +3,20 @@
     runs/<name>/
       manifest.json     stage status, fingerprints, timings (the runner writes it)
       recipe.yaml       the resolved recipe
-      clean/            train.jsonl, valid.jsonl, test.jsonl, stats.json
+      clean/            train.jsonl, valid.jsonl, test.jsonl, rejects.jsonl, stats.json
       budget.json       the memory estimate made before training (optional)
-      sft/              adapter_config.json, adapters.safetensors, metrics.jsonl
-      sft_fused/        base + SFT adapter, one MLX model folder
-      pairs/            DPO pairs (JSONL)
-      dpo/              adapter_config.json, adapters.safetensors, metrics.jsonl
+      sft/              sft_config.json, sft.log, status.json, metrics.jsonl, adapter_config.json,
+                        adapters.safetensors (best), last/, checkpoint.json + checkpoints/<step>/
+      sft_fused/        base + SFT adapter, one MLX model folder (+ fused_from.json)
+      pairs/            pairs_config.json, prompts.jsonl, base.jsonl, twin.jsonl (replies),
+                        train.jsonl, valid.jsonl (the DPO pairs), rejects.jsonl, stats.json
+      dpo/              as sft/ (dpo_config.json, dpo.log, ...) + reference.json, rejects.jsonl
       dpo_fused/        the twin, one MLX model folder
       eval/             metrics.json, samples.jsonl, generations/
       report.md, report.html, report_files/
+
+A stage child that fails on a user mistake records it in its folder's ``status.json``
+(:mod:`mlx_persona.core.child`).
 """
 
 from pathlib import Path
@@ -20,6 +25,7 @@ MANIFEST = "manifest.json"
 RECIPE = "recipe.yaml"
 BUDGET = "budget.json"
 
+# the stages' folders (runner/stages.py gives each to one stage)
 CLEAN_DIR = "clean"
 SFT_DIR = "sft"
 SFT_FUSED_DIR = "sft_fused"
@@ -28,24 +34,67 @@ DPO_DIR = "dpo"
 DPO_FUSED_DIR = "dpo_fused"
 EVAL_DIR = "eval"
 
-TRAIN_SPLIT = "train.jsonl"
-VALID_SPLIT = "valid.jsonl"
-TEST_SPLIT = "test.jsonl"
-CLEAN_STATS = "stats.json"
 
-STAGE_METRICS = "metrics.jsonl"   # one JSON object per event, in every training stage folder
+def split_file(split: str) -> str:
+    """``train.jsonl``, ``valid.jsonl``, ``test.jsonl``: cleaned chats, or DPO pairs in pairs/."""
+    return f"{split}.jsonl"
+
+
+TRAIN_SPLIT = split_file("train")
+VALID_SPLIT = split_file("valid")
+TEST_SPLIT = split_file("test")
+REJECTS = "rejects.jsonl"         # lines a stage could not use, each with file:line and reason
+STATS = "stats.json"              # what a data stage did, in numbers (clean, pairs)
+
+
+def stage_config(stage: str) -> str:
+    """``sft_config.json``, ...: a stage's resolved settings, written before its child starts."""
+    return f"{stage}_config.json"
+
+
+def stage_log(stage: str) -> str:
+    """``sft.log``, ...: a training child's console output."""
+    return f"{stage}.log"
+
+
 STATUS = "status.json"            # a stage child's state: running/done/failed (+ error), step, total
+STAGE_METRICS = "metrics.jsonl"   # one JSON object per event, in every training stage folder
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapters.safetensors"
-LAST_ADAPTER_DIR = "last"       # the adapter after the last step (the best one is ADAPTER_WEIGHTS)
+MLX_LM_SCRATCH = ".mlx_lm_scratch.safetensors"  # where mlx_lm's train() would save; never kept
+LAST_ADAPTER_DIR = "last"         # the adapter after the last step (the best one is ADAPTER_WEIGHTS)
+CHECKPOINT = "checkpoint.json"    # points at the newest complete folder under CHECKPOINTS_DIR
+CHECKPOINTS_DIR = "checkpoints"   # <step>/: ADAPTER_WEIGHTS, CHECKPOINT_OPTIMIZER, CHECKPOINT_STATE
+CHECKPOINT_OPTIMIZER = "optimizer.safetensors"
+CHECKPOINT_STATE = "state.json"
+REFERENCE_CACHE = "reference.json"  # dpo/: the reference model's log-probs of every pair
+
 MODEL_CONFIG = "config.json"      # marks a complete MLX model folder
+FUSED_FROM = "fused_from.json"    # in a fused model folder: its base and adapter
+
+PAIRS_PROMPTS = "prompts.jsonl"
+
+
+def replies_file(role: str) -> str:
+    """``base.jsonl`` / ``twin.jsonl`` in pairs/: one model's replies, appended as they finish."""
+    return f"{role}.jsonl"
+
+
+def only_file(role: str) -> str:
+    """``.twin_only.json`` in pairs/: the prompt ids one generator child answers."""
+    return f".{role}_only.json"
+
 
 EVAL_METRICS = "metrics.json"
 EVAL_SAMPLES = "samples.jsonl"
+GENERATIONS_DIR = "generations"   # eval/: one JSON per model from its child
+EVAL_TEST_USED = "test_used.jsonl"  # eval/generations/: the test conversations the children read
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 REPORT_FILES = "report_files"     # the PNGs report.md links to (report.html embeds them)
+
+INNER_DIRS = (LAST_ADAPTER_DIR, CHECKPOINTS_DIR, GENERATIONS_DIR)  # folders inside a stage folder
 
 
 def is_model_dir(p: Path) -> bool:

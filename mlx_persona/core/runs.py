@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
+from mlx_persona.core import layout
+
 PathLike = Union[str, Path]
 
 
@@ -131,7 +133,7 @@ class Manifest:
     every change, so a crash leaves the last consistent state."""
 
     def __init__(self, run_dir: PathLike):
-        self.path = Path(run_dir) / "manifest.json"
+        self.path = Path(run_dir) / layout.MANIFEST
         self.data: dict = {"stages": {}}
         if self.path.exists():
             try:
@@ -210,8 +212,6 @@ def _model_name(d: dict) -> Optional[str]:
 def run_base_model(run: PathLike) -> Optional[str]:
     """The base model a run folder names: its manifest, its recipe, or the model its SFT adapter
     was trained on; None when none of them says."""
-    from mlx_persona.core import layout
-
     run = Path(run)
     adapter_model = _read_mapping(run / layout.SFT_DIR / layout.ADAPTER_CONFIG).get("model")
     for candidate in (_model_name(_read_mapping(run / layout.MANIFEST)), _model_name(_read_mapping(run / layout.RECIPE)),

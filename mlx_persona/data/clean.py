@@ -25,13 +25,14 @@ from mlx_persona.data.rules import (DEFAULT_META_PATTERNS, assign_roles, clean_t
                           meta_matcher, scrub_pii, split_and_merge, system_prompt)
 from mlx_persona.data.samples import SPLITS, build_samples, deduplicate, estimate_tokens, split_by_conversation
 from mlx_persona.data.stats import TokenCounter, percentiles, render
+from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.settings import Settings
 from mlx_persona.data.ingest import FORMATS, Source, read_source
 from mlx_persona.data.ingest.base import INPUT_ERROR_RULES
 from mlx_persona.core.runs import atomic_dir
 
-OUTPUT_NAMES = ("train.jsonl", "valid.jsonl", "test.jsonl", "rejects.jsonl", "stats.json")
+OUTPUT_NAMES = (*(layout.split_file(s) for s in SPLITS), layout.REJECTS, layout.STATS)
 SYSTEM_MODES = ("replace-long", "keep", "drop", "replace", "truncate")
 DEDUP_MODES = ("near", "exact", "off")
 DATE_ORDERS = ("auto", "dmy", "mdy", "ymd")
@@ -188,9 +189,9 @@ def clean(inputs: Sequence[Union[str, Path, Source]], persona: Union[str, Sequen
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
     }
     # An empty split gets no file: mlx_lm's loader skips a missing file but fails on an empty one.
-    files = {f"{name}.jsonl": "".join(x.line_json + "\n" for x in split[name]) for name in SPLITS if split[name]}
-    files["rejects.jsonl"] = "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in rejects)
-    files["stats.json"] = json.dumps(stats, indent=2, ensure_ascii=False) + "\n"
+    files = {layout.split_file(name): "".join(x.line_json + "\n" for x in split[name]) for name in SPLITS if split[name]}
+    files[layout.REJECTS] = "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in rejects)
+    files[layout.STATS] = json.dumps(stats, indent=2, ensure_ascii=False) + "\n"
     _check_out_dir(out)
     with atomic_dir(out, overwrite=True) as tmp:
         os.chmod(tmp, 0o755)
@@ -237,6 +238,6 @@ def clean_command(inputs, persona, out_dir, fmt, meta_pattern, bound_columns, qu
         render(stats)
     if stats["warnings"]:
         Console(stderr=True).print(f"[yellow]{stats['warnings']} warning(s)[/]: damaged input records, "
-                                   f"listed with file:line in {Path(out_dir) / 'rejects.jsonl'}",
+                                   f"listed with file:line in {Path(out_dir) / layout.REJECTS}",
                                    soft_wrap=True)
     click.echo(f"wrote {stats['funnel']['samples_out']} samples to {out_dir}", file=sys.stdout)

@@ -17,12 +17,11 @@ from typing import Optional
 import click
 
 from mlx_persona.dpo.config import DPOConfig
+from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_write_json
 from mlx_persona.train.launch import console, launch, layered_settings, read_json, run_preflight
 
-
-CONFIG_FILE = "dpo_config.json"
 
 
 def resolve(out: Path, model: Optional[str], pairs: Optional[str], config: Optional[str], overrides: dict,
@@ -35,8 +34,8 @@ def resolve(out: Path, model: Optional[str], pairs: Optional[str], config: Optio
     if not pairs:
         raise PersonaError("--pairs is required: the folder `mlx-persona pairs` wrote")
     for split in ("train", "valid"):
-        if not (Path(pairs) / f"{split}.jsonl").is_file():
-            raise PersonaError(f"{Path(pairs) / f'{split}.jsonl'}: missing (run `mlx-persona pairs` first)")
+        if not (Path(pairs) / layout.split_file(split)).is_file():
+            raise PersonaError(f"{Path(pairs) / layout.split_file(split)}: missing (run `mlx-persona pairs` first)")
     return model, Path(pairs), cfg
 
 
@@ -58,7 +57,7 @@ def dpo_command(model, pairs, out, config_file, resume, device, force, **overrid
     from mlx_persona.models.resolve import resolve_model
 
     model, pairs_dir, cfg = resolve(out, model, pairs, config_file, overrides, resume)
-    status = read_json(out / "status.json") or {}
+    status = read_json(out / layout.STATUS) or {}
     if resume and status.get("state") in ("done", "stopped_early"):
         console.print(f"{out}: already finished ({status['state']}, best val loss {status['best_val_loss']:.4f})")
         return
@@ -66,11 +65,11 @@ def dpo_command(model, pairs, out, config_file, resume, device, force, **overrid
     run_preflight(model_dir, cfg, device, force, stage="dpo")
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
-        atomic_write_json(out / CONFIG_FILE, {"model": str(model_dir), "data": str(pairs_dir), "dpo": cfg.to_dict()})
+        atomic_write_json(out / layout.stage_config("dpo"), {"model": str(model_dir), "data": str(pairs_dir), "dpo": cfg.to_dict()})
     console.print(f"dpo: {cfg.loss_type} loss, beta {cfg.beta}, {cfg.fine_tune_type} r{cfg.rank} on {model_dir.name}, "
-                  f"log {out / 'dpo.log'}")
+                  f"log {out / layout.stage_log('dpo')}")
     summary = launch(model_dir, pairs_dir, out, resume, stage="dpo")
-    val = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if "val_accuracy" in l]
+    val = [json.loads(l) for l in (out / layout.STAGE_METRICS).read_text().splitlines() if "val_accuracy" in l]
     last = val[-1] if val else {}
     console.print(f"[green]✓[/] dpo {summary['state']} at step {summary['iteration']}: best val loss "
                   f"{summary['best_val_loss']:.4f} (step {summary['best_iter']}), val accuracy "

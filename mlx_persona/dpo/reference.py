@@ -24,11 +24,11 @@ from typing import Callable
 import mlx.core as mx
 import numpy as np
 
+from mlx_persona.core import layout
 from mlx_persona.dpo.data import Pair, collate, fixed_batches
 from mlx_persona.dpo.logps import sequence_logps
 from mlx_persona.core.runs import atomic_write_json
 
-CACHE = "reference.json"
 SAVE_SECONDS = 20.0  # write the partial cache at most this often
 
 
@@ -36,7 +36,7 @@ def reference_logps(model, splits: dict[str, list[Pair]], batch_size: int, out: 
                     log: Callable = print) -> dict[str, np.ndarray]:
     """{split: array (N, 4)}: summed reply log-probs of chosen and rejected, and their token counts.
     ``head``: :func:`mlx_persona.dpo.logps.output_head` of the model, or None."""
-    path = Path(out) / CACHE
+    path = Path(out) / layout.REFERENCE_CACHE
     cache = json.loads(path.read_text()) if path.is_file() else None
     if cache is None or cache.get("fingerprint") != fingerprint:
         cache = {"fingerprint": fingerprint, "splits": {s: {} for s in splits}}

@@ -192,7 +192,7 @@ def twin_slice(pairs_dir: Path, valid: list[Pair], n: int) -> tuple[list[list[in
     own: (their prompt token ids, their real replies). A line with ``chosen_from: twin`` (the
     pairs stage's mark for a generated chosen reply) is passed over; a line without the field counts
     as real."""
-    path = Path(pairs_dir) / "valid.jsonl"
+    path = Path(pairs_dir) / layout.VALID_SPLIT
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()  # as load_pairs numbers them
     found = []
     for pair in valid:
@@ -211,13 +211,13 @@ def read_splits(pairs_dir: Path, tokenizer, cfg: DPOConfig, out: Path, log: Call
     """Both splits through the checks of :mod:`mlx_persona.dpo.data`; report lines go to rejects.jsonl."""
     sets, report = {}, []
     for split in ("train", "valid"):
-        pairs, problems = load_pairs(Path(pairs_dir) / f"{split}.jsonl", tokenizer, cfg.max_seq_length)
+        pairs, problems = load_pairs(Path(pairs_dir) / layout.split_file(split), tokenizer, cfg.max_seq_length)
         sets[split], report = pairs, report + problems
-    atomic_write_text(out / "rejects.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in report))
+    atomic_write_text(out / layout.REJECTS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in report))
     for r in report[:20]:
         log(f"{r['source']}: {r['action']}: {r['reason']}")
     if len(report) > 20:
-        log(f"... {len(report) - 20} more in {out / 'rejects.jsonl'}")
+        log(f"... {len(report) - 20} more in {out / layout.REJECTS}")
     if len(sets["train"]) < cfg.batch_size:
         raise PersonaError(f"{pairs_dir}/train.jsonl: {len(sets['train'])} usable pairs, fewer than batch_size={cfg.batch_size}")
     if not sets["valid"]:
@@ -242,8 +242,8 @@ def run_dpo(model_dir: Path, pairs_dir: Path, out: Path, cfg: DPOConfig, resume:
         prompts, real = twin_slice(pairs_dir, sets["valid"], cfg.select_prompts)
         probe = TwinProbe(tokenizer, prompts, real, cfg, measure or twin_score)
         log(f"select_by twin: {len(prompts)} validation prompts answered at each validation")
-    data_fingerprint = fingerprint(*[(pairs_dir / f"{s}.jsonl").read_bytes() for s in ("train", "valid")])
-    model_fingerprint = fingerprint((model_dir / "config.json").read_bytes(), *sorted(p.name for p in model_dir.glob("*.safetensors")))
+    data_fingerprint = fingerprint(*[(pairs_dir / layout.split_file(s)).read_bytes() for s in ("train", "valid")])
+    model_fingerprint = fingerprint((model_dir / layout.MODEL_CONFIG).read_bytes(), *sorted(p.name for p in model_dir.glob("*.safetensors")))
     model.eval()
     if cfg.loss_type == "simpo":  # reference-free: no reference pass, no cache; the loss never reads these rows
         refs = {s: np.zeros((len(p), 4), np.float32) for s, p in sets.items()}
@@ -262,16 +262,16 @@ def run_dpo(model_dir: Path, pairs_dir: Path, out: Path, cfg: DPOConfig, resume:
         restore_checkpoint(ckpt, model, optimizer)
         log(f"resuming from checkpoint at step {run.iteration} of {iters}")
     else:
-        atomic_write_json(out / "adapter_config.json", adapter_config(cfg, model_dir, iters))
-    run.metrics = Metrics(out / "metrics.jsonl", keep_upto=run.iteration if ckpt is not None else None)
-    atomic_write_json(out / "status.json", {"state": "running", "iteration": run.iteration, "iters": iters, "pid": os.getpid()})
+        atomic_write_json(out / layout.ADAPTER_CONFIG, adapter_config(cfg, model_dir, iters))
+    run.metrics = Metrics(out / layout.STAGE_METRICS, keep_upto=run.iteration if ckpt is not None else None)
+    atomic_write_json(out / layout.STATUS, {"state": "running", "iteration": run.iteration, "iters": iters, "pid": os.getpid()})
     if run.iteration == 0:
         run.run_validation(0)  # adapter at zero: val loss log 2 (sigmoid), accuracy 0, margin 0
     run.train()
     summary = run.finish()
     if probe is not None:
         summary.update(selected_by="twin", best_twin_score=run.best_measure)
-    atomic_write_json(out / "status.json", summary)
+    atomic_write_json(out / layout.STATUS, summary)
     why = f"best twin score {run.best_measure:.4f}, val loss" if probe is not None else "best val loss"
     log(f"dpo {summary['state']}: {summary['iteration']}/{iters} steps, kept the adapter of step {summary['best_iter']} "
         f"({why} {summary['best_val_loss']:.4f})")

@@ -141,10 +141,10 @@ def run_eval(test: Optional[Path], out_dir: Path, specs: list, skipped: list[dic
     replies: dict[str, list[str]] = {}
     per_sample: dict[str, dict] = {}  # model -> per-conversation inputs of intervals.statistics
     if convs:
-        gen_dir = out_dir / "generations"
+        gen_dir = out_dir / layout.GENERATIONS_DIR
         gen_dir.mkdir(parents=True, exist_ok=True)
         # the child reads exactly the conversations we kept, in our order
-        subset = gen_dir / "test_used.jsonl"
+        subset = gen_dir / layout.EVAL_TEST_USED
         atomic_write_text(subset, "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in convs))
         for spec in specs:
             log(f"eval {spec.name}: {spec.describe()}")

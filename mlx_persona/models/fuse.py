@@ -51,7 +51,7 @@ def fuse_model(model_dir: Path, adapter_dir: Path, out: Path, dequantize: bool =
         config.pop("quantization_config", None)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         save(tmp, str(model_dir), model, tokenizer, config, donate_model=False)
-        (tmp / "fused_from.json").write_text(json.dumps({"base": str(model_dir), "adapter": str(adapter_dir),
+        (tmp / layout.FUSED_FROM).write_text(json.dumps({"base": str(model_dir), "adapter": str(adapter_dir),
                                                          "dequantized": dequantize}, indent=2))
         if gguf:
             convert_to_gguf(tmp, dict(tree_flatten(model.parameters())), config, str(tmp / GGUF_NAME))
@@ -60,14 +60,14 @@ def fuse_model(model_dir: Path, adapter_dir: Path, out: Path, dequantize: bool =
 
 def check_inputs(model_dir: Path, adapter_dir: Path, out: Path, dequantize: bool, gguf: bool, overwrite: bool) -> None:
     """Everything that can be known before loading weights; one-line errors."""
-    for name in ("adapters.safetensors", "adapter_config.json"):
+    for name in (layout.ADAPTER_WEIGHTS, layout.ADAPTER_CONFIG):
         if not (adapter_dir / name).is_file():
             raise PersonaError(f"{adapter_dir}: no {name} (point --adapter-path at an SFT stage folder)")
     if out.exists() and not overwrite:
         raise PersonaError(f"{out} already exists (pass --overwrite to replace it)")
     if out.resolve() in (model_dir.resolve(), adapter_dir.resolve()):
         raise PersonaError(f"--out {out} would replace its own input")
-    config = json.loads((model_dir / "config.json").read_text())
+    config = json.loads((model_dir / layout.MODEL_CONFIG).read_text())
     if gguf:
         kind = config.get("model_type", "?")
         if kind not in GGUF_TYPES:

@@ -112,7 +112,7 @@ def read_prompts(data_dir: Path, max_prompts: Optional[int] = None) -> tuple[lis
     """Prompts from the cleaned splits, and the lines that could not be used (file:line, reason)."""
     prompts, bad = [], []
     for split in SPLITS:
-        path = Path(data_dir) / f"{split}.jsonl"
+        path = Path(data_dir) / layout.split_file(split)
         if not path.is_file():
             raise PersonaError(f"{path}: missing (run `mlx-persona clean` first)")
         taken = 0
@@ -199,11 +199,11 @@ def generate_child(model_dir: Path, prompts_file: Path, out_file: Path, cfg: Pai
 def _run_child(model_dir: Path, out: Path, role: str, only: Optional[set], log: Callable) -> dict:
     from mlx_persona.core import blas
 
-    cmd = [sys.executable, "-m", "mlx_persona.pairs", "--model", str(model_dir), "--prompts", str(out / "prompts.jsonl"),
-           "--out", str(out / f"{role}.jsonl"), "--config", str(out / "pairs_config.json")]
+    cmd = [sys.executable, "-m", "mlx_persona.pairs", "--model", str(model_dir), "--prompts", str(out / layout.PAIRS_PROMPTS),
+           "--out", str(out / layout.replies_file(role)), "--config", str(out / layout.stage_config("pairs"))]
     if only is not None:
-        (out / f".{role}_only.json").write_text(json.dumps(sorted(only)))
-        cmd += ["--only", str(out / f".{role}_only.json")]
+        (out / layout.only_file(role)).write_text(json.dumps(sorted(only)))
+        cmd += ["--only", str(out / layout.only_file(role))]
     status = out / layout.STATUS  # where the child records a failure (core/child.py)
     status.unlink(missing_ok=True)
     proc = subprocess.Popen(cmd + ["--status", str(status)], env=blas.fast_blas_env(), stdout=subprocess.PIPE,
@@ -367,10 +367,10 @@ def run_pairs(base_dir: Path, twin_dir: Optional[Path], data_dir: Path, out: Pat
     """Generate, filter and write the pairs into ``out``; return the stats also in ``stats.json``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    saved = out / "pairs_config.json"
+    saved = out / layout.stage_config("pairs")
     if saved.is_file():
         old = {**PairsConfig().to_dict(), **json.loads(saved.read_text())}  # a setting added since: its default
-        if old != cfg.to_dict() and any((out / f"{role}.jsonl").exists() for role in ("base", "twin")):
+        if old != cfg.to_dict() and any((out / layout.replies_file(role)).exists() for role in ("base", "twin")):
             changed = next(k for k in cfg.to_dict() if old.get(k) != cfg.to_dict()[k])
             raise PersonaError(f"{out} was started with {changed}={old.get(changed)!r}; re-run with the same "
                                "settings to resume, or choose another --out")
@@ -378,7 +378,7 @@ def run_pairs(base_dir: Path, twin_dir: Optional[Path], data_dir: Path, out: Pat
     prompts, bad = read_prompts(data_dir, cfg.max_prompts)
     if not prompts:
         raise PersonaError(f"{data_dir}: no usable prompts in train.jsonl / valid.jsonl")
-    atomic_write_text(out / "prompts.jsonl", "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in prompts))
+    atomic_write_text(out / layout.PAIRS_PROMPTS, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in prompts))
 
     # the twin answers where it writes the chosen reply, and everywhere for on-policy rejected replies
     need_twin = {p["id"] for p in prompts
@@ -393,14 +393,14 @@ def run_pairs(base_dir: Path, twin_dir: Optional[Path], data_dir: Path, out: Pat
         runs["twin"] = _run_child(Path(twin_dir), out, "twin", need_twin, log)
     else:
         log("every prompt has the person's real reply: the twin is not needed for chosen=real, rejected_from=base")
-    base, twin = read_replies(out / "base.jsonl"), read_replies(out / "twin.jsonl")
+    base, twin = read_replies(out / layout.replies_file("base")), read_replies(out / layout.replies_file("twin"))
     pairs, rejects, counts = assemble(prompts, base, twin, cfg, _similarity)
     kept = [r for s in SPLITS for r in pairs[s]]
 
     rejects = [{"source": b["source"], "reason": b["reason"]} for b in bad] + rejects
     for split in SPLITS:
-        atomic_write_text(out / f"{split}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pairs[split]))
-    atomic_write_text(out / "rejects.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects))
+        atomic_write_text(out / layout.split_file(split), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pairs[split]))
+    atomic_write_text(out / layout.REJECTS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects))
     stats = {"prompts": len(prompts), "bad_lines": len(bad), "filtered": {f: counts[f] for f in FILTERS},
              "trimmed_replies": counts["trimmed"],
              "pairs": {s: len(pairs[s]) for s in SPLITS},
@@ -409,7 +409,7 @@ def run_pairs(base_dir: Path, twin_dir: Optional[Path], data_dir: Path, out: Pat
              "lengths": {"all": length_stats(kept),
                          **{o: length_stats([r for r in kept if r["rejected_from"] == o]) for o in ("base", "twin")}},
              "generation": runs, "config": cfg.to_dict()}
-    atomic_write_json(out / "stats.json", stats)
+    atomic_write_json(out / layout.STATS, stats)
     log(f"pairs: {stats['pairs']['train']} train, {stats['pairs']['valid']} valid from {len(prompts)} prompts "
         f"(rejected from {cfg.rejected_from}); filtered {stats['filtered']}, {counts['trimmed']} cut replies trimmed "
         f"to a full sentence; {length_summary(stats['lengths']['all'])}")

@@ -52,7 +52,7 @@ class RunView:
         d = self.run_dir / folder
         total = None
         try:
-            total = json.loads((d / "status.json").read_text()).get("iters")
+            total = json.loads((d / layout.STATUS).read_text()).get("iters")
         except (OSError, ValueError):
             pass
         last, val = {}, None
@@ -167,7 +167,7 @@ def _run_one(recipe, recipe_file, runs_root: Path, resume, from_stage, until, no
             awake.terminate()
         if notify_end:
             notify("mlx-persona", f"run {recipe.name} " + ("finished" if ok else "stopped"))
-    twin = next((run_dir / d for d in (layout.DPO_FUSED_DIR, layout.SFT_FUSED_DIR) if (run_dir / d / "config.json").exists()), None)
+    twin = next((run_dir / d for d in (layout.DPO_FUSED_DIR, layout.SFT_FUSED_DIR) if layout.is_model_dir(run_dir / d)), None)
     click.echo(f"run folder: {run_dir}")
     if twin:
         click.echo(f"twin: {twin}   (mlx-persona chat {run_dir})")

@@ -68,7 +68,7 @@ def _train(ctx: Context, stage: str, model_dir: Path, data_dir: Path, resume: bo
 
     out, cfg = ctx.path(stage), getattr(ctx.recipe, stage)
     out.mkdir(parents=True, exist_ok=True)
-    config = out / f"{stage}_config.json"
+    config = out / layout.stage_config(stage)
     resume = resume and config.exists()
     if not resume:
         atomic_write_json(config, {"model": str(model_dir), "data": str(data_dir), stage: cfg.to_dict()})

@@ -74,7 +74,7 @@ def compare(runs_root: Path, base: str, key: str, values: list) -> tuple[Path, P
         run = runs_root / variant_name(base, v)
         m = _read(run / layout.MANIFEST) or {}
         stages = m.get("stages", {})
-        sft = _read(run / layout.SFT_DIR / "status.json") or {}
+        sft = _read(run / layout.SFT_DIR / layout.STATUS) or {}
         which, tm = _twin_metrics(_read(run / layout.EVAL_DIR / layout.EVAL_METRICS))
         peaks = [s.get("peak_memory_gb") for s in stages.values() if isinstance(s.get("peak_memory_gb"), (int, float))]
         secs = sum(s.get("seconds") or 0 for s in stages.values() if isinstance(s, dict))

@@ -14,20 +14,19 @@ from typing import Optional
 
 import click
 
+from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_write_json
 from mlx_persona.sft.config import SFTConfig
 from mlx_persona.train.launch import console, launch, layered_settings, read_json, run_preflight
 
-CONFIG_FILE = "sft_config.json"  # resolved settings + model + data, written before the child starts
-LOG_FILE = "sft.log"
 
 
 def check_data(data: Path, batch_size: int) -> int:
     """Both splits present, every line a chat record, enough of them; returns the train count."""
     counts = {}
     for split in ("train", "valid"):
-        path = data / f"{split}.jsonl"
+        path = data / layout.split_file(split)
         if not path.is_file():
             raise PersonaError(f"{path}: missing {split} split (run `mlx-persona clean` first)")
         n = 0
@@ -75,21 +74,21 @@ def sft_command(model, data, out, config_file, resume, device, force, **override
     from mlx_persona.models.resolve import resolve_model
 
     model, data_dir, cfg = resolve_settings(out, model, data, config_file, overrides, resume)
-    status = read_json(out / "status.json") or {}
+    status = read_json(out / layout.STATUS) or {}
     if resume and status.get("state") in ("done", "stopped_early"):
         console.print(f"{out}: already finished ({status['state']}, best val loss {status['best_val_loss']:.4f})")
         return
     n_train = check_data(data_dir, cfg.batch_size)
     model_dir = resolve_model(model)
-    saved = read_json(out / CONFIG_FILE) if resume else None
+    saved = read_json(out / layout.stage_config("sft")) if resume else None
     if saved and (Path(saved["model"]).resolve(), Path(saved["data"]).resolve()) != (model_dir.resolve(), data_dir.resolve()):
         raise PersonaError(f"{out} was started on model {saved['model']} and data {saved['data']}; "
                            "resume with the same ones or choose another --out")
     run_preflight(model_dir, cfg, device, force)
     iters = cfg.resolve_iters(n_train)
     if not resume:
-        atomic_write_json(out / CONFIG_FILE, {"model": str(model_dir), "data": str(data_dir), "sft": cfg.to_dict()})
-    console.print(f"sft: {cfg.fine_tune_type} r{cfg.rank} on {model_dir.name}, {iters} steps, log {out / LOG_FILE}")
+        atomic_write_json(out / layout.stage_config("sft"), {"model": str(model_dir), "data": str(data_dir), "sft": cfg.to_dict()})
+    console.print(f"sft: {cfg.fine_tune_type} r{cfg.rank} on {model_dir.name}, {iters} steps, log {out / layout.stage_log('sft')}")
     summary = launch(model_dir, data_dir, out, resume)
     console.print(f"[green]✓[/] sft {summary['state']} at step {summary['iteration']}: best val loss "
                   f"{summary['best_val_loss']:.4f} (step {summary['best_iter']}); adapter in {out}")

@@ -57,7 +57,7 @@ class EarlyStop(Exception):
 
 
 def data_fingerprint(data_dir: Path) -> str:
-    return fingerprint(*[(data_dir / f"{s}.jsonl").read_bytes() for s in ("train", "valid")])
+    return fingerprint(*[(data_dir / layout.split_file(s)).read_bytes() for s in ("train", "valid")])
 
 
 class SFTRun(TrainingRun):
@@ -136,7 +136,7 @@ def run_sft(model_dir: Path, data_dir: Path, out: Path, cfg: SFTConfig, resume: 
         raise PersonaError(f"{data_dir}/train.jsonl: {e}") from None
     fingerprints = {"config_fingerprint": fingerprint(cfg.to_dict(), iters),
               "data_fingerprint": data_fingerprint(data_dir),
-              "model_fingerprint": fingerprint((model_dir / "config.json").read_bytes())}
+              "model_fingerprint": fingerprint((model_dir / layout.MODEL_CONFIG).read_bytes())}
     run = SFTRun(model, optimizer, order, val_set, cfg, iters, out, fingerprints, log)
 
     ckpt = latest_checkpoint(out) if resume else None
@@ -145,10 +145,10 @@ def run_sft(model_dir: Path, data_dir: Path, out: Path, cfg: SFTConfig, resume: 
         restore_checkpoint(ckpt, model, optimizer)
         log(f"resuming from checkpoint at iteration {run.iteration} of {iters}")
     else:
-        atomic_write_json(out / "adapter_config.json", adapter_config(cfg, model_dir, iters))
-    run.metrics = Metrics(out / "metrics.jsonl", keep_upto=run.iteration if ckpt is not None else None)
+        atomic_write_json(out / layout.ADAPTER_CONFIG, adapter_config(cfg, model_dir, iters))
+    run.metrics = Metrics(out / layout.STAGE_METRICS, keep_upto=run.iteration if ckpt is not None else None)
     status = {"state": "running", "iteration": run.iteration, "iters": iters, "pid": os.getpid()}
-    atomic_write_json(out / "status.json", status)
+    atomic_write_json(out / layout.STATUS, status)
 
     if run.iteration == 0:
         model.train()
@@ -157,16 +157,16 @@ def run_sft(model_dir: Path, data_dir: Path, out: Path, cfg: SFTConfig, resume: 
         run.offset = run.iteration
         targs = TrainingArgs(batch_size=cfg.batch_size, iters=iters - run.iteration, val_batches=cfg.val_batches,
                              steps_per_report=1, steps_per_eval=iters + 1, steps_per_save=iters + 1,
-                             max_seq_length=cfg.max_seq_length, adapter_file=str(out / ".mlx_lm_scratch.safetensors"),
+                             max_seq_length=cfg.max_seq_length, adapter_file=str(out / layout.MLX_LM_SCRATCH),
                              grad_checkpoint=cfg.grad_checkpoint, grad_accumulation_steps=cfg.grad_accumulation_steps)
         try:
             train(model, optimizer, train_set, val_dataset=None, args=targs,
                   iterate_batches=order.train_batches, training_callback=run)
         except EarlyStop:
             pass
-        (out / ".mlx_lm_scratch.safetensors").unlink(missing_ok=True)
+        (out / layout.MLX_LM_SCRATCH).unlink(missing_ok=True)
     summary = run.finish()
-    atomic_write_json(out / "status.json", summary)
+    atomic_write_json(out / layout.STATUS, summary)
     log(f"sft {summary['state']}: {summary['iteration']}/{iters} steps, best val loss "
         f"{summary['best_val_loss']:.4f} at iteration {summary['best_iter']}")
     return summary

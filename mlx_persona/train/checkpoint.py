@@ -25,10 +25,9 @@ from typing import Optional
 import mlx.core as mx
 from mlx.utils import tree_flatten, tree_map_with_path
 
+from mlx_persona.core import layout
 from mlx_persona.core.runs import atomic_dir, atomic_write_json
 
-POINTER = "checkpoint.json"
-FOLDER = "checkpoints"
 
 
 def save_weights(path: Path, weights: dict) -> None:
@@ -57,14 +56,14 @@ def set_rng_key(key: list[int]) -> None:
 def save_checkpoint(out: Path, iteration: int, model, optimizer, state: dict) -> Path:
     """Write checkpoint ``iteration`` under ``out`` and point ``checkpoint.json`` at it."""
     out = Path(out)
-    folder = out / FOLDER / f"{iteration:07d}"
+    folder = out / layout.CHECKPOINTS_DIR / f"{iteration:07d}"
     with atomic_dir(folder, overwrite=True) as tmp:
-        mx.save_safetensors(str(tmp / "adapters.safetensors"), trainable_weights(model))
-        mx.save_safetensors(str(tmp / "optimizer.safetensors"), dict(tree_flatten(optimizer.state)))
+        mx.save_safetensors(str(tmp / layout.ADAPTER_WEIGHTS), trainable_weights(model))
+        mx.save_safetensors(str(tmp / layout.CHECKPOINT_OPTIMIZER), dict(tree_flatten(optimizer.state)))
         full = {"iteration": iteration, "rng_key": rng_key(), **state}
-        (tmp / "state.json").write_text(json.dumps(full, indent=1))
-    atomic_write_json(out / POINTER, {"latest": folder.name, "iteration": iteration})
-    for old in (out / FOLDER).iterdir():
+        (tmp / layout.CHECKPOINT_STATE).write_text(json.dumps(full, indent=1))
+    atomic_write_json(out / layout.CHECKPOINT, {"latest": folder.name, "iteration": iteration})
+    for old in (out / layout.CHECKPOINTS_DIR).iterdir():
         if old.is_dir() and old.name != folder.name and not old.name.startswith("."):
             shutil.rmtree(old, ignore_errors=True)
     return folder
@@ -72,15 +71,15 @@ def save_checkpoint(out: Path, iteration: int, model, optimizer, state: dict) ->
 
 def latest_checkpoint(out: Path) -> Optional[Path]:
     """The folder ``checkpoint.json`` points at, or None when the run has none yet."""
-    pointer = Path(out) / POINTER
+    pointer = Path(out) / layout.CHECKPOINT
     if not pointer.is_file():
         return None
-    folder = Path(out) / FOLDER / json.loads(pointer.read_text())["latest"]
-    return folder if (folder / "state.json").is_file() else None
+    folder = Path(out) / layout.CHECKPOINTS_DIR / json.loads(pointer.read_text())["latest"]
+    return folder if (folder / layout.CHECKPOINT_STATE).is_file() else None
 
 
 def read_state(folder: Path) -> dict:
-    return json.loads((Path(folder) / "state.json").read_text())
+    return json.loads((Path(folder) / layout.CHECKPOINT_STATE).read_text())
 
 
 def restore_checkpoint(folder: Path, model, optimizer) -> dict:
@@ -90,13 +89,13 @@ def restore_checkpoint(folder: Path, model, optimizer) -> dict:
     a place; the optimizer is initialised on the trainable parameters and its leaves replaced.
     """
     folder = Path(folder)
-    weights = mx.load(str(folder / "adapters.safetensors"))
+    weights = mx.load(str(folder / layout.ADAPTER_WEIGHTS))
     expected = trainable_weights(model)
     if set(weights) != set(expected):
         raise ValueError(f"checkpoint {folder} does not match the model's trainable weights")
     model.load_weights(list(weights.items()), strict=False)
 
-    saved = mx.load(str(folder / "optimizer.safetensors"))
+    saved = mx.load(str(folder / layout.CHECKPOINT_OPTIMIZER))
     optimizer.init(model.trainable_parameters())
 
     def take(path, fresh):

@@ -33,13 +33,13 @@ def layered_settings(out: Path, cls, key: str, label: str, config: Optional[str]
     """A training stage's settings, CLI > --config file > the stage's saved settings (on --resume)
     > defaults; returns (settings, saved ``<key>_config.json`` or None). Refuses to start over a
     run that exists, to resume one that does not, and to resume with changed settings."""
-    saved = read_json(out / f"{key}_config.json")
+    saved = read_json(out / layout.stage_config(key))
     status = read_json(out / layout.STATUS)  # a child that failed before its first checkpoint left nothing to resume
-    started = (status is not None and status.get("state") != "failed") or (out / "checkpoint.json").exists()
+    started = (status is not None and status.get("state") != "failed") or (out / layout.CHECKPOINT).exists()
     if started and not resume:
         raise PersonaError(f"{out} already holds {label} run: pass --resume to continue it, or choose another --out")
     if resume and saved is None:
-        raise PersonaError(f"nothing to resume in {out} (no {key}_config.json)")
+        raise PersonaError(f"nothing to resume in {out} (no {layout.stage_config(key)})")
     base = dict(saved[key]) if saved else {}
     if config:
         base.update(cls.load(Path(config)).to_dict())
@@ -67,13 +67,13 @@ def launch(model_dir: Path, data: Path, out: Path, resume: bool, show_progress: 
 
     ``stage`` names the child module (``python -m mlx_persona.<stage>``), its settings file
     ``<stage>_config.json`` and log ``<stage>.log`` in ``out``; the DPO stage reuses this."""
-    log_file = out / f"{stage}.log"
+    log_file = out / layout.stage_log(stage)
     cmd = [sys.executable, "-m", f"mlx_persona.{stage}", "--model", str(model_dir), "--data", str(data),
-           "--out", str(out), "--config", str(out / f"{stage}_config.json")] + (["--resume"] if resume else [])
+           "--out", str(out), "--config", str(out / layout.stage_config(stage))] + (["--resume"] if resume else [])
     with open(log_file, "a") as log:
         child = subprocess.Popen(cmd, env=blas.fast_blas_env(), stdout=log, stderr=subprocess.STDOUT)
         try:
-            follow(child, out, out / "metrics.jsonl", show_progress, label=stage)
+            follow(child, out, out / layout.STAGE_METRICS, show_progress, label=stage)
         except KeyboardInterrupt:
             child.wait()
             raise PersonaError(f"interrupted; continue with: mlx-persona {stage} --out {out} --resume") from None
@@ -83,7 +83,7 @@ def launch(model_dir: Path, data: Path, out: Path, resume: bool, show_progress: 
             tail = " | ".join(log_file.read_text(errors="replace").splitlines()[-3:])
             why = f"the {stage} child exited with {child.returncode} (see {log_file}): {tail}"
         raise PersonaError(why)
-    return json.loads((out / "status.json").read_text())
+    return json.loads((out / layout.STATUS).read_text())
 
 
 def follow(child: subprocess.Popen, out: Path, metrics: Path, show: bool, label: str = "sft") -> None:
@@ -94,7 +94,7 @@ def follow(child: subprocess.Popen, out: Path, metrics: Path, show: bool, label:
         pending, offset = "", 0
         while True:
             done = child.poll() is not None
-            status = read_json(out / "status.json")
+            status = read_json(out / layout.STATUS)
             if status and status.get("iters"):
                 bar.update(task, total=status["iters"])
             if metrics.exists():
