@@ -18,10 +18,11 @@ from typing import Callable, Optional
 from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.layout import is_adapter_dir, is_model_dir
-from mlx_persona.core.runs import run_base_model
+from mlx_persona.core.runs import run_base_model, run_twin
 
-# A run folder's candidate twins, best first: (fused model folder, adapter folder on top of it).
-# "base" stands for the run's base model.
+# A run folder's twin is the model its twin stage chose (twin/twin.json); without one, the
+# candidates, best first: (fused model folder, adapter folder on top of it). "base" stands for
+# the run's base model.
 TWIN_CANDIDATES = ((layout.DPO_FUSED_DIR, None), (layout.SFT_FUSED_DIR, layout.DPO_DIR), (layout.SFT_FUSED_DIR, None),
                    ("base", layout.SFT_DIR))
 MAKE_A_TWIN = "make one with `mlx-persona run recipes/quickstart.yaml`"
@@ -55,6 +56,9 @@ def resolve_target(spec: str, adapter: Optional[Path] = None, base: Optional[str
     p = Path(spec).expanduser()
     if p.is_dir() and not is_model_dir(p):
         run_base = base or run_base_model(p)
+        chosen = run_twin(p, chosen_only=True)
+        if chosen is not None:
+            return Target(chosen[1], adapter, run_base, label=f"{p.name} ({chosen[1].name})")
         for model_dir, adapter_dir in TWIN_CANDIDATES:
             if adapter_dir is not None and not is_adapter_dir(p / adapter_dir):
                 continue

@@ -170,7 +170,7 @@ def test_model_that_does_not_fit_is_refused_before_any_stage(tiny_model_dir, tmp
     assert not (tmp_path / "runs" / "tiny").exists()
 
 
-ALL_STAGES = ("clean", "sft", "sft_fuse", "pairs", "dpo", "dpo_fuse", "eval", "report")
+ALL_STAGES = ("clean", "sft", "sft_fuse", "pairs", "dpo", "dpo_fuse", "twin", "eval", "report")
 FULL_EXTRA = """fuse: {gguf: true}
 pairs: {max_tokens: 8, batch_size: 4, max_prompts: 6, allow_truncated: true, similarity_threshold: 1.0}
 dpo: {rank: 4, num_layers: -1, batch_size: 2, iters: 4, learning_rate: 1.0e-3, max_seq_length: 256,
@@ -195,11 +195,17 @@ def test_whole_pipeline_on_the_tiny_model(tiny_model_dir, tmp_path):
     assert set(ev["models"]) >= {"base", "sft", "dpo"}
     html = (run_dir / "report.html").read_text()
     assert "data:image/png;base64," in html
-    assert "twin: " + str(run_dir / "dpo_fused") in res.output
+    chosen = json.loads((run_dir / "twin" / "twin.json").read_text())  # the better of SFT and DPO on valid
+    assert set(chosen["scores"]) == {"sft", "dpo"} and chosen["split"] == "valid"
+    assert chosen["twin"] == ("dpo" if chosen["scores"]["dpo"]["score"] > chosen["scores"]["sft"]["score"] else "sft")
+    twin_dir = run_dir / chosen["folder"]
+    assert ev["twin"] == chosen["twin"]
+    assert "twin: " + str(twin_dir) in res.output
+    assert f"The twin: {chosen['twin']}" in (run_dir / "report.md").read_text()
 
     from mlx_persona.chat import resolve_target
 
-    assert resolve_target(str(run_dir)).model == run_dir / "dpo_fused"
+    assert resolve_target(str(run_dir)).model == twin_dir
 
 
 def test_sweep_runs_each_value_and_compares(tiny_model_dir, tmp_path):

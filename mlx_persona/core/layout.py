@@ -11,7 +11,9 @@
       pairs/            pairs_config.json, prompts.jsonl, base.jsonl, twin.jsonl (replies),
                         train.jsonl, valid.jsonl (the DPO pairs), rejects.jsonl, stats.json
       dpo/              as sft/ (dpo_config.json, dpo.log, ...) + reference.json, rejects.jsonl
-      dpo_fused/        the twin, one MLX model folder
+      dpo_fused/        base + SFT + DPO adapters, one MLX model folder
+      twin/             twin.json (which of sft_fused/ and dpo_fused/ is the twin, and why),
+                        metrics.json, samples.jsonl (both models on the validation split)
       eval/             metrics.json, samples.jsonl, generations/
       report.md, report.html, report_files/
 
@@ -32,6 +34,7 @@ SFT_FUSED_DIR = "sft_fused"
 PAIRS_DIR = "pairs"
 DPO_DIR = "dpo"
 DPO_FUSED_DIR = "dpo_fused"
+TWIN_DIR = "twin"         # which of the SFT and DPO models is the twin (validation split)
 EVAL_DIR = "eval"
 
 
@@ -85,6 +88,7 @@ def only_file(role: str) -> str:
     return f".{role}_only.json"
 
 
+TWIN_FILE = "twin.json"           # twin/: the chosen model, its scores and why
 EVAL_METRICS = "metrics.json"
 EVAL_SAMPLES = "samples.jsonl"
 GENERATIONS_DIR = "generations"   # eval/: one JSON per model from its child

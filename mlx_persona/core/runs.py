@@ -219,3 +219,21 @@ def run_base_model(run: PathLike) -> Optional[str]:
         if candidate:
             return candidate
     return None
+
+
+def run_twin(run: PathLike, chosen_only: bool = False) -> Optional[tuple[str, Path]]:
+    """The model a run calls its twin, as ``(name, fused model folder)``: what ``twin/twin.json``
+    chose (the better of SFT and DPO on the validation split), else (unless ``chosen_only``) the
+    newest fused model (a run made before that stage existed, or one stopped before it); None
+    when there is none."""
+    run = Path(run)
+    record = _read_mapping(run / layout.TWIN_DIR / layout.TWIN_FILE)
+    folder = record.get("folder")
+    if isinstance(folder, str) and layout.is_model_dir(run / folder):
+        return str(record.get("twin", folder)), run / folder
+    if chosen_only:
+        return None
+    for name, folder in (("dpo", layout.DPO_FUSED_DIR), ("sft", layout.SFT_FUSED_DIR)):
+        if layout.is_model_dir(run / folder):
+            return name, run / folder
+    return None

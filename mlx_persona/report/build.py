@@ -83,6 +83,18 @@ def build_blocks(run: Path) -> tuple[list, str]:
     blocks: list = [("h1", title), ("p", f"Run folder {run.resolve()} · report written {now}"
                                         + (f" · eval of {ev['created']}" if ev and ev.get("created") else ""))]
 
+    chosen = read_json(run / layout.TWIN_DIR / layout.TWIN_FILE) or {}
+    if chosen.get("twin"):
+        blocks.append(("h2", f"The twin: {chosen['twin']} ({chosen.get('folder')}/)"))
+        blocks.append(("p", f"Chosen on the validation split, never the test split: {chosen.get('why', '')}. "
+                            "Score = MiniLM similarity to the real reply − |log median length ratio| − habit "
+                            "distance (emoji, exclamation marks, lower-case starts); DPO is the twin only when it "
+                            "scores higher than SFT. Chat, and anything that serves or exports this run, use it."))
+        rows = [[name, f"{v['score']:.3f}", f"{v['similarity']:.3f}", f"{v['length_distance']:.3f}",
+                 f"{v['habit_distance']:.3f}"] for name, v in chosen.get("scores", {}).items()]
+        if rows:
+            blocks.append(("table", ["model", "score", "similarity", "length distance", "habit distance"], rows))
+
     blocks.append(("h2", "Results on the held-out test split"))
     if ev and ev.get("models"):
         t = ev.get("test", {})

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
+from mlx_persona.core.runs import run_twin
 from mlx_persona.runner.pipeline import keep_awake, notify, run_recipe
 from mlx_persona.runner.recipe import load_recipe
 from mlx_persona.runner.stages import STAGE, STAGE_NAMES
@@ -167,10 +168,10 @@ def _run_one(recipe, recipe_file, runs_root: Path, resume, from_stage, until, no
             awake.terminate()
         if notify_end:
             notify("mlx-persona", f"run {recipe.name} " + ("finished" if ok else "stopped"))
-    twin = next((run_dir / d for d in (layout.DPO_FUSED_DIR, layout.SFT_FUSED_DIR) if layout.is_model_dir(run_dir / d)), None)
+    twin = run_twin(run_dir)
     click.echo(f"run folder: {run_dir}")
     if twin:
-        click.echo(f"twin: {twin}   (mlx-persona chat {run_dir})")
+        click.echo(f"twin: {twin[1]}   (mlx-persona chat {run_dir})")
     if (run_dir / layout.REPORT_MD).exists():
         click.echo(f"report: {run_dir / layout.REPORT_HTML}")
 

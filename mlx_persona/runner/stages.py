@@ -1,7 +1,7 @@
 """The stages of a run, in one table: what each reads, where it writes, what its fingerprints
 cover, whether it resumes, and the function that runs it.
 
-    clean ──▶ sft ──▶ sft_fuse ──▶ pairs ──▶ dpo ──▶ dpo_fuse ──▶ eval ──▶ report
+    clean ──▶ sft ──▶ sft_fuse ──▶ pairs ──▶ dpo ──▶ dpo_fuse ──▶ twin ──▶ eval ──▶ report
 
 The recipe (``stages:`` and its checks), the runner (:mod:`mlx_persona.runner.pipeline`), the
 live view and the ``run`` command's ``--from``/``--until`` all iterate :data:`STAGES`; a new
@@ -111,14 +111,25 @@ def _pairs(ctx: Context, resume: bool) -> dict:
                      log=ctx.log)
 
 
+def _twin(ctx: Context, resume: bool) -> dict:
+    from mlx_persona.runner.twin import pick_twin
+
+    e = ctx.recipe.eval
+    record = pick_twin(ctx.run_dir, ctx.path("twin"), max_tokens=e.max_tokens, batch_size=e.batch_size, log=ctx.log)
+    return {"twin": record["twin"], "folder": record["folder"]}
+
+
 def _eval(ctx: Context, resume: bool) -> dict:
+    from mlx_persona.core.runs import run_twin
     from mlx_persona.eval.evaluate import run_eval
     from mlx_persona.eval.models import find_models
 
     e = ctx.recipe.eval
     specs, skipped = find_models(run=ctx.run_dir)
+    twin = run_twin(ctx.run_dir) if ctx.recipe.enabled("twin") else None
     result = run_eval(ctx.path("clean") / layout.TEST_SPLIT, ctx.path("eval"), specs, skipped, max_tokens=e.max_tokens,
-                      batch_size=e.batch_size, limit=e.limit, perplexity=e.perplexity, log=ctx.log)
+                      batch_size=e.batch_size, limit=e.limit, perplexity=e.perplexity, log=ctx.log,
+                      twin=twin[0] if twin else None)
     return {"models": list(result.get("models", {})), "skipped": len(result.get("skipped", []))}
 
 
@@ -143,7 +154,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("dpo", _dpo, layout.DPO_DIR, inputs=("pairs", "sft_fuse"), settings=("dpo",), outputs=ADAPTER,
           resumable=True, trains=True),
     Stage("dpo_fuse", _dpo_fuse, layout.DPO_FUSED_DIR, inputs=("dpo", "sft_fuse"), settings=("fuse",)),
-    Stage("eval", _eval, layout.EVAL_DIR, inputs=("clean", "sft", "sft_fuse", "dpo_fuse"), settings=("eval",)),
+    Stage("twin", _twin, layout.TWIN_DIR, inputs=("clean", "sft_fuse", "dpo_fuse"), settings=("eval",),
+          outputs=(layout.TWIN_FILE,)),
+    Stage("eval", _eval, layout.EVAL_DIR, inputs=("clean", "sft", "sft_fuse", "dpo_fuse", "twin"), settings=("eval",)),
     Stage("report", _report, None, inputs=("eval",), outputs=(layout.REPORT_MD,)),
 )
 STAGE = {s.name: s for s in STAGES}
