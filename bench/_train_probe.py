@@ -35,7 +35,7 @@ def main(spec: dict) -> dict:
         lora = {"rank": spec["rank"], "scale": 20.0, "dropout": 0.0, "keys": spec.get("keys")}
         linear_to_lora_layers(model, spec["num_layers"], lora, use_dora=kind == "dora")
     else:
-        for layer in model.layers[-spec["num_layers"]:]:
+        for layer in model.layers[-spec["num_layers"] :]:
             layer.unfreeze()
     mx.eval(model.parameters())
     weights_gb = mx.get_active_memory() / 1e9
@@ -46,11 +46,17 @@ def main(spec: dict) -> dict:
     data = [([(7 * i + j) % vocab for j in range(seq)], 0) for i in range(max(bs * 2, 4))]
     opt = optim.Adam(learning_rate=1e-5)
     with tempfile.TemporaryDirectory() as tmp:
-        args = TrainingArgs(batch_size=bs, iters=spec.get("iters", 3), max_seq_length=seq,
-                            grad_checkpoint=spec["grad_checkpoint"],
-                            grad_accumulation_steps=spec.get("grad_accumulation_steps", 1),
-                            steps_per_report=10**6, steps_per_eval=10**6, steps_per_save=10**6,
-                            adapter_file=f"{tmp}/adapters.safetensors")
+        args = TrainingArgs(
+            batch_size=bs,
+            iters=spec.get("iters", 3),
+            max_seq_length=seq,
+            grad_checkpoint=spec["grad_checkpoint"],
+            grad_accumulation_steps=spec.get("grad_accumulation_steps", 1),
+            steps_per_report=10**6,
+            steps_per_eval=10**6,
+            steps_per_save=10**6,
+            adapter_file=f"{tmp}/adapters.safetensors",
+        )
         tic = time.perf_counter()
         train(model, opt, data, None, args=args)
         secs = time.perf_counter() - tic

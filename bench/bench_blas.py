@@ -27,8 +27,9 @@ def measure(fast: bool, n: int, repeats: int) -> dict:
 
     base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MLX_PERSONA_BLAS_REEXEC")}
     env = fast_blas_env(base) if fast else {**base, "MLX_PERSONA_FAST_BLAS": "0"}
-    out = subprocess.run([sys.executable, "-c", PROBE, str(n), str(repeats)], env=env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(n), str(repeats)], env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout)
 
 

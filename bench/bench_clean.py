@@ -30,10 +30,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "data"))
-from persona_bank import EXCHANGES  # noqa: E402
+from persona_bank import EXCHANGES
 
-from mlx_persona.data.clean import CleanConfig, clean  # noqa: E402
-from mlx_persona.data.rules import DEFAULT_META_PATTERNS  # noqa: E402
+from mlx_persona.data.clean import CleanConfig, clean
+from mlx_persona.data.rules import DEFAULT_META_PATTERNS
 
 WORDS = "prod staging cache queue deploy index ticket logs metrics rollback flag retry".split()
 
@@ -111,7 +111,7 @@ def naive_clean(path: Path, persona: str, out: Path, cfg: CleanConfig) -> int:
         if tr["who"] != persona or len(naive_normalize(tr["text"])) < cfg.min_reply_chars:
             continue
         ctx = []
-        for prev in reversed(turns[max(0, i - cfg.context_turns):i]):
+        for prev in reversed(turns[max(0, i - cfg.context_turns) : i]):
             if prev.get("break"):
                 break
             role = "assistant" if prev["who"] == persona else "user"
@@ -120,8 +120,11 @@ def naive_clean(path: Path, persona: str, out: Path, cfg: CleanConfig) -> int:
             ctx.pop(0)
         if not ctx:
             continue
-        messages = [{"role": "system", "content": f"You are {persona}."}] + ctx + [
-            {"role": "assistant", "content": naive_normalize(tr["text"])}]
+        messages = (
+            [{"role": "system", "content": f"You are {persona}."}]
+            + ctx
+            + [{"role": "assistant", "content": naive_normalize(tr["text"])}]
+        )
         line = json.dumps({"messages": messages}, ensure_ascii=False)
         if line not in seen:
             seen.add(line)
@@ -162,7 +165,9 @@ def main() -> None:
         n = stats["funnel"]["messages_in"]
     print(f"machine: {platform.system()} {platform.machine()}, python {platform.python_version()}")
     print(f"messages: {n:,} (export of {a.messages:,} lines of chat), best of {a.repeats}")
-    print(f"mlx_persona.data.clean: {ours_s:.2f} s ({n / ours_s:,.0f} msg/s), {stats['funnel']['samples_out']:,} samples")
+    print(
+        f"mlx_persona.data.clean: {ours_s:.2f} s ({n / ours_s:,.0f} msg/s), {stats['funnel']['samples_out']:,} samples"
+    )
     print(f"naive loop peer:   {peer_s:.2f} s ({n / peer_s:,.0f} msg/s), {peer_n:,} samples")
     print(f"ratio (peer / ours): {peer_s / ours_s:.1f}x")
 

@@ -44,11 +44,16 @@ def main() -> None:
         env.pop("OPENBLAS_NUM_THREADS", None)
         if threads:
             env["OPENBLAS_NUM_THREADS"] = threads
-        res = json.loads(subprocess.run([sys.executable, "-c", CHILD, model], env=env, capture_output=True,
-                                        text=True, check=True).stdout.strip().splitlines()[-1])
+        res = json.loads(
+            subprocess.run([sys.executable, "-c", CHILD, model], env=env, capture_output=True, text=True, check=True)
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         label = f"OPENBLAS_NUM_THREADS={threads}" if threads else "OpenBLAS default threads"
         for b, r in res.items():
-            print(f"{label:<28} batch {b}: prefill 48 tok {r['prefill_s']:.3f} s, decode step {r['decode_step_s']:.3f} s")
+            print(
+                f"{label:<28} batch {b}: prefill 48 tok {r['prefill_s']:.3f} s, decode step {r['decode_step_s']:.3f} s"
+            )
 
 
 if __name__ == "__main__":

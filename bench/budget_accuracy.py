@@ -24,15 +24,35 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from mlx_persona.budget.estimate import estimate  # noqa: E402
+from mlx_persona.budget.estimate import estimate
 
 # The tests' tiny llama (tests/tiny.py) and the embedded default SmolLM2-135M, float32 as on Linux.
-TINY = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 400,
-        "tie_word_embeddings": True, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "torch_dtype": "float32"}
-SMOL = {"model_type": "llama", "hidden_size": 576, "num_hidden_layers": 30, "intermediate_size": 1536,
-        "num_attention_heads": 9, "num_key_value_heads": 3, "vocab_size": 49152,
-        "tie_word_embeddings": True, "rms_norm_eps": 1e-5, "rope_theta": 100000.0, "torch_dtype": "float32"}
+TINY = {
+    "model_type": "llama",
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "intermediate_size": 128,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 400,
+    "tie_word_embeddings": True,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 10000.0,
+    "torch_dtype": "float32",
+}
+SMOL = {
+    "model_type": "llama",
+    "hidden_size": 576,
+    "num_hidden_layers": 30,
+    "intermediate_size": 1536,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "vocab_size": 49152,
+    "tie_word_embeddings": True,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 100000.0,
+    "torch_dtype": "float32",
+}
 
 # (model, fine_tune_type, rank, num_layers, batch, seq, grad_checkpoint)
 GRID = [
@@ -63,17 +83,36 @@ def peer_estimate(cfg: dict, ftype: str, rank: int, layers: int, batch: int, seq
     if ftype != "lora":
         return None
     shape = ModelShape.from_config(cfg)
-    tc = TrainConfig(batch=batch, seq_len=seq, dtype="float32", lora_rank=rank, lora_layers=layers,
-                     grad_checkpoint=ckpt, impl="naive")
+    tc = TrainConfig(
+        batch=batch,
+        seq_len=seq,
+        dtype="float32",
+        lora_rank=rank,
+        lora_layers=layers,
+        grad_checkpoint=ckpt,
+        impl="naive",
+    )
     peak, _ = estimate_peak(shape, tc, load_calibration())
     return peak / 1e9
 
 
 def measure(cfg: dict, ftype: str, rank: int, layers: int, batch: int, seq: int, ckpt: bool) -> dict:
-    spec = {"config": cfg, "fine_tune_type": ftype, "rank": rank, "num_layers": layers,
-            "batch_size": batch, "max_seq_length": seq, "grad_checkpoint": ckpt, "iters": 2}
-    out = subprocess.run([sys.executable, str(HERE / "_train_probe.py"), json.dumps(spec)],
-                         capture_output=True, text=True, env=os.environ.copy())
+    spec = {
+        "config": cfg,
+        "fine_tune_type": ftype,
+        "rank": rank,
+        "num_layers": layers,
+        "batch_size": batch,
+        "max_seq_length": seq,
+        "grad_checkpoint": ckpt,
+        "iters": 2,
+    }
+    out = subprocess.run(
+        [sys.executable, str(HERE / "_train_probe.py"), json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
     for line in out.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -86,15 +125,26 @@ def main() -> None:
     ap.add_argument("--append", action="store_true", help="append the table to bench/RESULTS.md")
     args = ap.parse_args()
     rows = [GRID[i] for i in QUICK] if args.quick else GRID
-    lines = ["| model | type | rank | layers | batch | seq | ckpt | estimate GB | measured GB | est/meas "
-             "| error | mlx-train-perf GB | its error |", "|" + "---|" * 13]
+    lines = [
+        "| model | type | rank | layers | batch | seq | ckpt | estimate GB | measured GB | est/meas "
+        "| error | mlx-train-perf GB | its error |",
+        "|" + "---|" * 13,
+    ]
     worst = 0.0
     for name, ftype, rank, layers, batch, seq, ckpt in rows:
         cfg = TINY if name == "tiny" else SMOL
         with tempfile.TemporaryDirectory() as tmp:
             Path(tmp, "config.json").write_text(json.dumps(cfg))
-            est = estimate(tmp, device="cpu", fine_tune_type=ftype, rank=rank, num_layers=layers,
-                           batch_size=batch, max_seq_length=seq, grad_checkpoint=ckpt).total_gb
+            est = estimate(
+                tmp,
+                device="cpu",
+                fine_tune_type=ftype,
+                rank=rank,
+                num_layers=layers,
+                batch_size=batch,
+                max_seq_length=seq,
+                grad_checkpoint=ckpt,
+            ).total_gb
         got = measure(cfg, ftype, rank, layers, batch, seq, ckpt)["peak_gb"]
         peer = peer_estimate(cfg, ftype, rank, layers, batch, seq, ckpt)
         err = est - got
@@ -104,8 +154,10 @@ def main() -> None:
         worst = max(worst, abs(err / got))
         peer_s = f"{peer:.3f}" if peer is not None else "n/a"
         peer_e = f"{(peer - got) / got:+.1%}" if peer is not None else "n/a"
-        lines.append(f"| {name} | {ftype} | {rank} | {layers} | {batch} | {seq} | {'on' if ckpt else 'off'} "
-                     f"| {est:.3f} | {got:.3f} | {est / got:.2f} | {rel} | {peer_s} | {peer_e} |")
+        lines.append(
+            f"| {name} | {ftype} | {rank} | {layers} | {batch} | {seq} | {'on' if ckpt else 'off'} "
+            f"| {est:.3f} | {got:.3f} | {est / got:.2f} | {rel} | {peer_s} | {peer_e} |"
+        )
         print(lines[-1], flush=True)
     table = "\n".join(lines)
     print(table)
@@ -113,10 +165,12 @@ def main() -> None:
         import mlx.core as mx
 
         cmd = "python -m mlx_persona.core.blas python bench/budget_accuracy.py" + (" --quick" if args.quick else "")
-        head = (f"\n## Memory estimate vs measured peak ({datetime.date.today()})\n\n"
-                f"Command: `{cmd}`  \nMachine: {platform.machine()} {platform.system()}, "
-                f"{os.cpu_count()} CPUs, mlx {mx.__version__} ({mx.default_device()}), float32 random "
-                f"llama models, mlx_lm trainer, 2 steps, Adam. Worst relative error: {worst:.1%}.\n\n")
+        head = (
+            f"\n## Memory estimate vs measured peak ({datetime.date.today()})\n\n"
+            f"Command: `{cmd}`  \nMachine: {platform.machine()} {platform.system()}, "
+            f"{os.cpu_count()} CPUs, mlx {mx.__version__} ({mx.default_device()}), float32 random "
+            f"llama models, mlx_lm trainer, 2 steps, Adam. Worst relative error: {worst:.1%}.\n\n"
+        )
         with open(HERE / "RESULTS.md", "a") as f:
             f.write(head + table + "\n")
 

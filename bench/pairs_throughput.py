@@ -28,9 +28,24 @@ def cleaned_sample(data: str | None) -> Path:
     if data:
         return Path(data)
     out = Path(tempfile.mkdtemp(prefix="pairs-bench-")) / "clean"
-    subprocess.run([sys.executable, "-m", "mlx_persona.cli", "clean", *map(str, sorted((ROOT / "data" / "sample").glob("*"))),
-                    "--persona", "Sam Okafor", "--persona", "Sam", "--out", str(out), "--quiet"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlx_persona.cli",
+            "clean",
+            *map(str, sorted((ROOT / "data" / "sample").glob("*"))),
+            "--persona",
+            "Sam Okafor",
+            "--persona",
+            "Sam",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return out
 
 
@@ -48,9 +63,9 @@ def main() -> None:
     from mlx_lm import generate, load
     from mlx_lm.sample_utils import make_sampler
 
+    from mlx_persona.models.generate import chat_prompt, generate_batched
     from mlx_persona.models.resolve import resolve_model
     from mlx_persona.pairs.build import chat_messages, read_prompts
-    from mlx_persona.models.generate import chat_prompt, generate_batched
 
     model_dir = resolve_model(a.model)
     model, tok = load(str(model_dir))
@@ -66,18 +81,30 @@ def main() -> None:
     seq_s = time.perf_counter() - tic
 
     _, stats = generate_batched(model, tok, ids, a.max_tokens, a.batch_size, greedy)
-    row = {"model": model_dir.name, "prompts": len(ids), "max_tokens": a.max_tokens, "batch_size": a.batch_size,
-           "sequential_tokens": seq_tokens, "sequential_s": round(seq_s, 2), "sequential_tps": round(seq_tokens / seq_s, 1),
-           "batched_tokens": stats["generated_tokens"], "batched_s": stats["seconds"],
-           "batched_tps": round(stats["tokens_per_sec"], 1),
-           "speedup": round(stats["tokens_per_sec"] / (seq_tokens / seq_s), 2), "machine": platform.machine(),
-           "device": str(mx.default_device()), "date": date.today().isoformat()}
+    row = {
+        "model": model_dir.name,
+        "prompts": len(ids),
+        "max_tokens": a.max_tokens,
+        "batch_size": a.batch_size,
+        "sequential_tokens": seq_tokens,
+        "sequential_s": round(seq_s, 2),
+        "sequential_tps": round(seq_tokens / seq_s, 1),
+        "batched_tokens": stats["generated_tokens"],
+        "batched_s": stats["seconds"],
+        "batched_tps": round(stats["tokens_per_sec"], 1),
+        "speedup": round(stats["tokens_per_sec"] / (seq_tokens / seq_s), 2),
+        "machine": platform.machine(),
+        "device": str(mx.default_device()),
+        "date": date.today().isoformat(),
+    }
     print(json.dumps(row))
     if a.append:
         cmd = f"python -m mlx_persona.core.blas python bench/pairs_throughput.py --prompts {a.prompts} --max-tokens {a.max_tokens} --batch-size {a.batch_size}"
         with open(ROOT / "bench" / "RESULTS.md", "a") as f:
-            f.write(f"\n| `{cmd}` | {row['date']} | {row['model']} | {row['prompts']} × ≤{a.max_tokens} tok | "
-                    f"{row['sequential_tps']} | {row['batched_tps']} | **{row['speedup']}×** |\n")
+            f.write(
+                f"\n| `{cmd}` | {row['date']} | {row['model']} | {row['prompts']} × ≤{a.max_tokens} tok | "
+                f"{row['sequential_tps']} | {row['batched_tps']} | **{row['speedup']}×** |\n"
+            )
 
 
 if __name__ == "__main__":

@@ -48,10 +48,16 @@ def probe_images(html: Path, screenshot: Path | None = None, timeout: float = 60
         cmd = [chromium(), *FLAGS, f"--user-data-dir={tmp}/profile", "--virtual-time-budget=5000"]
         # no LD_PRELOAD: the OpenBLAS preload meant for MLX has no business inside a browser
         env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "LD_LIBRARY_PATH")}
-        run = subprocess.run([*cmd, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=timeout, env=env)
+        run = subprocess.run(
+            [*cmd, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=timeout, env=env
+        )
         if screenshot is not None:
-            subprocess.run([*cmd, f"--screenshot={screenshot.resolve()}", "--window-size=1200,1600", html.resolve().as_uri()],
-                           capture_output=True, timeout=timeout, env=env)
+            subprocess.run(
+                [*cmd, f"--screenshot={screenshot.resolve()}", "--window-size=1200,1600", html.resolve().as_uri()],
+                capture_output=True,
+                timeout=timeout,
+                env=env,
+            )
     m = re.search(r'<pre id="image-probe">(.*?)</pre>', run.stdout, re.S)
     if not m:
         raise RuntimeError(f"Chromium printed no image probe (exit {run.returncode}): {run.stderr[-500:]}")

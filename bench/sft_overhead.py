@@ -28,11 +28,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mlx_persona.core import blas  # noqa: E402
+from mlx_persona.core import blas
 
-SETTINGS = {"rank": 8, "scale": 20.0, "num_layers": 16, "batch_size": 2, "learning_rate": 2e-4,
-            "lr_schedule": "cosine", "warmup_steps": 10, "max_seq_length": 256, "mask_prompt": True,
-            "steps_per_report": 10, "steps_per_eval": 50, "val_batches": -1, "save_every": 50, "seed": 0}
+SETTINGS = {
+    "rank": 8,
+    "scale": 20.0,
+    "num_layers": 16,
+    "batch_size": 2,
+    "learning_rate": 2e-4,
+    "lr_schedule": "cosine",
+    "warmup_steps": 10,
+    "max_seq_length": 256,
+    "mask_prompt": True,
+    "steps_per_report": 10,
+    "steps_per_eval": 50,
+    "val_batches": -1,
+    "save_every": 50,
+    "seed": 0,
+}
 
 
 def bare_mlx_lm(record: str, argv: list[str]) -> None:
@@ -62,8 +75,13 @@ def side_by_side(jobs: list[tuple[list[str], Path]]) -> list[float]:
     """Start every command at once; return each one's own wall time."""
     tic, procs, times = time.perf_counter(), [], {}
     for cmd, log in jobs:
-        procs.append((subprocess.Popen(cmd, env=bench_env(), stdout=open(log, "w"),
-                                       stderr=subprocess.STDOUT, cwd=ROOT), cmd, log))
+        procs.append(
+            (
+                subprocess.Popen(cmd, env=bench_env(), stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=ROOT),
+                cmd,
+                log,
+            )
+        )
     while len(times) < len(procs):
         for i, (proc, cmd, log) in enumerate(procs):
             if i not in times and proc.poll() is not None:
@@ -79,37 +97,109 @@ def run_pair(kind: str, model: Path, data: Path, iters: int, work: Path) -> dict
 
     cfg = SFTConfig.from_mapping({**SETTINGS, "fine_tune_type": kind, "iters": iters})
     yaml_cfg = work / f"{kind}_mlx_lm.json"  # mlx_lm reads YAML; JSON is YAML
-    yaml_cfg.write_text(json.dumps({"lora_parameters": cfg.lora_parameters(), "lr_schedule": cfg.lr_schedule_config(iters)}))
-    bare_cmd = [sys.executable, __file__, "_bare", str(work / f"{kind}_bare.jsonl"), "--model", str(model), "--train",
-                "--data", str(data), "--fine-tune-type", kind, "--iters", str(iters), "-c", str(yaml_cfg),
-                "--adapter-path", str(work / f"{kind}_bare"), "--mask-prompt",
-                *[a for k in ("num_layers", "batch_size", "learning_rate", "steps_per_report", "steps_per_eval",
-                              "val_batches", "max_seq_length", "seed") for a in (f"--{k.replace('_', '-')}", str(SETTINGS[k]))],
-                "--save-every", str(SETTINGS["save_every"])]
-    ours_cmd = [sys.executable, "-m", "mlx_persona.cli", "sft", "--model", str(model), "--data", str(data),
-                "--out", str(work / f"{kind}_ours"), "--fine-tune-type", kind, "--iters", str(iters),
-                *[a for k, v in SETTINGS.items() for a in (f"--{k.replace('_', '-')}", str(v)) if not isinstance(v, bool)],
-                "--mask-prompt"]
+    yaml_cfg.write_text(
+        json.dumps({"lora_parameters": cfg.lora_parameters(), "lr_schedule": cfg.lr_schedule_config(iters)})
+    )
+    bare_cmd = [
+        sys.executable,
+        __file__,
+        "_bare",
+        str(work / f"{kind}_bare.jsonl"),
+        "--model",
+        str(model),
+        "--train",
+        "--data",
+        str(data),
+        "--fine-tune-type",
+        kind,
+        "--iters",
+        str(iters),
+        "-c",
+        str(yaml_cfg),
+        "--adapter-path",
+        str(work / f"{kind}_bare"),
+        "--mask-prompt",
+        *[
+            a
+            for k in (
+                "num_layers",
+                "batch_size",
+                "learning_rate",
+                "steps_per_report",
+                "steps_per_eval",
+                "val_batches",
+                "max_seq_length",
+                "seed",
+            )
+            for a in (f"--{k.replace('_', '-')}", str(SETTINGS[k]))
+        ],
+        "--save-every",
+        str(SETTINGS["save_every"]),
+    ]
+    ours_cmd = [
+        sys.executable,
+        "-m",
+        "mlx_persona.cli",
+        "sft",
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--out",
+        str(work / f"{kind}_ours"),
+        "--fine-tune-type",
+        kind,
+        "--iters",
+        str(iters),
+        *[a for k, v in SETTINGS.items() for a in (f"--{k.replace('_', '-')}", str(v)) if not isinstance(v, bool)],
+        "--mask-prompt",
+    ]
     t_bare, t_ours = side_by_side([(bare_cmd, work / f"{kind}_bare.log"), (ours_cmd, work / f"{kind}_ours.log")])
-    bare = [json.loads(l) for l in (work / f"{kind}_bare.jsonl").read_text().splitlines()]
-    ours = [json.loads(l) for l in (work / f"{kind}_ours" / "metrics.jsonl").read_text().splitlines()]
+    bare = [json.loads(line) for line in (work / f"{kind}_bare.jsonl").read_text().splitlines()]
+    ours = [json.loads(line) for line in (work / f"{kind}_ours" / "metrics.jsonl").read_text().splitlines()]
     vals = [e["val_loss"] for e in ours if "val_loss" in e]
-    gen = subprocess.run([sys.executable, "-m", "mlx_lm", "generate", "--model", str(model), "--adapter-path",
-                          str(work / f"{kind}_ours"), "--prompt", "are we still on for friday?", "--max-tokens", "24"],
-                         env=bench_env(), capture_output=True, text=True)
+    gen = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlx_lm",
+            "generate",
+            "--model",
+            str(model),
+            "--adapter-path",
+            str(work / f"{kind}_ours"),
+            "--prompt",
+            "are we still on for friday?",
+            "--max-tokens",
+            "24",
+        ],
+        env=bench_env(),
+        capture_output=True,
+        text=True,
+    )
     reply = gen.stdout.split("==========")[1].strip() if gen.returncode == 0 and "==========" in gen.stdout else ""
-    return {"kind": kind, "t_bare": t_bare, "t_ours": t_ours, "loss_bare": bare[-1]["train_loss"],
-            "loss_ours": [e for e in ours if "train_loss" in e][-1]["train_loss"], "val_first": vals[0],
-            "val_last": vals[-1], "generate_ok": gen.returncode == 0, "reply": reply.replace("\n", " ")[:80],
-            "peak_gb": max(e.get("peak_memory_gb", 0) for e in ours)}
+    return {
+        "kind": kind,
+        "t_bare": t_bare,
+        "t_ours": t_ours,
+        "loss_bare": bare[-1]["train_loss"],
+        "loss_ours": [e for e in ours if "train_loss" in e][-1]["train_loss"],
+        "val_first": vals[0],
+        "val_last": vals[-1],
+        "generate_ok": gen.returncode == 0,
+        "reply": reply.replace("\n", " ")[:80],
+        "peak_gb": max(e.get("peak_memory_gb", 0) for e in ours),
+    }
 
 
 def machine() -> str:
     import mlx.core as mx
 
     load = os.getloadavg()[0]
-    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores (shared; load {load:.1f}), "
-            f"MLX {mx.__version__} on {mx.default_device()}")
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores (shared; load {load:.1f}), "
+        f"MLX {mx.__version__} on {mx.default_device()}"
+    )
 
 
 def main() -> None:
@@ -128,21 +218,44 @@ def main() -> None:
     data = Path(a.data) if a.data else work / "data"
     if not a.data:
         samples = sorted(str(x) for x in (ROOT / "data" / "sample").iterdir())
-        subprocess.run([sys.executable, "-m", "mlx_persona.cli", "clean", *samples, "--persona", "Sam Okafor",
-                        "--persona", "Sam", "--out", str(data)], check=True, capture_output=True, cwd=ROOT)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mlx_persona.cli",
+                "clean",
+                *samples,
+                "--persona",
+                "Sam Okafor",
+                "--persona",
+                "Sam",
+                "--out",
+                str(data),
+            ],
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
+        )
     rows = [run_pair(k, model, data, a.iters, work) for k in a.types.split(",")]
     n_train = sum(1 for _ in open(data / "train.jsonl"))
-    lines = [f"## SFT stage vs bare `mlx_lm lora` (issue 5)", "",
-             f"`python bench/sft_overhead.py --iters {a.iters}` — SmolLM2-135M-Instruct (embedded default, float32), "
-             f"cleaned data/sample ({n_train} train conversations), {a.iters} iterations, peer and ours started together, OPENBLAS_NUM_THREADS={bench_env()['OPENBLAS_NUM_THREADS']}, "
-             + ", ".join(f"{k} {v}" for k, v in SETTINGS.items()) + ". "
-             f"Date: {datetime.date.today()}, {machine()}. Work folder: {work}.", "",
-             "| type | mlx_lm lora (peer) | mlx-persona sft | ratio | final train loss peer / ours | val loss step 0 → end | peak GB | adapter in `mlx_lm generate` |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## SFT stage vs bare `mlx_lm lora` (issue 5)",
+        "",
+        f"`python bench/sft_overhead.py --iters {a.iters}` — SmolLM2-135M-Instruct (embedded default, float32), "
+        f"cleaned data/sample ({n_train} train conversations), {a.iters} iterations, peer and ours started together, OPENBLAS_NUM_THREADS={bench_env()['OPENBLAS_NUM_THREADS']}, "
+        + ", ".join(f"{k} {v}" for k, v in SETTINGS.items())
+        + ". "
+        f"Date: {datetime.date.today()}, {machine()}. Work folder: {work}.",
+        "",
+        "| type | mlx_lm lora (peer) | mlx-persona sft | ratio | final train loss peer / ours | val loss step 0 → end | peak GB | adapter in `mlx_lm generate` |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['kind']} | {r['t_bare']:.1f} s | {r['t_ours']:.1f} s | **{r['t_ours'] / r['t_bare']:.3f}×** | "
-                     f"{r['loss_bare']:.4f} / {r['loss_ours']:.4f} | {r['val_first']:.3f} → {r['val_last']:.3f} | "
-                     f"{r['peak_gb']:.2f} | {'loads' if r['generate_ok'] else 'FAILED'}: “{r['reply']}” |")
+        lines.append(
+            f"| {r['kind']} | {r['t_bare']:.1f} s | {r['t_ours']:.1f} s | **{r['t_ours'] / r['t_bare']:.3f}×** | "
+            f"{r['loss_bare']:.4f} / {r['loss_ours']:.4f} | {r['val_first']:.3f} → {r['val_last']:.3f} | "
+            f"{r['peak_gb']:.2f} | {'loads' if r['generate_ok'] else 'FAILED'}: “{r['reply']}” |"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     if a.append:

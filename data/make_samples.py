@@ -22,8 +22,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-import make_samples_nina  # noqa: E402
-from persona_bank import EXCHANGES, SHORT_ACKS  # noqa: E402
+import make_samples_nina
+from persona_bank import EXCHANGES, SHORT_ACKS
 
 OUT = Path(__file__).parent / "sample"
 SAM = "Sam Okafor"
@@ -39,8 +39,10 @@ TOOL_HISTORY = (
 def whatsapp_android(rng: random.Random) -> str:
     """A 1:1 chat with Priya: day-first dates, 24-hour clock, sessions days apart."""
     t = datetime(2024, 3, 12, 9, 0)
-    lines = ["12/03/2024, 08:58 - Messages and calls are end-to-end encrypted. No one outside of this chat, "
-             "not even WhatsApp, can read or listen to them. Tap to learn more."]
+    lines = [
+        "12/03/2024, 08:58 - Messages and calls are end-to-end encrypted. No one outside of this chat, "
+        "not even WhatsApp, can read or listen to them. Tap to learn more."
+    ]
     pairs = EXCHANGES[:]
     rng.shuffle(pairs)
     pairs.insert(20, pairs[3])  # the same exchange exported twice
@@ -73,17 +75,24 @@ def whatsapp_android(rng: random.Random) -> str:
             lines.append(f"{stamp()} - {SAM}: This message was deleted")
     t += timedelta(days=1)
     lines.append(f"{stamp()} - Priya: what's the on-call number again?")
-    lines.append(f"{stamp()} - {SAM}: +44 20 7946 0958 or mail oncall@example.com, runbook at https://wiki.example.com/oncall")
+    lines.append(
+        f"{stamp()} - {SAM}: +44 20 7946 0958 or mail oncall@example.com, runbook at https://wiki.example.com/oncall"
+    )
     return "\n".join(lines) + "\n"
 
 
 def whatsapp_ios_group(rng: random.Random) -> str:
     """A group chat (Leo, Priya, Sam) in the iOS shape: month-first dates, 12-hour clock."""
     t = datetime(2024, 4, 2, 20, 0)
-    stamp = lambda: f"[{t.month}/{t.day}/{t.strftime('%y')}, {t.hour % 12 or 12}:{t:%M:%S} {'PM' if t.hour >= 12 else 'AM'}]"  # noqa: E731
-    lines = [f"{stamp()} infra: \u200eMessages and calls are end-to-end encrypted. No one outside of this chat, "
-             "not even WhatsApp, can read or listen to them.",
-             f"{stamp()} infra: \u200eLeo added Priya"]
+
+    def stamp() -> str:
+        return f"[{t.month}/{t.day}/{t.strftime('%y')}, {t.hour % 12 or 12}:{t:%M:%S} {'PM' if t.hour >= 12 else 'AM'}]"
+
+    lines = [
+        f"{stamp()} infra: \u200eMessages and calls are end-to-end encrypted. No one outside of this chat, "
+        "not even WhatsApp, can read or listen to them.",
+        f"{stamp()} infra: \u200eLeo added Priya",
+    ]
     for i, (ask, reply) in enumerate(rng.sample(EXCHANGES, 30)):
         t += timedelta(minutes=rng.randint(2, 30))
         if i % 6 == 0:
@@ -107,7 +116,7 @@ def script_csv(rng: random.Random) -> str:
     picks = rng.sample(EXCHANGES, 60)
     for k in range(0, len(picks), 3):
         ep, scene = 1 + k // 30, 1 + (k // 3) % 10
-        for ask, reply in picks[k:k + 3]:
+        for ask, reply in picks[k : k + 3]:
             w.writerow([ep, scene, "Leo", ask])
             w.writerow([ep, scene, "SAM", reply])  # another casing of the name: matched anyway
         if scene % 4 == 0:
@@ -122,11 +131,16 @@ def agent_jsonl(rng: random.Random) -> str:
     picks = rng.sample(EXCHANGES, 50)
     for c in range(0, 50, 5):
         msgs = [{"role": "system", "content": TOOL_HISTORY}]
-        for j, (ask, reply) in enumerate(picks[c:c + 5]):
+        for j, (ask, reply) in enumerate(picks[c : c + 5]):
             msgs.append({"role": "user", "content": ask})
             if j == 2:
-                msgs.append({"role": "assistant", "content": None,
-                             "tool_calls": [{"type": "function", "function": {"name": "run", "arguments": "{}"}}]})
+                msgs.append(
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [{"type": "function", "function": {"name": "run", "arguments": "{}"}}],
+                    }
+                )
                 msgs.append({"role": "tool", "content": "44 passed"})
             msgs.append({"role": "assistant", "content": reply})
             if j == 3:
@@ -135,9 +149,17 @@ def agent_jsonl(rng: random.Random) -> str:
             if j % 2 == 1:  # the logger stores each prefix of the conversation as its own record
                 rows.append(json.dumps({"messages": list(msgs)}, ensure_ascii=False))
         rows.append(json.dumps({"messages": msgs}, ensure_ascii=False))
-    rows.append(json.dumps({"messages": [{"role": "system", "content": "Be brief."},
-                                         {"role": "user", "content": "status of the billing bug?"},
-                                         {"role": "assistant", "content": "fixed in main, deploying after lunch"}]}))
+    rows.append(
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "status of the billing bug?"},
+                    {"role": "assistant", "content": "fixed in main, deploying after lunch"},
+                ]
+            }
+        )
+    )
     return "\n".join(rows) + "\n"
 
 
@@ -147,28 +169,52 @@ def telegram_json(rng: random.Random) -> str:
     for i, (ask, reply) in enumerate(rng.sample(EXCHANGES, 15)):
         for who, text in (("Leo", ask), (SAM, reply)):
             t += timedelta(minutes=3)
-            body = text if i % 4 else [text.split(" ")[0] + " ", {"type": "bold", "text": " ".join(text.split(" ")[1:])}]
-            msgs.append({"id": len(msgs) + 1, "type": "message", "date": t.isoformat(),
-                         "date_unixtime": str(int((t - datetime(1970, 1, 1)).total_seconds())), "from": who, "text": body})
+            body = (
+                text if i % 4 else [text.split(" ")[0] + " ", {"type": "bold", "text": " ".join(text.split(" ")[1:])}]
+            )
+            msgs.append(
+                {
+                    "id": len(msgs) + 1,
+                    "type": "message",
+                    "date": t.isoformat(),
+                    "date_unixtime": str(int((t - datetime(1970, 1, 1)).total_seconds())),
+                    "from": who,
+                    "text": body,
+                }
+            )
         if i == 5:
-            msgs.append({"id": len(msgs) + 1, "type": "message", "date": t.isoformat(), "from": "Leo",
-                         "photo": "photos/photo_1.jpg", "text": ""})
-    return json.dumps({"name": "Leo", "type": "personal_chat", "id": 4242, "messages": msgs},
-                      indent=1, ensure_ascii=False) + "\n"
+            msgs.append(
+                {
+                    "id": len(msgs) + 1,
+                    "type": "message",
+                    "date": t.isoformat(),
+                    "from": "Leo",
+                    "photo": "photos/photo_1.jpg",
+                    "text": "",
+                }
+            )
+    return (
+        json.dumps({"name": "Leo", "type": "personal_chat", "id": 4242, "messages": msgs}, indent=1, ensure_ascii=False)
+        + "\n"
+    )
 
 
 def small_role_files(rng: random.Random) -> dict[str, str]:
     share, alpaca, comp = [], [], []
     for i, (ask, reply) in enumerate(rng.sample(EXCHANGES, 30)):
         if i % 3 == 0:
-            share.append(json.dumps({"conversations": [{"from": "human", "value": ask}, {"from": "gpt", "value": reply}]}))
+            share.append(
+                json.dumps({"conversations": [{"from": "human", "value": ask}, {"from": "gpt", "value": reply}]})
+            )
         elif i % 3 == 1:
             alpaca.append({"instruction": ask, "input": "", "output": reply})
         else:
             comp.append(json.dumps({"prompt": ask, "completion": reply}))
-    return {"sharegpt.jsonl": "\n".join(share) + "\n",
-            "alpaca.json": json.dumps(alpaca, indent=2) + "\n",
-            "completion.jsonl": "\n".join(comp) + "\n"}
+    return {
+        "sharegpt.jsonl": "\n".join(share) + "\n",
+        "alpaca.json": json.dumps(alpaca, indent=2) + "\n",
+        "completion.jsonl": "\n".join(comp) + "\n",
+    }
 
 
 def files() -> dict[str, str]:

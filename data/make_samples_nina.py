@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from persona_bank_nina import CLARA_THREADS, SHORT_ACKS, TOM_THREADS  # noqa: E402
+from persona_bank_nina import CLARA_THREADS, SHORT_ACKS, TOM_THREADS
 
 OUT = Path(__file__).parent / "sample"
 NINA = "Nina Brandt"
@@ -40,7 +40,7 @@ def split_once(reply: str, min_chars: int = 40) -> tuple[str, str]:
     """The reply cut after its first sentence that ends past ``min_chars`` ("" if none does)."""
     for m in SENTENCE.finditer(reply):
         if m.start() >= min_chars and m.end() < len(reply):
-            return reply[: m.start()], reply[m.end():]
+            return reply[: m.start()], reply[m.end() :]
     return reply, ""
 
 
@@ -48,8 +48,10 @@ def whatsapp_de(rng: random.Random) -> str:
     """The chat with Tom, WhatsApp Android export in a German locale."""
     t = datetime(2024, 5, 14, 18, 30)
     stamp = lambda: t.strftime("%d.%m.%y, %H:%M")  # noqa: E731
-    lines = [f"{stamp()} - Nachrichten und Anrufe sind Ende-zu-Ende-verschlüsselt. Niemand außerhalb dieses "
-             "Chats, nicht einmal WhatsApp, kann sie lesen oder anhören. Tippe, um mehr zu erfahren."]
+    lines = [
+        f"{stamp()} - Nachrichten und Anrufe sind Ende-zu-Ende-verschlüsselt. Niemand außerhalb dieses "
+        "Chats, nicht einmal WhatsApp, kann sie lesen oder anhören. Tippe, um mehr zu erfahren."
+    ]
     n = 0
     for k, thread in enumerate(TOM_THREADS):
         if k and rng.random() < 0.3:  # the next topic the same evening: one conversation
@@ -85,8 +87,13 @@ def telegram_clara(rng: random.Random) -> str:
     ids = {"Clara": "user5550101", NINA: "user5550202"}
 
     def add(**fields) -> dict:
-        m = {"id": 300 + len(msgs), "type": "message", "date": t.isoformat(),
-             "date_unixtime": str(int((t - datetime(1970, 1, 1)).total_seconds())), **fields}
+        m = {
+            "id": 300 + len(msgs),
+            "type": "message",
+            "date": t.isoformat(),
+            "date_unixtime": str(int((t - datetime(1970, 1, 1)).total_seconds())),
+            **fields,
+        }
         msgs.append(m)
         return m
 
@@ -99,14 +106,30 @@ def telegram_clara(rng: random.Random) -> str:
     for k, thread in enumerate(CLARA_THREADS):
         t = (t + timedelta(days=rng.randint(1, 5))).replace(hour=rng.randint(9, 21), minute=rng.randint(0, 59))
         if k == 6:
-            add(**{"type": "service", "actor": "Clara", "actor_id": ids["Clara"], "action": "phone_call",
-                   "duration_seconds": 1260, "text": "", "text_entities": []})
+            add(
+                **{
+                    "type": "service",
+                    "actor": "Clara",
+                    "actor_id": ids["Clara"],
+                    "action": "phone_call",
+                    "duration_seconds": 1260,
+                    "text": "",
+                    "text_entities": [],
+                }
+            )
             t += timedelta(minutes=30)
         for ask, reply in thread:
             n += 1
             if n % 5 == 2:  # a sticker first: media with no caption, dropped as meta by the clean stage
-                say("Clara", "", media_type="sticker", sticker_emoji="😂", file="stickers/sticker.webp",
-                    width=512, height=512)
+                say(
+                    "Clara",
+                    "",
+                    media_type="sticker",
+                    sticker_emoji="😂",
+                    file="stickers/sticker.webp",
+                    width=512,
+                    height=512,
+                )
             t += timedelta(minutes=rng.randint(1, 15))
             say("Clara", ask)
             t += timedelta(minutes=rng.randint(1, 8))
@@ -120,13 +143,19 @@ def telegram_clara(rng: random.Random) -> str:
             else:
                 extra = {"edited": (t + timedelta(minutes=2)).isoformat()} if n % 7 == 0 else {}
                 say(NINA, reply, **extra)
-    return json.dumps({"name": "Clara", "type": "personal_chat", "id": 5550101, "messages": msgs},
-                      indent=1, ensure_ascii=False) + "\n"
+    return (
+        json.dumps(
+            {"name": "Clara", "type": "personal_chat", "id": 5550101, "messages": msgs}, indent=1, ensure_ascii=False
+        )
+        + "\n"
+    )
 
 
 def files() -> dict[str, str]:
-    return {"nina_whatsapp_de.txt": whatsapp_de(random.Random(11)),
-            "nina_telegram.json": telegram_clara(random.Random(12))}
+    return {
+        "nina_whatsapp_de.txt": whatsapp_de(random.Random(11)),
+        "nina_telegram.json": telegram_clara(random.Random(12)),
+    }
 
 
 def main() -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
@@ -23,8 +23,12 @@ from mlx_persona.core.runs import run_base_model, run_twin
 # A run folder's twin is the model its twin stage chose (twin/twin.json); without one, the
 # candidates, best first: (fused model folder, adapter folder on top of it). "base" stands for
 # the run's base model.
-TWIN_CANDIDATES = ((layout.DPO_FUSED_DIR, None), (layout.SFT_FUSED_DIR, layout.DPO_DIR), (layout.SFT_FUSED_DIR, None),
-                   ("base", layout.SFT_DIR))
+TWIN_CANDIDATES = (
+    (layout.DPO_FUSED_DIR, None),
+    (layout.SFT_FUSED_DIR, layout.DPO_DIR),
+    (layout.SFT_FUSED_DIR, None),
+    ("base", layout.SFT_DIR),
+)
 MAKE_A_TWIN = "make one with `mlx-persona run recipes/quickstart.yaml`"
 
 HELP = """commands:
@@ -44,12 +48,12 @@ class Target:
     """What to load: a model folder, an optional adapter, and the base model for /compare."""
 
     model: Path
-    adapter: Optional[Path] = None
-    base: Optional[str] = None
+    adapter: Path | None = None
+    base: str | None = None
     label: str = "twin"
 
 
-def resolve_target(spec: str, adapter: Optional[Path] = None, base: Optional[str] = None) -> Target:
+def resolve_target(spec: str, adapter: Path | None = None, base: str | None = None) -> Target:
     """Turn ``RUN_DIR | MODEL`` (+ ``--adapter``) into a :class:`Target`, or a one-line error."""
     from mlx_persona.models.resolve import looks_like_hub_id, resolve_model
 
@@ -70,8 +74,12 @@ def resolve_target(spec: str, adapter: Optional[Path] = None, base: Optional[str
                 model = p / model_dir
             else:
                 continue
-            return Target(model, p / adapter_dir if adapter_dir else adapter, run_base,
-                          label=f"{p.name} ({model_dir}{' + ' + adapter_dir if adapter_dir else ''})")
+            return Target(
+                model,
+                p / adapter_dir if adapter_dir else adapter,
+                run_base,
+                label=f"{p.name} ({model_dir}{' + ' + adapter_dir if adapter_dir else ''})",
+            )
         raise PersonaError(f"run {p} has no twin yet: finish it with `mlx-persona run RECIPE --name {p.name} --resume`")
     if not p.exists() and spec != "default" and not looks_like_hub_id(spec):
         raise PersonaError(f"no such run folder or model: {spec} ({MAKE_A_TWIN})")
@@ -95,7 +103,7 @@ class ChatSession:
     """A conversation with one loaded model; the base model is loaded only for /compare."""
 
     target: Target
-    system: Optional[str] = None
+    system: str | None = None
     temp: float = 0.7
     max_tokens: int = 256
     context_tokens: int = 2048  # prompt + reply budget; the oldest turns go first
@@ -105,15 +113,16 @@ class ChatSession:
     def __post_init__(self):
         from mlx_lm import load
 
-        self.model, self.tokenizer = load(str(self.target.model),
-                                          adapter_path=str(self.target.adapter) if self.target.adapter else None)
+        self.model, self.tokenizer = load(
+            str(self.target.model), adapter_path=str(self.target.adapter) if self.target.adapter else None
+        )
         self._base = None
         limit = getattr(self.tokenizer, "model_max_length", None)
         if isinstance(limit, int) and 0 < limit < self.context_tokens:
             self.context_tokens = limit
 
     # -- prompt building -------------------------------------------------------------------
-    def messages(self, history: Optional[list] = None) -> list:
+    def messages(self, history: list | None = None) -> list:
         sys_msg = [{"role": "system", "content": self.system}] if self.system else []
         return sys_msg + list(self.history if history is None else history)
 
@@ -141,8 +150,9 @@ class ChatSession:
         stats, parts = ReplyStats(), []
         start = time.perf_counter()
         try:
-            for resp in stream_generate(model, tokenizer, ids, max_tokens=self.max_tokens,
-                                        sampler=make_sampler(temp=self.temp)):
+            for resp in stream_generate(
+                model, tokenizer, ids, max_tokens=self.max_tokens, sampler=make_sampler(temp=self.temp)
+            ):
                 if stats.tokens == 0:
                     stats.ttft_s = time.perf_counter() - start
                 stats.tokens = resp.generation_tokens
@@ -214,7 +224,7 @@ def repl(session: ChatSession, console, show_stats: bool = False) -> None:
     """Read, answer, repeat, until /quit or Ctrl-D."""
     _setup_readline()
     console.print(f"[bold]chatting with {session.target.label}[/] — /help for commands, Ctrl-D to leave")
-    last_user: Optional[str] = None
+    last_user: str | None = None
     while True:
         try:
             line = input("you> ")
@@ -274,8 +284,10 @@ def repl(session: ChatSession, console, show_stats: bool = False) -> None:
             stats = ReplyStats(interrupted=True)
         console.print("[dim] ⏹ stopped[/]" if stats.interrupted else "")
         if show_stats:
-            console.print(f"[dim]{stats.ttft_s * 1000:.0f} ms to first token · {stats.tokens} tokens · "
-                          f"{stats.tokens_per_s:.1f} tok/s[/]")
+            console.print(
+                f"[dim]{stats.ttft_s * 1000:.0f} ms to first token · {stats.tokens} tokens · "
+                f"{stats.tokens_per_s:.1f} tok/s[/]"
+            )
 
 
 def _compare(session: ChatSession, message: str, console) -> None:
@@ -299,16 +311,27 @@ import click  # noqa: E402  (kept beside the command it serves)
 
 @click.command("chat")
 @click.argument("target", required=False, default="default")
-@click.option("--adapter", type=click.Path(file_okay=False, path_type=Path),
-              help="LoRA/DoRA adapter folder to apply on top of a model folder.")
-@click.option("--base", help="Base model for /compare (default: the run's base model, or the model "
-                             "itself when --adapter is given).")
+@click.option(
+    "--adapter",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="LoRA/DoRA adapter folder to apply on top of a model folder.",
+)
+@click.option(
+    "--base",
+    help="Base model for /compare (default: the run's base model, or the model itself when --adapter is given).",
+)
 @click.option("--system", help="System prompt (default: the run's persona line, if any).")
 @click.option("--message", "-m", help="Answer this one message, print the reply and exit (for scripts).")
 @click.option("--temp", type=float, default=0.7, show_default=True, help="Sampling temperature (0 = greedy).")
 @click.option("--max-tokens", type=int, default=256, show_default=True, help="Most tokens per reply.")
-@click.option("--context", "context_tokens", type=int, default=2048, show_default=True,
-              help="Token budget for prompt + reply; the oldest turns are dropped beyond it.")
+@click.option(
+    "--context",
+    "context_tokens",
+    type=int,
+    default=2048,
+    show_default=True,
+    help="Token budget for prompt + reply; the oldest turns are dropped beyond it.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
 @click.option("--stats", is_flag=True, help="Show time to first token and tokens/s after each reply.")
 def chat_command(target, adapter, base, system, message, temp, max_tokens, context_tokens, seed, stats) -> None:
@@ -320,19 +343,21 @@ def chat_command(target, adapter, base, system, message, temp, max_tokens, conte
     resolved = resolve_target(target, adapter, base)
     if system is None:
         system = _run_persona_line(Path(target))
-    session = ChatSession(resolved, system=system, temp=temp, max_tokens=max_tokens,
-                          context_tokens=context_tokens, seed=seed)
+    session = ChatSession(
+        resolved, system=system, temp=temp, max_tokens=max_tokens, context_tokens=context_tokens, seed=seed
+    )
     if message is not None:
         text, st = session.reply(message)
         click.echo(text)
         if stats:
-            click.echo(f"{st.ttft_s * 1000:.0f} ms to first token, {st.tokens} tokens, {st.tokens_per_s:.1f} tok/s",
-                       err=True)
+            click.echo(
+                f"{st.ttft_s * 1000:.0f} ms to first token, {st.tokens} tokens, {st.tokens_per_s:.1f} tok/s", err=True
+            )
         return
     repl(session, Console(), show_stats=stats)
 
 
-def _run_persona_line(run: Path) -> Optional[str]:
+def _run_persona_line(run: Path) -> str | None:
     """The persona's one-line system prompt from a run's recipe, if there is one."""
     recipe = run / layout.RECIPE
     if not recipe.is_file():

@@ -71,15 +71,33 @@ def _register_subcommands() -> None:
     from mlx_persona.chat import chat_command
 
     cli.add_command(chat_command)
-    from mlx_persona.data.clean import clean_command; cli.add_command(clean_command)  # noqa: E702
-    from mlx_persona.eval.evaluate import eval_command; cli.add_command(eval_command)  # noqa: E702
-    from mlx_persona.report.build import report_command; cli.add_command(report_command)  # noqa: E702
-    from mlx_persona.sft.cli import sft_command; cli.add_command(sft_command)  # noqa: E702
-    from mlx_persona.models.fuse import fuse_command; cli.add_command(fuse_command)  # noqa: E702
-    from mlx_persona.pairs.build import pairs_command; cli.add_command(pairs_command)  # noqa: E702
-    from mlx_persona.dpo.cli import dpo_command; cli.add_command(dpo_command)  # noqa: E702
-    from mlx_persona.runner.cli import run_command; cli.add_command(run_command)  # noqa: E702
-    from mlx_persona.budget.cli import budget_command; cli.add_command(budget_command)  # noqa: E702
+    from mlx_persona.data.clean import clean_command
+
+    cli.add_command(clean_command)
+    from mlx_persona.eval.evaluate import eval_command
+
+    cli.add_command(eval_command)
+    from mlx_persona.report.build import report_command
+
+    cli.add_command(report_command)
+    from mlx_persona.sft.cli import sft_command
+
+    cli.add_command(sft_command)
+    from mlx_persona.models.fuse import fuse_command
+
+    cli.add_command(fuse_command)
+    from mlx_persona.pairs.build import pairs_command
+
+    cli.add_command(pairs_command)
+    from mlx_persona.dpo.cli import dpo_command
+
+    cli.add_command(dpo_command)
+    from mlx_persona.runner.cli import run_command
+
+    cli.add_command(run_command)
+    from mlx_persona.budget.cli import budget_command
+
+    cli.add_command(budget_command)
 
 
 _register_subcommands()

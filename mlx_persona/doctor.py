@@ -8,7 +8,6 @@ import platform
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Optional
 
 from mlx_persona.core import blas
 
@@ -18,7 +17,7 @@ class Check:
     name: str
     value: str
     ok: bool = True
-    fix: Optional[str] = None  # one line that says what to do when not ok
+    fix: str | None = None  # one line that says what to do when not ok
 
 
 @dataclass
@@ -30,14 +29,14 @@ class Report:
         return all(c.ok for c in self.checks)
 
 
-def _version(dist: str) -> Optional[str]:
+def _version(dist: str) -> str | None:
     try:
         return md.version(dist)
     except md.PackageNotFoundError:
         return None
 
 
-def total_ram_gb() -> Optional[float]:
+def total_ram_gb() -> float | None:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
     except (ValueError, OSError, AttributeError):
@@ -63,15 +62,20 @@ def run_checks(measure: bool = True) -> Report:
     r = Report()
     r.checks.append(Check("platform", f"{platform.system()} {platform.machine()} ({platform.platform()})"))
     py_ok = sys.version_info >= (3, 10)
-    r.checks.append(Check("python", platform.python_version(), py_ok, None if py_ok else "install Python 3.10 or newer"))
+    r.checks.append(
+        Check("python", platform.python_version(), py_ok, None if py_ok else "install Python 3.10 or newer")
+    )
 
-    for dist, fix in (("mlx", "pip install 'mlx[cpu]' (Linux) or pip install mlx (macOS)"),
-                      ("mlx-lm", "pip install 'mlx-lm>=0.32.2,<0.33'")):
+    for dist, fix in (
+        ("mlx", "pip install 'mlx[cpu]' (Linux) or pip install mlx (macOS)"),
+        ("mlx-lm", "pip install 'mlx-lm>=0.32.2,<0.33'"),
+    ):
         v = _version(dist)
         r.checks.append(Check(dist, v or "missing", v is not None, None if v else fix))
     mx = None
     try:
-        import mlx.core as mx  # noqa: F811
+        import mlx.core as mx
+
         r.checks.append(Check("mlx device", str(mx.default_device())))
     except Exception as e:  # an import failure is exactly what doctor is for
         r.checks.append(Check("mlx import", f"failed: {e}", False, "reinstall mlx for this platform"))
@@ -99,9 +103,16 @@ def run_checks(measure: bool = True) -> Report:
         elif lib is None:
             r.checks.append(Check("fast BLAS", "cmeel-openblas missing", False, "pip install cmeel-openblas"))
         else:
-            r.checks.append(Check("fast BLAS", "active" if active else f"not active ({lib})", active,
-                                  None if active else "run through the mlx-persona command, or "
-                                  "python -m mlx_persona.core.blas <command>"))
+            r.checks.append(
+                Check(
+                    "fast BLAS",
+                    "active" if active else f"not active ({lib})",
+                    active,
+                    None
+                    if active
+                    else "run through the mlx-persona command, or python -m mlx_persona.core.blas <command>",
+                )
+            )
         if measure and mx is not None:
             g = matmul_gflops()
             r.checks.append(Check("matmul 2048² float32", f"{g:.0f} GFLOP/s"))

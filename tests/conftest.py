@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny import build_tiny_llama  # noqa: E402
+from tiny import build_tiny_llama
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +28,9 @@ def default_model_dir() -> Path:
 
     from mlx_persona.models.default import pull_default
 
-    home = os.environ.get("MLX_PERSONA_TEST_HOME") or str(Path(__file__).parent.parent / ".pytest_cache" / "persona-home")
+    home = os.environ.get("MLX_PERSONA_TEST_HOME") or str(
+        Path(__file__).parent.parent / ".pytest_cache" / "persona-home"
+    )
     old = os.environ.get("MLX_PERSONA_HOME")
     os.environ["MLX_PERSONA_HOME"] = home
     try:

@@ -11,9 +11,21 @@ CHOSEN = ["yeah ship it.", "no. check the ttl.", "tests pass, merge after lunch.
 REJECTED = ["Great question! Let's break down the problem step by step.", "I'd be happy to help you with that request."]
 
 # every knob resume depends on: report windows, eval cadence, checkpoints, a cosine schedule with warmup
-FAST = {"rank": 4, "num_layers": -1, "batch_size": 2, "iters": 12, "learning_rate": 2e-3, "steps_per_report": 2,
-        "steps_per_eval": 4, "save_every": 3, "max_seq_length": 96, "seed": 3, "lr_schedule": "cosine",
-        "warmup_steps": 2, "reference_batch_size": 3}
+FAST = {
+    "rank": 4,
+    "num_layers": -1,
+    "batch_size": 2,
+    "iters": 12,
+    "learning_rate": 2e-3,
+    "steps_per_report": 2,
+    "steps_per_eval": 4,
+    "save_every": 3,
+    "max_seq_length": 96,
+    "seed": 3,
+    "lr_schedule": "cosine",
+    "warmup_steps": 2,
+    "reference_batch_size": 3,
+}
 
 
 def write_pairs(folder: Path, n_train: int = 12, n_valid: int = 5, seed: int = 0, twin_every: int = 0) -> Path:
@@ -29,8 +41,11 @@ def write_pairs(folder: Path, n_train: int = 12, n_valid: int = 5, seed: int = 0
                 if i % 2:
                     rec["system"] = "You are Sam."
                 if i % 3 == 0:  # multi-turn context: messages win over prompt
-                    rec["messages"] = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"},
-                                       {"role": "user", "content": rec["prompt"]}]
+                    rec["messages"] = [
+                        {"role": "user", "content": "hi"},
+                        {"role": "assistant", "content": "yo"},
+                        {"role": "user", "content": rec["prompt"]},
+                    ]
                 if twin_every:
                     twin = i % twin_every == twin_every - 1
                     rec["chosen_from"] = "twin" if twin else "real"

@@ -30,8 +30,9 @@ def write_test_split(path: Path, exchanges=EXCHANGES, n: int | None = None) -> P
     return path
 
 
-def write_random_adapter(model_dir: Path, out: Path, seed: int = 0, rank: int = 4, scale: float = 20.0,
-                         std: float = 0.05) -> Path:
+def write_random_adapter(
+    model_dir: Path, out: Path, seed: int = 0, rank: int = 4, scale: float = 20.0, std: float = 0.05
+) -> Path:
     """A LoRA adapter folder for ``model_dir`` with random (non-zero) A and B: a stand-in for a
     trained SFT/DPO adapter that changes the model's replies."""
     import mlx.core as mx
@@ -48,22 +49,40 @@ def write_random_adapter(model_dir: Path, out: Path, seed: int = 0, rank: int = 
     mx.random.seed(seed)
     weights = {k: mx.random.normal(v.shape) * std for k, v in tree_flatten(model.trainable_parameters())}
     mx.save_safetensors(str(out / "adapters.safetensors"), weights)
-    (out / "adapter_config.json").write_text(json.dumps(
-        {"model": str(model_dir), "fine_tune_type": "lora", "num_layers": len(model.layers), "lora_parameters": params}))
+    (out / "adapter_config.json").write_text(
+        json.dumps(
+            {
+                "model": str(model_dir),
+                "fine_tune_type": "lora",
+                "num_layers": len(model.layers),
+                "lora_parameters": params,
+            }
+        )
+    )
     return out
 
 
 # The other speakers write full, capitalised sentences with "!"; the person answers in lower case.
-OTHERS = ["Hey Sam! Could you have a look at the deploy checklist before Friday?",
-          "Good morning! The build is red again, any idea what happened?",
-          "Thanks so much for the review yesterday! Should I merge it now?",
-          "Hi! Are we still meeting with the design team this afternoon?",
-          "Quick question! Which branch should I base the hotfix on?",
-          "Happy Monday! Did you see the new latency numbers from staging?",
-          "Hello! Can you approve my access request when you get a minute?",
-          "Great news! The customer signed, can we plan the rollout together?"]
-PERSON = ["yes. after standup", "flaky test, rerun it", "merge it", "no, moved to thursday", "main. tag it after",
-          "saw them. p99 is fine", "done", "sure. tuesday works"]
+OTHERS = [
+    "Hey Sam! Could you have a look at the deploy checklist before Friday?",
+    "Good morning! The build is red again, any idea what happened?",
+    "Thanks so much for the review yesterday! Should I merge it now?",
+    "Hi! Are we still meeting with the design team this afternoon?",
+    "Quick question! Which branch should I base the hotfix on?",
+    "Happy Monday! Did you see the new latency numbers from staging?",
+    "Hello! Can you approve my access request when you get a minute?",
+    "Great news! The customer signed, can we plan the rollout together?",
+]
+PERSON = [
+    "yes. after standup",
+    "flaky test, rerun it",
+    "merge it",
+    "no, moved to thursday",
+    "main. tag it after",
+    "saw them. p99 is fine",
+    "done",
+    "sure. tuesday works",
+]
 
 
 def write_chat_split(path: Path, start: int = 0, n: int = 8, turns: int = 3) -> Path:
@@ -76,8 +95,10 @@ def write_chat_split(path: Path, start: int = 0, n: int = 8, turns: int = 3) -> 
             msgs = [{"role": "system", "content": "You are Sam."}]
             for t in range(turns):
                 k = (c * turns + t) % len(OTHERS)
-                msgs += [{"role": "user", "content": f"{OTHERS[k]} ({c}.{t})"},
-                         {"role": "assistant", "content": f"{PERSON[k]} ({c}.{t})"}]
+                msgs += [
+                    {"role": "user", "content": f"{OTHERS[k]} ({c}.{t})"},
+                    {"role": "assistant", "content": f"{PERSON[k]} ({c}.{t})"},
+                ]
                 f.write(json.dumps({"messages": msgs}) + "\n")
     return path
 
@@ -93,7 +114,8 @@ def hashed_embedder(dim: int = 64):
         for i, t in enumerate(texts):
             s = f"  {t.lower()} "
             for j in range(len(s) - 2):
-                out[i, zlib.crc32(s[j:j + 3].encode()) % dim] += 1.0
+                out[i, zlib.crc32(s[j : j + 3].encode()) % dim] += 1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms > 0, norms, 1.0)
+
     return embed

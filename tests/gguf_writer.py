@@ -67,8 +67,9 @@ def _q4(w: np.ndarray, with_min: bool):
         q = (np.round(np.divide(blocks, dd, out=np.zeros_like(blocks), where=dd != 0)) + 8).clip(0, 15).astype(np.uint8)
         deq = (q.astype(np.float32) - 8) * dd
     packed = (q[:, :16] | (q[:, 16:] << 4)).astype(np.uint8)
-    raw = b"".join(d[i].tobytes() + (m[i].tobytes() if with_min else b"") + packed[i].tobytes()
-                   for i in range(len(blocks)))
+    raw = b"".join(
+        d[i].tobytes() + (m[i].tobytes() if with_min else b"") + packed[i].tobytes() for i in range(len(blocks))
+    )
     return raw, deq.reshape(w.shape).astype(np.float32)
 
 
@@ -91,8 +92,12 @@ def write_gguf(path: Path, metadata: dict, tensors: dict[str, tuple[np.ndarray, 
             raise ValueError(ttype)
         recovered[name] = rec
         dims = list(reversed(arr.shape))  # GGUF lists the innermost dimension first
-        infos.append(_str(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
-                     + struct.pack("<IQ", ttype, offset))
+        infos.append(
+            _str(name)
+            + struct.pack("<I", len(dims))
+            + b"".join(struct.pack("<Q", d) for d in dims)
+            + struct.pack("<IQ", ttype, offset)
+        )
         pad = (-len(raw)) % ALIGN
         datas.append(raw + b"\0" * pad)
         offset += len(raw) + pad

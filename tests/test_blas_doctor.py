@@ -5,8 +5,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from mlx_persona.core import blas
 from mlx_persona.cli import cli
+from mlx_persona.core import blas
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the preload is Linux-only")
 
@@ -25,8 +25,13 @@ def test_child_env_preloads_openblas_and_opt_out_works(monkeypatch):
 @linux_only
 def test_cli_reexecs_itself_with_fast_blas():
     env = {k: v for k, v in blas.fast_blas_env().items() if k not in ("LD_PRELOAD", "MLX_PERSONA_BLAS_REEXEC")}
-    proc = subprocess.run([sys.executable, "-m", "mlx_persona.cli", "doctor", "--json"],
-                          env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlx_persona.cli", "doctor", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
     assert checks["fast BLAS"]["value"] == "active"

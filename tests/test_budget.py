@@ -5,21 +5,28 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from mlx_persona.budget.estimate import Estimate, TrainSettings, estimate, estimate_shape
-from mlx_persona.budget.fit import fit, preflight
-from mlx_persona.cli import cli
 from mlx_persona.budget.devices import PROFILES, Device, get_device
-from mlx_persona.core.errors import PersonaError
-from mlx_persona.budget.fit import GIVE_UP_ORDER
+from mlx_persona.budget.estimate import Estimate, TrainSettings, estimate, estimate_shape
+from mlx_persona.budget.fit import GIVE_UP_ORDER, fit, preflight
 from mlx_persona.budget.shapes import ModelShape, load_shape, shape_from_config, snapshots
+from mlx_persona.cli import cli
+from mlx_persona.core.errors import PersonaError
 
 BIG = Device("big", 1e6, "test")
 
 
 def small_shape(**kw) -> ModelShape:
     """2 blocks of hidden 64, intermediate 128, 4 heads of 16, 2 kv heads, vocab 256, tied."""
-    cfg = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-               intermediate_size=128, vocab_size=256, tie_word_embeddings=True, torch_dtype="float32")
+    cfg = dict(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=128,
+        vocab_size=256,
+        tie_word_embeddings=True,
+        torch_dtype="float32",
+    )
     cfg.update(kw)
     return shape_from_config(cfg, "small", "test")
 
@@ -74,8 +81,9 @@ def test_keys_restrict_adapter():
     assert qv.adapter_gb * 1e9 == pytest.approx(2 * 8 * ((64 + 64) + (64 + 32)) * 4)
 
 
-@pytest.mark.parametrize("knob,lo,hi", [("batch_size", 1, 8), ("max_seq_length", 256, 2048),
-                                        ("num_layers", 1, 24), ("rank", 4, 64)])
+@pytest.mark.parametrize(
+    "knob,lo,hi", [("batch_size", 1, 8), ("max_seq_length", 256, 2048), ("num_layers", 1, 24), ("rank", 4, 64)]
+)
 def test_monotone_in_each_knob(knob, lo, hi):
     small = estimate("Qwen/Qwen2.5-0.5B-Instruct", device="cpu", **{knob: lo}).total_gb
     big = estimate("Qwen/Qwen2.5-0.5B-Instruct", device="cpu", **{knob: hi}).total_gb
@@ -95,8 +103,7 @@ def test_dpo_doubles_sequences_and_reference_costs_a_model():
     sft = estimate("default", device="cpu", batch_size=2, max_seq_length=512)
     dpo = estimate("default", device="cpu", stage="dpo", batch_size=2, max_seq_length=512)
     assert dpo.logits_gb == pytest.approx(2 * sft.logits_gb)
-    ref = estimate("default", device="cpu", stage="dpo", batch_size=2, max_seq_length=512,
-                   reference_in_memory=True)
+    ref = estimate("default", device="cpu", stage="dpo", batch_size=2, max_seq_length=512, reference_in_memory=True)
     assert ref.reference_gb > ref.weights_gb and ref.total_gb > dpo.total_gb
 
 
@@ -108,8 +115,7 @@ def test_verdicts():
 
 
 def test_fit_solver_fits_and_follows_the_order():
-    kw = dict(device="m-series-16gb", fine_tune_type="dora", rank=64, num_layers=-1, batch_size=4,
-              max_seq_length=2048)
+    kw = dict(device="m-series-16gb", fine_tune_type="dora", rank=64, num_layers=-1, batch_size=4, max_seq_length=2048)
     res = fit("mlx-community/Qwen2.5-7B-Instruct-4bit", **kw)
     assert res.ok and res.estimate.verdict == "fits"
     order = ["reference", "batch", "checkpoint", "method", "sequence", "rank", "layers"]
@@ -120,8 +126,11 @@ def test_fit_solver_fits_and_follows_the_order():
     assert s.grad_checkpoint and s.fine_tune_type == "lora"
     assert res.overrides()["grad_checkpoint"] is True and "--grad-checkpoint" in res.flags()
     # the solver's answer re-estimates as fitting when fed back as plain settings
-    again = estimate("mlx-community/Qwen2.5-7B-Instruct-4bit", device="m-series-16gb",
-                     **{k: v for k, v in vars(s).items() if k != "keys"})
+    again = estimate(
+        "mlx-community/Qwen2.5-7B-Instruct-4bit",
+        device="m-series-16gb",
+        **{k: v for k, v in vars(s).items() if k != "keys"},
+    )
     assert again.verdict == "fits"
 
 
@@ -133,10 +142,17 @@ def test_fit_gives_up_when_weights_alone_do_not_fit():
 def test_preflight_raises_with_overrides_unless_forced(tiny_model_dir):
     assert isinstance(preflight(tiny_model_dir, device="cpu"), Estimate)
     with pytest.raises(PersonaError, match="--batch-size|--grad-checkpoint|--max-seq-length"):
-        preflight("mlx-community/Qwen2.5-7B-Instruct-4bit", device="m-series-16gb", batch_size=8,
-                  num_layers=28, rank=64)
-    est = preflight("mlx-community/Qwen2.5-7B-Instruct-4bit", device="m-series-16gb", batch_size=8,
-                    num_layers=28, rank=64, force=True)
+        preflight(
+            "mlx-community/Qwen2.5-7B-Instruct-4bit", device="m-series-16gb", batch_size=8, num_layers=28, rank=64
+        )
+    est = preflight(
+        "mlx-community/Qwen2.5-7B-Instruct-4bit",
+        device="m-series-16gb",
+        batch_size=8,
+        num_layers=28,
+        rank=64,
+        force=True,
+    )
     assert est.verdict == "does not fit"
 
 
@@ -174,8 +190,19 @@ def test_json_output_shape(tiny_model_dir):
 
 
 def test_cli_fit_prints_overrides():
-    r = CliRunner().invoke(cli, ["budget", "-m", "mlx-community/Qwen2.5-7B-Instruct-4bit", "--device",
-                                 "m-series-16gb", "--num-layers", "-1", "--fit"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "budget",
+            "-m",
+            "mlx-community/Qwen2.5-7B-Instruct-4bit",
+            "--device",
+            "m-series-16gb",
+            "--num-layers",
+            "-1",
+            "--fit",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "batch_size: 1" in r.output and "grad_checkpoint: true" in r.output
 
@@ -188,12 +215,15 @@ def test_cli_recipe_settings(tmp_path, tiny_model_dir):
     assert (s["batch_size"], s["rank"]) == (3, 16)  # command line beats recipe beats default
 
 
-@pytest.mark.parametrize("args,msg", [
-    (["-m", "nobody/NoSuchModel-7B"], "unknown model"),
-    (["-m", "default", "--device", "m-series-99gb"], "unknown device"),
-    (["-m", "default", "--rank", "-2"], "rank must be at least 1"),
-    (["-m", "default", "--memory-gb", "-1"], "must be positive"),
-])
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["-m", "nobody/NoSuchModel-7B"], "unknown model"),
+        (["-m", "default", "--device", "m-series-99gb"], "unknown device"),
+        (["-m", "default", "--rank", "-2"], "rank must be at least 1"),
+        (["-m", "default", "--memory-gb", "-1"], "must be positive"),
+    ],
+)
 def test_cli_bad_input_one_line_exit_1(args, msg):
     r = CliRunner().invoke(cli, ["budget", *args])
     assert r.exit_code == 1

@@ -8,23 +8,31 @@ import pexpect
 import pytest
 from click.testing import CliRunner
 
-from mlx_persona.core.blas import fast_blas_env
 from mlx_persona.chat import ChatSession, Target, resolve_target
 from mlx_persona.cli import cli
+from mlx_persona.core.blas import fast_blas_env
 from mlx_persona.core.errors import PersonaError
 
 
 def _spawn(args, cwd):
-    child = pexpect.spawn(sys.executable, ["-m", "mlx_persona.cli", "chat", *args], cwd=str(cwd),
-                          env=fast_blas_env(), encoding="utf-8", timeout=60, dimensions=(50, 200))
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "mlx_persona.cli", "chat", *args],
+        cwd=str(cwd),
+        env=fast_blas_env(),
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(50, 200),
+    )
     child.expect("chatting with")
     child.expect("you> ")
     return child
 
 
 def test_chat_in_a_terminal(tiny_model_dir, tmp_path):
-    child = _spawn([str(tiny_model_dir), "--base", str(tiny_model_dir), "--temp", "0",
-                    "--max-tokens", "12", "--stats"], tmp_path)
+    child = _spawn(
+        [str(tiny_model_dir), "--base", str(tiny_model_dir), "--temp", "0", "--max-tokens", "12", "--stats"], tmp_path
+    )
     child.sendline("hello there")
     child.expect("twin> ")
     child.expect("tok/s")  # stats line after the reply
@@ -66,8 +74,21 @@ def test_chat_in_a_terminal(tiny_model_dir, tmp_path):
     assert record["messages"][0]["content"] == "hello there"
 
     out = tmp_path / "cleaned"
-    res = CliRunner().invoke(cli, ["clean", str(tmp_path / "transcript.jsonl"), "--persona", "assistant",
-                                   "--out", str(out), "--min-reply-chars", "1", "--split", "1,0,0"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "clean",
+            str(tmp_path / "transcript.jsonl"),
+            "--persona",
+            "assistant",
+            "--out",
+            str(out),
+            "--min-reply-chars",
+            "1",
+            "--split",
+            "1,0,0",
+        ],
+    )
     assert res.exit_code == 0, res.output
     train = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
     assert train and all(s["messages"][-1]["role"] == "assistant" for s in train)

@@ -42,9 +42,23 @@ def test_a_real_child_writes_its_status(tmp_path):
     """The fuse child on an adapter folder without weights: exit 1, the reason in --status."""
     (tmp_path / "adapter").mkdir()
     status = tmp_path / layout.STATUS
-    proc = subprocess.run([sys.executable, "-m", "mlx_persona.models.fuse", "--model", str(tmp_path), "--adapter-path",
-                           str(tmp_path / "adapter"), "--out", str(tmp_path / "fused"), "--status", str(status)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlx_persona.models.fuse",
+            "--model",
+            str(tmp_path),
+            "--adapter-path",
+            str(tmp_path / "adapter"),
+            "--out",
+            str(tmp_path / "fused"),
+            "--status",
+            str(status),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1, proc.stderr
     s = json.loads(status.read_text())
     assert s["state"] == "failed" and "no adapters.safetensors" in s["error"]
@@ -61,12 +75,15 @@ def _fake_child(monkeypatch, script: str):
 
 
 def test_the_parent_reads_the_error_from_status_not_the_log(tmp_path, monkeypatch):
-    _fake_child(monkeypatch, "import json, os, sys\n"
-                             "print('error: a line that only looks like the reason', flush=True)\n"
-                             "out = sys.argv[1]\n"
-                             "json.dump({'state': 'failed', 'error': 'the recorded reason', 'pid': os.getpid()},"
-                             " open(os.path.join(out, 'status.json'), 'w'))\n"
-                             "sys.exit(1)\n")
+    _fake_child(
+        monkeypatch,
+        "import json, os, sys\n"
+        "print('error: a line that only looks like the reason', flush=True)\n"
+        "out = sys.argv[1]\n"
+        "json.dump({'state': 'failed', 'error': 'the recorded reason', 'pid': os.getpid()},"
+        " open(os.path.join(out, 'status.json'), 'w'))\n"
+        "sys.exit(1)\n",
+    )
     with pytest.raises(PersonaError) as e:
         launch_mod.launch(tmp_path, tmp_path, tmp_path, resume=False, show_progress=False)
     assert e.value.message == "the recorded reason"

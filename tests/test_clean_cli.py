@@ -15,6 +15,7 @@ def sam_files(folder=SAMPLE):
     """Sam's sample files (data/sample/nina_* is the second persona, tested in test_sample_personas.py)."""
     return sorted(p for p in folder.iterdir() if not p.name.startswith("nina_"))
 
+
 PERSONA = ["--persona", "Sam Okafor", "--persona", "Sam"]
 
 
@@ -30,8 +31,13 @@ def test_sample_data_cleans_into_mlx_chat_jsonl(tmp_path):
     res = run(*sam_files(), *PERSONA, "--out", tmp_path / "out")
     assert res.exit_code == 0, res.output
     out = tmp_path / "out"
-    assert sorted(p.name for p in out.iterdir()) == ["rejects.jsonl", "stats.json", "test.jsonl",
-                                                    "train.jsonl", "valid.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "rejects.jsonl",
+        "stats.json",
+        "test.jsonl",
+        "train.jsonl",
+        "valid.jsonl",
+    ]
     stats = json.loads((out / "stats.json").read_text())
     assert stats["warnings"] == 0
     for rule in ("meta", "min-length", "system-line", "tool-message", "duplicate", "near-duplicate"):
@@ -69,23 +75,30 @@ def test_split_does_not_depend_on_the_folder_the_data_sits_in(tmp_path):
         inputs = sam_files(tmp_path / name / "sample")
         assert run(*inputs, *PERSONA, "--out", tmp_path / name / "out", "--quiet").exit_code == 0
     for f in ("train.jsonl", "valid.jsonl", "test.jsonl"):
-        assert (tmp_path / "here" / "out" / f).read_bytes() == (tmp_path / "elsewhere/deeper" / "out" / f).read_bytes(), f
+        assert (tmp_path / "here" / "out" / f).read_bytes() == (
+            tmp_path / "elsewhere/deeper" / "out" / f
+        ).read_bytes(), f
 
 
 def test_damaged_input_is_reported_with_file_line_and_the_run_finishes(tmp_path):
     jl = tmp_path / "log.jsonl"
-    jl.write_bytes(b'{"prompt": "is prod ok?", "completion": "yes, all green since 9am"}\n'
-                   b'{"prompt": "broken, "completion": "x"}\n'
-                   b'{"prompt": "and \xff staging?", "completion": "down, fixing it"}\n'
-                   b'{"prompt": "eta?", "completion": "twenty minutes, maybe less"}\n')
+    jl.write_bytes(
+        b'{"prompt": "is prod ok?", "completion": "yes, all green since 9am"}\n'
+        b'{"prompt": "broken, "completion": "x"}\n'
+        b'{"prompt": "and \xff staging?", "completion": "down, fixing it"}\n'
+        b'{"prompt": "eta?", "completion": "twenty minutes, maybe less"}\n'
+    )
     cs = tmp_path / "script.csv"
     cs.write_text("speaker,text\nLeo,deploy today?\nSam,after lunch. after the tests\nLeo\nSam,fine by me then\n")
     res = run(jl, cs, "--persona", "Sam", "--out", tmp_path / "out")
     assert res.exit_code == 0, res.output
     assert "3 warning(s)" in res.output and "rejects.jsonl" in res.output
     got = {(Path(r["source"]).name, r["line"], r["rule"]) for r in read_jsonl(tmp_path / "out" / "rejects.jsonl")}
-    assert {("log.jsonl", 2, "malformed-json"), ("log.jsonl", 3, "undecodable"),
-            ("script.csv", 4, "csv-missing-column")} <= got
+    assert {
+        ("log.jsonl", 2, "malformed-json"),
+        ("log.jsonl", 3, "undecodable"),
+        ("script.csv", 4, "csv-missing-column"),
+    } <= got
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["warnings"] == 3 and stats["funnel"]["samples_out"] == 3
 
@@ -115,14 +128,36 @@ def test_existing_outputs_are_replaced_but_foreign_files_refused(tmp_path):
 
 
 def test_rule_options_reach_the_config(tmp_path):
-    res = run(SAMPLE / "agent_logs.jsonl", "--persona", "Sam", "--out", tmp_path / "o", "--system", "keep",
-              "--no-add-system", "--pii", "--split", "0.5,0.25,0.25", "--min-reply-chars", "1", "--dedup", "off",
-              "--meta-pattern", "^yes", "--quiet")
+    res = run(
+        SAMPLE / "agent_logs.jsonl",
+        "--persona",
+        "Sam",
+        "--out",
+        tmp_path / "o",
+        "--system",
+        "keep",
+        "--no-add-system",
+        "--pii",
+        "--split",
+        "0.5,0.25,0.25",
+        "--min-reply-chars",
+        "1",
+        "--dedup",
+        "off",
+        "--meta-pattern",
+        "^yes",
+        "--quiet",
+    )
     assert res.exit_code == 0, res.output
     stats = json.loads((tmp_path / "o" / "stats.json").read_text())
     cfg = stats["config"]
-    assert (cfg["system"], cfg["add_system"], cfg["pii"], cfg["splits"], cfg["dedup"]) == \
-           ("keep", False, True, [0.5, 0.25, 0.25], "off")
+    assert (cfg["system"], cfg["add_system"], cfg["pii"], cfg["splits"], cfg["dedup"]) == (
+        "keep",
+        False,
+        True,
+        [0.5, 0.25, 0.25],
+        "off",
+    )
     assert cfg["meta_patterns"][-1] == "^yes" and "duplicate" not in stats["dropped"]
     rows = read_jsonl(tmp_path / "o" / "train.jsonl")
     assert any(len(r["messages"][0]["content"]) > 200 for r in rows)  # kept as written
@@ -130,8 +165,17 @@ def test_rule_options_reach_the_config(tmp_path):
 
 
 def test_token_counts_with_the_model_tokenizer(tmp_path, tiny_model_dir):
-    res = run(SAMPLE / "script.csv", "--persona", "Sam", "--out", tmp_path / "o", "--tokenizer", tiny_model_dir,
-              "--max-tokens", "200")
+    res = run(
+        SAMPLE / "script.csv",
+        "--persona",
+        "Sam",
+        "--out",
+        tmp_path / "o",
+        "--tokenizer",
+        tiny_model_dir,
+        "--max-tokens",
+        "200",
+    )
     assert res.exit_code == 0, res.output
     stats = json.loads((tmp_path / "o" / "stats.json").read_text())
     assert stats["tokens"]["counter"] == str(tiny_model_dir)

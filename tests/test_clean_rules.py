@@ -4,12 +4,21 @@ from types import SimpleNamespace
 
 import pytest
 
-from mlx_persona.data.clean import CleanConfig
-from mlx_persona.data.rules import (DEFAULT_META_PATTERNS, assign_roles, clean_turns, join_other_speakers,
-                                     meta_matcher, normalize_text, scrub_pii, split_and_merge, system_prompt)
-from mlx_persona.data.samples import build_samples, deduplicate, estimate_tokens, split_by_conversation
 from mlx_persona.core.errors import PersonaError
+from mlx_persona.data.clean import CleanConfig
 from mlx_persona.data.ingest.base import Conversation, Turn
+from mlx_persona.data.rules import (
+    DEFAULT_META_PATTERNS,
+    assign_roles,
+    clean_turns,
+    join_other_speakers,
+    meta_matcher,
+    normalize_text,
+    scrub_pii,
+    split_and_merge,
+    system_prompt,
+)
+from mlx_persona.data.samples import build_samples, deduplicate, estimate_tokens, split_by_conversation
 
 
 def conv(*turns, source="c.txt", line=1, named=True, system=None):
@@ -30,8 +39,13 @@ def test_pii_scrub_replaces_emails_phones_urls_not_versions():
 
 
 def test_meta_replies_and_empty_turns_are_rejected_with_their_line():
-    c = conv(("Leo", "[Request interrupted by user]"), ("Sam", "<Media omitted>"), ("Sam", "\u200b "),
-             ("Sam", "This message was deleted"), ("Sam", "the meta rule <Media omitted> only fires on whole messages"))
+    c = conv(
+        ("Leo", "[Request interrupted by user]"),
+        ("Sam", "<Media omitted>"),
+        ("Sam", "\u200b "),
+        ("Sam", "This message was deleted"),
+        ("Sam", "the meta rule <Media omitted> only fires on whole messages"),
+    )
     rejects = []
     clean_turns(c, meta_matcher(DEFAULT_META_PATTERNS), True, rejects)
     assert [(r.line, r.rule) for r in rejects] == [(1, "meta"), (2, "meta"), (3, "empty"), (4, "meta")]
@@ -51,8 +65,13 @@ def test_roles_by_persona_name_aliases_and_unknown_persona():
 
 
 def test_merge_bursts_and_split_at_silences():
-    c = conv(("Leo", "build red?", 0), ("Sam", "yes.", 1), ("Sam", "flaky test", 2), ("Sam", "fixing", 30),
-             ("Leo", "next day", 60 * 24))
+    c = conv(
+        ("Leo", "build red?", 0),
+        ("Sam", "yes.", 1),
+        ("Sam", "flaky test", 2),
+        ("Sam", "fixing", 30),
+        ("Leo", "next day", 60 * 24),
+    )
     pieces, merged = split_and_merge(c, merge_gap_s=5 * 60, split_gap_s=6 * 3600)
     assert merged == 1
     assert [[t.text for t in p.turns] for p in pieces] == [["build red?", "yes.\nflaky test", "fixing"], ["next day"]]
@@ -68,11 +87,19 @@ def test_group_chat_user_turns_joined_with_names():
     assert [(t.role, t.text) for t in c.turns] == [("user", "Leo: deploy?\nPriya: +1"), ("assistant", "after lunch")]
 
 
-@pytest.mark.parametrize("mode,original,expected", [
-    ("replace-long", "x" * 201, "P"), ("replace-long", "be brief", "be brief"), ("replace-long", None, "P"),
-    ("keep", "x" * 300, "x" * 300), ("drop", "be brief", None), ("drop", None, None),
-    ("replace", "be brief", "P"), ("truncate", "abcdef", "abc"),
-])
+@pytest.mark.parametrize(
+    "mode,original,expected",
+    [
+        ("replace-long", "x" * 201, "P"),
+        ("replace-long", "be brief", "be brief"),
+        ("replace-long", None, "P"),
+        ("keep", "x" * 300, "x" * 300),
+        ("drop", "be brief", None),
+        ("drop", None, None),
+        ("replace", "be brief", "P"),
+        ("truncate", "abcdef", "abc"),
+    ],
+)
 def test_system_prompt_modes(mode, original, expected):
     assert system_prompt(original, "P", mode, 200 if mode != "truncate" else 3, add_missing=True) == expected
 
@@ -85,7 +112,9 @@ def roled(*turns):
 
 def test_one_sample_per_persona_turn_with_bounded_context():
     cfg = CleanConfig(context_turns=3, min_reply_chars=5)
-    c = roled(("Leo", "q1"), ("Sam", "answer one"), ("Leo", "q2"), ("Sam", "ok"), ("Leo", "q3"), ("Sam", "answer three"))
+    c = roled(
+        ("Leo", "q1"), ("Sam", "answer one"), ("Leo", "q2"), ("Sam", "ok"), ("Leo", "q3"), ("Sam", "answer three")
+    )
     rejects = []
     out = build_samples(c, "SYS", cfg, estimate_tokens, rejects)
     assert [[m["content"] for m in s.messages] for s in out] == [
@@ -120,9 +149,14 @@ def sample_set():
     return samples
 
 
-@pytest.mark.parametrize("mode,kept,rules", [
-    ("near", 2, ["near-duplicate", "duplicate"]), ("exact", 3, ["duplicate"]), ("off", 4, []),
-])
+@pytest.mark.parametrize(
+    "mode,kept,rules",
+    [
+        ("near", 2, ["near-duplicate", "duplicate"]),
+        ("exact", 3, ["duplicate"]),
+        ("off", 4, []),
+    ],
+)
 def test_dedup_modes(mode, kept, rules):
     rejects = []
     out, groups = deduplicate(sample_set(), mode, rejects)
@@ -134,8 +168,12 @@ def test_dedup_modes(mode, kept, rules):
 def test_split_is_by_conversation_deterministic_and_fills_every_split():
     samples = []
     for k in range(40):
-        c = roled(*[("Leo", f"question {k}-{j}") if j % 2 == 0 else ("Sam", f"answer number {k}-{j}")
-                    for j in range(2 + 2 * (k % 3))])
+        c = roled(
+            *[
+                ("Leo", f"question {k}-{j}") if j % 2 == 0 else ("Sam", f"answer number {k}-{j}")
+                for j in range(2 + 2 * (k % 3))
+            ]
+        )
         c.line = 100 * k + 1
         samples += build_samples(c, None, CleanConfig(), estimate_tokens, [])
     kept, groups = deduplicate(samples, "near", [])

@@ -10,8 +10,16 @@ import pytest
 from mlx_persona.data.clean import CleanConfig, clean
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
-FILES = ["whatsapp_android.txt", "whatsapp_ios_group.txt", "script.csv", "agent_logs.jsonl",
-         "telegram_result.json", "sharegpt.jsonl", "alpaca.json", "completion.jsonl"]
+FILES = [
+    "whatsapp_android.txt",
+    "whatsapp_ios_group.txt",
+    "script.csv",
+    "agent_logs.jsonl",
+    "telegram_result.json",
+    "sharegpt.jsonl",
+    "alpaca.json",
+    "completion.jsonl",
+]
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +57,20 @@ def test_reader_output_loads_and_trains_one_step(name, tiny, tmp_path):
             losses.append(info["train_loss"])
 
     before = {k: v.tolist() for k, v in _lora(model).items()}
-    train(model, optim.Adam(learning_rate=1e-2), CacheDataset(train_set), None,
-          TrainingArgs(batch_size=1, iters=1, steps_per_report=1, max_seq_length=512,
-                       adapter_file=str(tmp_path / "adapters.safetensors")), training_callback=Record())
+    train(
+        model,
+        optim.Adam(learning_rate=1e-2),
+        CacheDataset(train_set),
+        None,
+        TrainingArgs(
+            batch_size=1,
+            iters=1,
+            steps_per_report=1,
+            max_seq_length=512,
+            adapter_file=str(tmp_path / "adapters.safetensors"),
+        ),
+        training_callback=Record(),
+    )
     assert len(losses) == 1 and math.isfinite(losses[0]) and losses[0] > 0
     after = {k: v.tolist() for k, v in _lora(model).items()}
     assert any(before[k] != after[k] for k in before)  # the step changed the adapter

@@ -5,9 +5,9 @@ import subprocess
 import sys
 
 import pytest
+from test_gguf import MIXED_CORPUS
 
 from mlx_persona.core.blas import fast_blas_env
-from test_gguf import MIXED_CORPUS
 
 pytestmark = pytest.mark.e2e
 
@@ -15,9 +15,24 @@ pytestmark = pytest.mark.e2e
 def test_default_model_answers_paris(default_model_dir):
     """The issue's must-show, through the public mlx_lm command line."""
     proc = subprocess.run(
-        [sys.executable, "-m", "mlx_lm", "generate", "--model", str(default_model_dir),
-         "--prompt", "What is the capital of France?", "--max-tokens", "30", "--temp", "0"],
-        capture_output=True, text=True, env=fast_blas_env(), timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "mlx_lm",
+            "generate",
+            "--model",
+            str(default_model_dir),
+            "--prompt",
+            "What is the capital of France?",
+            "--max-tokens",
+            "30",
+            "--temp",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        env=fast_blas_env(),
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Paris" in proc.stdout

@@ -13,15 +13,15 @@ import pytest
 from dpo_helpers import CHOSEN, FAST, write_pairs
 
 from mlx_persona.core import blas
+from mlx_persona.core.errors import PersonaError
 from mlx_persona.dpo import logps
 from mlx_persona.dpo import loss as loss_fns
 from mlx_persona.dpo import train as dpo
 from mlx_persona.dpo.config import DPOConfig
 from mlx_persona.dpo.data import collate, fixed_batches
-from mlx_persona.core.errors import PersonaError
 from mlx_persona.dpo.reference import reference_logps
-from mlx_persona.train.loop import attach_trainable, load_base
 from mlx_persona.train.checkpoint import latest_checkpoint, read_state, trainable_weights
+from mlx_persona.train.loop import attach_trainable, load_base
 
 
 def quiet(_):
@@ -53,8 +53,9 @@ def test_adapter_at_zero_policy_equals_cached_reference(tiny_model_dir, tmp_path
         assert loss.item() == pytest.approx(loss_fns.LOG2, abs=1e-5)
 
 
-@pytest.mark.parametrize("loss", [{}, {"loss_type": "ipo", "rpo_alpha": 0.5}, {"length_alpha": 0.05},
-                                  {"loss_type": "simpo", "beta": 2.0}])
+@pytest.mark.parametrize(
+    "loss", [{}, {"loss_type": "ipo", "rpo_alpha": 0.5}, {"length_alpha": 0.05}, {"loss_type": "simpo", "beta": 2.0}]
+)
 def test_shared_prompt_gives_the_batched_loss_and_gradients(tiny_model_dir, tmp_path, loss):
     from mlx.utils import tree_flatten, tree_map
 
@@ -77,7 +78,7 @@ def test_shared_prompt_gives_the_batched_loss_and_gradients(tiny_model_dir, tmp_
 def test_run_starts_at_log2_and_learns(tiny_model_dir, tmp_path):
     out = tmp_path / "out"
     dpo.run_dpo(tiny_model_dir, write_pairs(tmp_path / "pairs"), out, DPOConfig.from_mapping(FAST), log=quiet)
-    events = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     vals = [e for e in events if "val_loss" in e]
     assert vals[0]["iter"] == 0 and vals[0]["val_loss"] == pytest.approx(loss_fns.LOG2, abs=1e-5)
     assert vals[0]["val_margin"] == pytest.approx(0.0, abs=1e-4)
@@ -119,7 +120,9 @@ def test_bad_pairs_are_reported_with_file_and_line(tiny_model_dir, tmp_path):
     out = tmp_path / "out"
     cfg = DPOConfig.from_mapping({**FAST, "iters": 2})
     dpo.run_dpo(tiny_model_dir, pairs, out, cfg, log=quiet)
-    report = {r["source"].rsplit(":", 1)[1]: r for r in map(json.loads, (out / "rejects.jsonl").read_text().splitlines())}
+    report = {
+        r["source"].rsplit(":", 1)[1]: r for r in map(json.loads, (out / "rejects.jsonl").read_text().splitlines())
+    }
     assert report["7"]["action"] == "skipped" and "rejected" in report["7"]["reason"]
     assert report["8"]["action"] == "skipped" and "JSON" in report["8"]["reason"]
     assert report["9"]["action"] == "truncated" and "oldest" in report["9"]["reason"]
@@ -135,9 +138,24 @@ def test_empty_pairs_file_is_one_line_error(tiny_model_dir, tmp_path):
     (pairs / "valid.jsonl").write_text("")
     cfg_file = tmp_path / "dpo.json"
     cfg_file.write_text(json.dumps(FAST))
-    proc = subprocess.run([sys.executable, "-m", "mlx_persona.dpo", "--model", str(tiny_model_dir), "--pairs", str(pairs),
-                           "--out", str(tmp_path / "out"), "--config", str(cfg_file)],
-                          env=blas.fast_blas_env(), capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlx_persona.dpo",
+            "--model",
+            str(tiny_model_dir),
+            "--pairs",
+            str(pairs),
+            "--out",
+            str(tmp_path / "out"),
+            "--config",
+            str(cfg_file),
+        ],
+        env=blas.fast_blas_env(),
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "valid.jsonl: no usable pairs" in proc.stderr
     assert "valid.jsonl:1: skipped: empty file" in proc.stdout
@@ -148,7 +166,7 @@ class Killed(Exception):
 
 
 def curve(out):
-    return [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.parametrize("share_prompt", [True, False])
@@ -209,8 +227,14 @@ def test_reference_cache_is_computed_once_and_resumable(tiny_model_dir, tmp_path
 
 
 # ----------------------------------------------------------------------------- select_by: twin
-TWIN = {**FAST, "select_by": "twin", "select_prompts": 3, "select_max_tokens": 6, "lr_schedule": "constant",
-        "warmup_steps": 0}
+TWIN = {
+    **FAST,
+    "select_by": "twin",
+    "select_prompts": 3,
+    "select_max_tokens": 6,
+    "lr_schedule": "constant",
+    "warmup_steps": 0,
+}
 
 
 def test_select_by_twin_keeps_the_best_measure_not_the_lowest_loss(tiny_model_dir, tmp_path, monkeypatch):
@@ -255,8 +279,14 @@ def test_select_by_twin_keeps_the_best_measure_not_the_lowest_loss(tiny_model_di
 def test_select_by_twin_needs_real_replies(tiny_model_dir, tmp_path):
     pairs = write_pairs(tmp_path / "pairs", twin_every=1)  # every chosen reply is the twin's
     with pytest.raises(PersonaError, match="select_by: twin needs validation pairs whose chosen reply is the person's"):
-        dpo.run_dpo(tiny_model_dir, pairs, tmp_path / "out", DPOConfig.from_mapping(TWIN), log=quiet,
-                    measure=lambda g, r: {"score": 0.0})
+        dpo.run_dpo(
+            tiny_model_dir,
+            pairs,
+            tmp_path / "out",
+            DPOConfig.from_mapping(TWIN),
+            log=quiet,
+            measure=lambda g, r: {"score": 0.0},
+        )
     assert not (tmp_path / "out" / "reference.json").exists()  # failed before the reference pass
 
 

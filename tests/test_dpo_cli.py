@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from dpo_helpers import FAST, write_pairs
 from sft_helpers import write_chat_data
 
-from mlx_persona.dpo import train as dpo
 from mlx_persona.cli import cli
+from mlx_persona.dpo import train as dpo
 from mlx_persona.dpo.config import DPOConfig
 
 
@@ -21,8 +21,20 @@ def flat(text: str) -> str:
 
 def test_pairs_command(tiny_model_dir, tmp_path):
     data = write_chat_data(tmp_path / "data", n_train=4, n_valid=2)
-    args = ["pairs", "--model", str(tiny_model_dir), "--data", str(data), "--out", str(tmp_path / "p"),
-            "--max-tokens", "4", "--similarity-threshold", "1", "--no-trim-truncated"]
+    args = [
+        "pairs",
+        "--model",
+        str(tiny_model_dir),
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "p"),
+        "--max-tokens",
+        "4",
+        "--similarity-threshold",
+        "1",
+        "--no-trim-truncated",
+    ]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     stats = json.loads((tmp_path / "p" / "stats.json").read_text())
@@ -31,8 +43,25 @@ def test_pairs_command(tiny_model_dir, tmp_path):
 
 def test_dpo_command_runs_and_guards_resume(tiny_model_dir, tmp_path):
     pairs, out = write_pairs(tmp_path / "pairs"), tmp_path / "dpo"
-    args = ["dpo", "--model", str(tiny_model_dir), "--pairs", str(pairs), "--out", str(out), "--num-layers", "-1",
-            "--rank", "4", "--iters", "4", "--steps-per-eval", "2", "--learning-rate", "1e-3"]
+    args = [
+        "dpo",
+        "--model",
+        str(tiny_model_dir),
+        "--pairs",
+        str(pairs),
+        "--out",
+        str(out),
+        "--num-layers",
+        "-1",
+        "--rank",
+        "4",
+        "--iters",
+        "4",
+        "--steps-per-eval",
+        "2",
+        "--learning-rate",
+        "1e-3",
+    ]
     runner = CliRunner()
     res = runner.invoke(cli, args)
     assert res.exit_code == 0, res.output
@@ -52,7 +81,8 @@ def test_dpo_command_missing_pairs_is_one_line(tmp_path):
 
 
 def test_early_stopping(tiny_model_dir, tmp_path):
-    cfg = DPOConfig.from_mapping({**FAST, "iters": 12, "steps_per_eval": 2, "early_stopping_patience": 1,
-                               "early_stopping_min_delta": 100.0})  # no validation can improve by 100
+    cfg = DPOConfig.from_mapping(
+        {**FAST, "iters": 12, "steps_per_eval": 2, "early_stopping_patience": 1, "early_stopping_min_delta": 100.0}
+    )  # no validation can improve by 100
     summary = dpo.run_dpo(tiny_model_dir, write_pairs(tmp_path / "pairs"), tmp_path / "o", cfg, log=lambda m: None)
     assert summary["state"] == "stopped_early" and summary["iteration"] == 2 and summary["best_iter"] == 0

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from mlx_persona.data.clean import clean
+from mlx_persona.dpo.config import DPOConfig
 from mlx_persona.dpo.loss import LOG2
 from mlx_persona.dpo.train import run_dpo
-from mlx_persona.dpo.config import DPOConfig
 from mlx_persona.pairs.build import PairsConfig, run_pairs
 
 pytestmark = pytest.mark.e2e
@@ -23,19 +23,36 @@ SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 
 def test_pairs_then_dpo_on_the_sample_persona(default_model_dir, tmp_path):
     clean(sorted(SAMPLE.glob("*")), ["Sam Okafor", "Sam"], tmp_path / "clean")
-    stats = run_pairs(default_model_dir, None, tmp_path / "clean", tmp_path / "pairs",
-                      PairsConfig(max_tokens=48, max_prompts=16, batch_size=8, seed=1), log=lambda m: None)
+    stats = run_pairs(
+        default_model_dir,
+        None,
+        tmp_path / "clean",
+        tmp_path / "pairs",
+        PairsConfig(max_tokens=48, max_prompts=16, batch_size=8, seed=1),
+        log=lambda m: None,
+    )
     assert stats["pairs"]["train"] >= 8 and stats["pairs"]["valid"] >= 4, stats
     assert sum(stats["filtered"].values()) + sum(stats["pairs"].values()) == stats["prompts"]
     first = json.loads((tmp_path / "pairs" / "train.jsonl").read_text().splitlines()[0])
     assert {"prompt", "chosen", "rejected", "system", "messages"} <= set(first)
 
-    cfg = DPOConfig.from_mapping({"rank": 8, "num_layers": 8, "batch_size": 2, "iters": 16, "learning_rate": 5e-5,
-                               "steps_per_report": 4, "steps_per_eval": 8, "save_every": 8, "max_seq_length": 512})
+    cfg = DPOConfig.from_mapping(
+        {
+            "rank": 8,
+            "num_layers": 8,
+            "batch_size": 2,
+            "iters": 16,
+            "learning_rate": 5e-5,
+            "steps_per_report": 4,
+            "steps_per_eval": 8,
+            "save_every": 8,
+            "max_seq_length": 512,
+        }
+    )
     out = tmp_path / "dpo"
     summary = run_dpo(default_model_dir, tmp_path / "pairs", out, cfg, log=lambda m: None)
     assert summary["state"] == "done"
-    vals = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if "val_loss" in l]
+    vals = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if "val_loss" in line]
     assert vals[0]["val_loss"] == pytest.approx(LOG2, abs=1e-4)  # adapter at zero: policy == reference
     margins = [v["val_margin"] for v in vals]  # steps 0, 8, 16
     assert margins[0] == pytest.approx(0.0, abs=1e-3)

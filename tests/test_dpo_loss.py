@@ -182,20 +182,24 @@ def test_preference_simpo_hand_computed_and_reference_free():
     assert cr.tolist() == pytest.approx([beta * PC[i] / NC[i] for i in range(2)])  # [-4.0, -5.0]
     assert rj.tolist() == pytest.approx([beta * PR[i] / NR[i] for i in range(2)])  # [-4.0, -3.0]
     eps = 0.1
-    loss, *_ = preference_loss(*batch()[:2], nan_ref, settings(beta=beta, gamma=gamma, loss_type="simpo",
-                                                               label_smoothing=eps))
+    loss, *_ = preference_loss(
+        *batch()[:2], nan_ref, settings(beta=beta, gamma=gamma, loss_type="simpo", label_smoothing=eps)
+    )
     want = mean([(1 - eps) * softplus(-x) + eps * softplus(x) for x in z])
     assert loss.item() == pytest.approx(want, rel=1e-6)
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"loss_type": "ipo", "length_alpha": 0.1}, "length_alpha: is a term of the sigmoid loss"),
-    ({"loss_type": "ipo", "label_smoothing": 0.1}, "label_smoothing: applies to the sigmoid and simpo"),
-    ({"rpo_alpha": -1.0}, "rpo_alpha: must be a number >= 0"),
-    ({"loss_type": "orpo"}, "loss_type: must be one of sigmoid, ipo, simpo"),
-    ({"select_by": "vibes"}, "select_by: must be one of loss, twin"),
-    ({"select_prompts": 0}, "select_prompts: must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"loss_type": "ipo", "length_alpha": 0.1}, "length_alpha: is a term of the sigmoid loss"),
+        ({"loss_type": "ipo", "label_smoothing": 0.1}, "label_smoothing: applies to the sigmoid and simpo"),
+        ({"rpo_alpha": -1.0}, "rpo_alpha: must be a number >= 0"),
+        ({"loss_type": "orpo"}, "loss_type: must be one of sigmoid, ipo, simpo"),
+        ({"select_by": "vibes"}, "select_by: must be one of loss, twin"),
+        ({"select_prompts": 0}, "select_prompts: must be at least 1"),
+    ],
+)
 def test_loss_settings_are_checked(bad, message):
     with pytest.raises(PersonaError, match=message):
         DPOConfig.from_dict(bad)

@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
-
 from eval_helpers import write_chat_split, write_random_adapter, write_test_split
+
 from mlx_persona.cli import cli
 
 
@@ -61,15 +61,21 @@ def test_eval_on_a_run_folder_measures_three_models(tiny_run):
         assert iv["models"][name]["perplexity"]["value"] == pytest.approx(model["perplexity"]["perplexity"])
         assert iv["models"][name]["style_fidelity"]["value"] == pytest.approx(model["style_fidelity"]["mean"])
     sim = iv["deltas"]["sft->dpo"]["metrics"]["similarity_mean"]
-    assert sim["delta"] == pytest.approx(m["models"]["dpo"]["similarity"]["mean"] - m["models"]["sft"]["similarity"]["mean"], abs=1e-6)
+    assert sim["delta"] == pytest.approx(
+        m["models"]["dpo"]["similarity"]["mean"] - m["models"]["sft"]["similarity"]["mean"], abs=1e-6
+    )
     for pair in iv["deltas"].values():
         for d in pair["metrics"].values():
             if d["low"] is not None:
                 assert d["low"] <= d["high"] and d["real"] == (d["low"] > 0 or d["high"] < 0)
-    assert "twin_score" in iv["deltas"]["sft->dpo"]["metrics"] and "twin_score" not in iv["deltas"]["base->sft"]["metrics"]
+    assert (
+        "twin_score" in iv["deltas"]["sft->dpo"]["metrics"] and "twin_score" not in iv["deltas"]["base->sft"]["metrics"]
+    )
     # a random adapter changes the model: different perplexity from the base
-    assert m["models"]["sft"]["perplexity"]["perplexity"] != pytest.approx(m["models"]["base"]["perplexity"]["perplexity"])
-    rows = [json.loads(l) for l in (tiny_run / "eval" / "samples.jsonl").read_text().splitlines()]
+    assert m["models"]["sft"]["perplexity"]["perplexity"] != pytest.approx(
+        m["models"]["base"]["perplexity"]["perplexity"]
+    )
+    rows = [json.loads(line) for line in (tiny_run / "eval" / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 8
     assert set(rows[0]) == {"prompt", "real", "base", "sft", "dpo"}
     assert rows[2]["prompt"] == "what is the capital of France?" and rows[2]["real"] == "Paris."
@@ -77,9 +83,25 @@ def test_eval_on_a_run_folder_measures_three_models(tiny_run):
 
 def test_explicit_options_and_a_missing_model_is_skipped_not_raised(tiny_model_dir, tiny_run, tmp_path):
     out = tmp_path / "eval"
-    r = invoke("--base", tiny_model_dir, "--sft-adapter", tiny_run / "sft", "--dpo", tmp_path / "nope",
-               "--test", tiny_run / "clean" / "test.jsonl", "--out", out, "--limit", 3, "--max-tokens", 4,
-               "--no-perplexity", "--twin", "sft")
+    r = invoke(
+        "--base",
+        tiny_model_dir,
+        "--sft-adapter",
+        tiny_run / "sft",
+        "--dpo",
+        tmp_path / "nope",
+        "--test",
+        tiny_run / "clean" / "test.jsonl",
+        "--out",
+        out,
+        "--limit",
+        3,
+        "--max-tokens",
+        4,
+        "--no-perplexity",
+        "--twin",
+        "sft",
+    )
     assert r.exit_code == 0, r.output
     m = json.loads((out / "metrics.json").read_text())
     assert list(m["models"]) == ["base", "sft"]
@@ -113,8 +135,19 @@ def test_bad_lines_and_a_broken_adapter_are_reported(tiny_model_dir, tiny_run, t
     bad = tmp_path / "bad_adapter"
     shutil.copytree(tiny_run / "sft", bad)
     (bad / "adapters.safetensors").write_bytes(b"garbage")
-    r = invoke("--base", tiny_model_dir, "--sft-adapter", bad, "--test", test, "--out", tmp_path / "eval",
-               "--max-tokens", 2, "--no-perplexity")
+    r = invoke(
+        "--base",
+        tiny_model_dir,
+        "--sft-adapter",
+        bad,
+        "--test",
+        test,
+        "--out",
+        tmp_path / "eval",
+        "--max-tokens",
+        2,
+        "--no-perplexity",
+    )
     assert r.exit_code == 0, r.output
     m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert list(m["models"]) == ["base"]
@@ -141,10 +174,15 @@ def test_default_model_perplexity_and_batched_equals_sequential(default_model_di
     from mlx_persona.eval.model import ModelSpec, evaluate_model
 
     q = [{"role": "user", "content": "What is the capital of France?"}]
-    convs = [{"messages": q + [{"role": "assistant", "content": a}]} for a in ("The capital of France is Paris.", "yes. link?")]
+    convs = [
+        {"messages": q + [{"role": "assistant", "content": a}]}
+        for a in ("The capital of France is Paris.", "yes. link?")
+    ]
     spec = ModelSpec("base", default_model_dir)
     batched = evaluate_model(spec, convs, max_tokens=12, batch_size=2, log=lambda m: None)
-    sequential = evaluate_model(spec, convs, max_tokens=12, mode="sequential", with_perplexity=False, log=lambda m: None)
+    sequential = evaluate_model(
+        spec, convs, max_tokens=12, mode="sequential", with_perplexity=False, log=lambda m: None
+    )
     from mlx_persona.eval.model import load_model, perplexity
 
     model, tok = load_model(spec)
@@ -159,10 +197,10 @@ def test_per_sample_reply_nll_adds_up_to_mlx_lms_masked_loss(tiny_model_dir):
     import math
 
     import mlx.core as mx
+    from eval_helpers import EXCHANGES
     from mlx_lm.tuner.datasets import ChatDataset
     from mlx_lm.tuner.trainer import default_loss
 
-    from eval_helpers import EXCHANGES
     from mlx_persona.eval.model import ModelSpec, load_model, perplexity
 
     model, tok = load_model(ModelSpec("base", tiny_model_dir), log=lambda m: None)
@@ -186,14 +224,26 @@ def test_per_sample_reply_nll_adds_up_to_mlx_lms_masked_loss(tiny_model_dir):
 
 def test_the_embedder_is_injectable_and_its_absence_skips_only_what_needs_it(tiny_model_dir, tiny_run, tmp_path):
     from eval_helpers import hashed_embedder
+
     from mlx_persona.core.errors import PersonaError
     from mlx_persona.eval.evaluate import run_eval
     from mlx_persona.eval.models import ModelSpec
 
     specs = [ModelSpec("base", tiny_model_dir), ModelSpec("sft", tiny_model_dir, tiny_run / "sft")]
     test = tiny_run / "clean" / "test.jsonl"
-    m = run_eval(test, tmp_path / "a", specs, [], max_tokens=2, perplexity=False, log=lambda _m: None,
-                 embedder=hashed_embedder(), twin="base", resamples=50, seed=3)
+    m = run_eval(
+        test,
+        tmp_path / "a",
+        specs,
+        [],
+        max_tokens=2,
+        perplexity=False,
+        log=lambda _m: None,
+        embedder=hashed_embedder(),
+        twin="base",
+        resamples=50,
+        seed=3,
+    )
     assert m["twin"] == "base" and (m["intervals"]["resamples"], m["intervals"]["seed"]) == (50, 3)
     assert m["style_classifier"]["held_out"]["balanced_accuracy"] >= 0.9  # the stand-in separates the helpers' speakers
     assert "similarity_mean" in m["intervals"]["deltas"]["base->sft"]["metrics"]
@@ -201,10 +251,15 @@ def test_the_embedder_is_injectable_and_its_absence_skips_only_what_needs_it(tin
     def no_embedder(texts):
         raise PersonaError("the similarity filter needs sentence_transformers")
 
-    m = run_eval(test, tmp_path / "b", specs[:1], [], max_tokens=2, perplexity=False, log=lambda _m: None,
-                 embedder=no_embedder)
-    assert m["skipped"] == [{"item": "similarity, twin score and style-fidelity",
-                             "reason": "the similarity filter needs sentence_transformers"}]
+    m = run_eval(
+        test, tmp_path / "b", specs[:1], [], max_tokens=2, perplexity=False, log=lambda _m: None, embedder=no_embedder
+    )
+    assert m["skipped"] == [
+        {
+            "item": "similarity, twin score and style-fidelity",
+            "reason": "the similarity filter needs sentence_transformers",
+        }
+    ]
     assert "style_fidelity" not in m["models"]["base"] and "style_classifier" not in m
     assert set(m["intervals"]["models"]["base"]) >= {"median_words", "length_ratio", "exclamations_per_100_words"}
     with pytest.raises(PersonaError, match="--twin: one of base, sft, dpo"):

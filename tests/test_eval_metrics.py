@@ -4,8 +4,12 @@ import json
 
 import numpy as np
 import pytest
+from eval_helpers import OTHERS, PERSON, hashed_embedder, write_chat_split
 
 from mlx_persona.data import style as eval_style
+from mlx_persona.eval import bootstrap as bs
+from mlx_persona.eval import fidelity
+from mlx_persona.eval import intervals as ev_intervals
 from mlx_persona.eval import metrics as eval_metrics
 
 
@@ -27,8 +31,9 @@ def test_identical_replies_have_similarity_one_with_the_real_embedder():
 def test_similarity_summary_mean_median_share_and_tables():
     sims = [1.0, 0.7, 0.2, 0.9, 0.1, 0.5, 0.65]
     n = len(sims)
-    s = eval_metrics.similarity_summary(sims, [f"p{i}" for i in range(n)], [f"r{i}" for i in range(n)],
-                                        [f"g{i}" for i in range(n)], k=3)
+    s = eval_metrics.similarity_summary(
+        sims, [f"p{i}" for i in range(n)], [f"r{i}" for i in range(n)], [f"g{i}" for i in range(n)], k=3
+    )
     assert s["mean"] == pytest.approx(np.mean(sims))
     assert s["median"] == pytest.approx(0.65)
     assert s["share_ge_threshold"] == pytest.approx(3 / 7)  # 1.0, 0.7 (inclusive), 0.9
@@ -95,9 +100,6 @@ def test_emoji_and_punctuation_habits():
 
 # -- bootstrap intervals ------------------------------------------------------------------------
 
-from mlx_persona.eval import bootstrap as bs
-from mlx_persona.eval import intervals as ev_intervals
-
 
 def test_a_constant_shift_gives_a_degenerate_interval_at_the_shift():
     rng = np.random.default_rng(1)
@@ -151,8 +153,12 @@ def test_percentile_interval_and_vectorised_statistics():
     assert bs.percentile_interval([np.nan, 1.0, 1.0]) == (1.0, 1.0)
     num, den = np.array([1.0, 2, 0, 4]), np.array([2.0, 0, 0, 4])
     idx = bs.resample_indices(4, 20, seed=1)
-    for stat in (bs.ratio_of_sums(num, den, scale=100), bs.median_ratio(num + 1, den + 1), bs.mean_of(num),
-                 bs.per_resample(lambda row: float(num[row].max()))):
+    for stat in (
+        bs.ratio_of_sums(num, den, scale=100),
+        bs.median_ratio(num + 1, den + 1),
+        bs.mean_of(num),
+        bs.per_resample(lambda row: float(num[row].max())),
+    ):
         assert np.allclose(stat(idx), [stat(row) for row in idx])
     assert bs.ratio_of_sums(num, den)(np.array([1, 2])) == 0.0  # nothing to divide by: the empty value
     assert float(bs.ratio_of_sums(num, den)(np.arange(4))) == pytest.approx(7 / 6)
@@ -167,33 +173,55 @@ def test_interval_statistics_equal_the_reported_numbers_on_all_conversations():
     full = np.arange(n)
     sims = np.linspace(0.2, 0.9, n)
     nll, toks = np.array([3.0, 1.0, 2.0, 4.0, 0.5, 1.5, 2.0]), np.array([2, 1, 3, 2, 1, 1, 4])
-    stats = ev_intervals.statistics(REPLIES, REAL, sims=sims, closer=sims > 0.5, p_person=sims / 2,
-                                    nll_sum=nll, tokens=toks)
+    stats = ev_intervals.statistics(
+        REPLIES, REAL, sims=sims, closer=sims > 0.5, p_person=sims / 2, nll_sum=nll, tokens=toks
+    )
     assert list(stats) == list(ev_intervals.METRICS)
     v = {k: float(s(full)) for k, s in stats.items()}
     h, length, slop = eval_style.habits(REPLIES), eval_style.length_stats(REPLIES, REAL), eval_style.slop_rate(REPLIES)
-    for k in ("emoji_per_reply", "share_with_emoji", "share_lowercase_start", "exclamations_per_100_words",
-              "questions_per_100_words"):
+    for k in (
+        "emoji_per_reply",
+        "share_with_emoji",
+        "share_lowercase_start",
+        "exclamations_per_100_words",
+        "questions_per_100_words",
+    ):
         assert v[k] == pytest.approx(h[k]), k
     assert v["median_words"] == length["median_words"] and v["length_ratio"] == pytest.approx(length["median_ratio"])
     assert v["length_wasserstein"] == pytest.approx(length["wasserstein_words"])
     assert v["slop_per_1000_words"] == pytest.approx(slop["per_1000_words"])
     summary = eval_metrics.similarity_summary(sims, REAL, REAL, REPLIES)
-    assert v["similarity_mean"] == pytest.approx(summary["mean"]) and v["similarity_median"] == pytest.approx(summary["median"])
+    assert v["similarity_mean"] == pytest.approx(summary["mean"]) and v["similarity_median"] == pytest.approx(
+        summary["median"]
+    )
     assert v["similarity_share_ge_threshold"] == pytest.approx(summary["share_ge_threshold"])
     assert v["perplexity"] == pytest.approx(np.exp(nll.sum() / toks.sum()))
-    assert v["twin_score"] == pytest.approx(np.mean(sims > 0.5)) and v["style_fidelity"] == pytest.approx(sims.mean() / 2)
+    assert v["twin_score"] == pytest.approx(np.mean(sims > 0.5)) and v["style_fidelity"] == pytest.approx(
+        sims.mean() / 2
+    )
     # what a model's inputs do not give is not a statistic
     assert set(ev_intervals.statistics(REPLIES, REAL)) == set(ev_intervals.METRICS) - {
-        "perplexity", "similarity_mean", "similarity_median", "similarity_share_ge_threshold", "twin_score", "style_fidelity"}
+        "perplexity",
+        "similarity_mean",
+        "similarity_median",
+        "similarity_share_ge_threshold",
+        "twin_score",
+        "style_fidelity",
+    }
 
 
 def test_intervals_block_compares_every_ordered_pair_on_the_same_resamples():
     n = len(REAL)
     sims = {"base": np.full(n, 0.2), "sft": np.linspace(0.3, 0.6, n), "dpo": np.linspace(0.3, 0.6, n) + 0.1}
-    stats = {m: ev_intervals.statistics(REPLIES if m != "dpo" else [r.upper() for r in REPLIES], REAL, sims=sims[m],
-                                        closer=None if m == "base" else sims[m] > 0.4)
-             for m in ("base", "sft", "dpo")}
+    stats = {
+        m: ev_intervals.statistics(
+            REPLIES if m != "dpo" else [r.upper() for r in REPLIES],
+            REAL,
+            sims=sims[m],
+            closer=None if m == "base" else sims[m] > 0.4,
+        )
+        for m in ("base", "sft", "dpo")
+    }
     block = ev_intervals.intervals(stats, n, resamples=200, seed=0)
     assert (block["resamples"], block["seed"], block["conversations"]) == (200, 0, n)
     assert list(block["deltas"]) == ["base->sft", "base->dpo", "sft->dpo"]
@@ -211,9 +239,6 @@ def test_intervals_block_compares_every_ordered_pair_on_the_same_resamples():
 
 
 # -- style-fidelity classifier -----------------------------------------------------------------
-
-from eval_helpers import OTHERS, PERSON, hashed_embedder, write_chat_split
-from mlx_persona.eval import fidelity
 
 
 def test_balanced_class_weights_put_an_uninformative_feature_at_p_one_half():
@@ -263,8 +288,12 @@ def test_classifier_trained_on_train_tells_the_person_from_others_on_held_out_me
     assert held["person_mean_p"] > 0.5 > held["other_mean_p"]
     p = clf.p_person(["merge it. tuesday", "Hello there! Could you please send me the slides?"])
     assert p[0] > 0.5 > p[1]
-    assert fidelity.summary(p) == {"mean": pytest.approx(p.mean()), "median": pytest.approx(np.median(p)),
-                                   "share_ge_half": 0.5, "n": 2}
+    assert fidelity.summary(p) == {
+        "mean": pytest.approx(p.mean()),
+        "median": pytest.approx(np.median(p)),
+        "share_ge_half": 0.5,
+        "n": 2,
+    }
     # same data, same classifier: nothing random is left
     again, _, _ = fidelity.build(train, [valid], hashed_embedder())
     assert np.array_equal(again.p_person(OTHERS), clf.p_person(OTHERS))

@@ -13,8 +13,8 @@ from sft_helpers import FAST, write_chat_data
 
 from mlx_persona.cli import cli
 from mlx_persona.models.fuse import GGUF_NAME
-from mlx_persona.sft.train import run_sft
 from mlx_persona.sft.config import SFTConfig
+from mlx_persona.sft.train import run_sft
 
 TOKENS = mx.array([[1, 5, 9, 40, 77, 120, 3, 2]])
 
@@ -85,12 +85,21 @@ def test_dequantize_a_quantized_base(tiny_model_dir, tmp_path):
     model, tok, config = load(str(tiny_model_dir), return_config=True)
     nn.quantize(model, group_size=32, bits=4)
     q = tmp_path / "q4"
-    save(q, str(tiny_model_dir), model, tok, {**config, "quantization": {"group_size": 32, "bits": 4}}, donate_model=False)
+    save(
+        q,
+        str(tiny_model_dir),
+        model,
+        tok,
+        {**config, "quantization": {"group_size": 32, "bits": 4}},
+        donate_model=False,
+    )
     cfg = SFTConfig.from_mapping({**FAST, "iters": 4, "save_every": 4})
     run_sft(q, write_chat_data(tmp_path / "data"), tmp_path / "sft", cfg, log=lambda m: None)
     result = fuse("--model", q, "--adapter-path", tmp_path / "sft", "--out", tmp_path / "fused", "--gguf")
     assert result.exit_code == 1 and "--dequantize" in result.output  # GGUF needs float weights
-    result = fuse("--model", q, "--adapter-path", tmp_path / "sft", "--out", tmp_path / "fused", "--dequantize", "--gguf")
+    result = fuse(
+        "--model", q, "--adapter-path", tmp_path / "sft", "--out", tmp_path / "fused", "--dequantize", "--gguf"
+    )
     assert result.exit_code == 0, result.output
     assert "quantization" not in json.loads((tmp_path / "fused" / "config.json").read_text())
     np.testing.assert_allclose(logits(tmp_path / "fused"), logits(q, tmp_path / "sft"), rtol=1e-3, atol=1e-3)

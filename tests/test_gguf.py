@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from gguf_writer import T_F16, T_F32, T_Q4_0, T_Q4_1, T_Q8_0, write_gguf
+
 from mlx_persona.cli import cli
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.models.gguf import convert_gguf, unpermute_rope_rows
@@ -23,9 +23,15 @@ MIXED_CORPUS = [
 ]
 
 _TO_GGUF = {
-    "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-    "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-    "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ffn_norm",
 }
 
 
@@ -151,24 +157,53 @@ def test_converted_tokenizer_matches_and_round_trips(tiny_model_dir, tmp_path):
         ids = converted.encode(text, add_special_tokens=False)
         assert ids == original.encode(text, add_special_tokens=False)
         assert converted.decode(ids) == text
-    prompt = converted.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False)
+    prompt = converted.apply_chat_template(
+        [{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False
+    )
     assert prompt.endswith("<|im_start|>assistant\n")
     assert converted.eos_token == "<|im_end|>"
 
 
 def test_spm_tokenizer_round_trips(tmp_path):
-    from mlx_persona.models.gguf_tokenizer import build_tokenizer_files
     from tokenizers import Tokenizer
 
+    from mlx_persona.models.gguf_tokenizer import build_tokenizer_files
+
     pieces = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
-    words = ["▁", "h", "e", "l", "o", "w", "r", "d", "▁h", "he", "ll", "lo", "▁he", "llo", "▁hello", "▁w", "or", "▁wor", "ld", "▁world"]
+    words = [
+        "▁",
+        "h",
+        "e",
+        "l",
+        "o",
+        "w",
+        "r",
+        "d",
+        "▁h",
+        "he",
+        "ll",
+        "lo",
+        "▁he",
+        "llo",
+        "▁hello",
+        "▁w",
+        "or",
+        "▁wor",
+        "ld",
+        "▁world",
+    ]
     tokens = pieces + words
     types = [2, 3, 3] + [6] * 256 + [1] * len(words)
     scores = [0.0] * len(pieces) + [-float(i) for i in range(len(words))]
     meta = {
-        "tokenizer.ggml.model": "llama", "tokenizer.ggml.tokens": tokens, "tokenizer.ggml.token_type": types,
-        "tokenizer.ggml.scores": scores, "tokenizer.ggml.bos_token_id": 1, "tokenizer.ggml.eos_token_id": 2,
-        "tokenizer.ggml.unknown_token_id": 0, "tokenizer.ggml.add_bos_token": True,
+        "tokenizer.ggml.model": "llama",
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.token_type": types,
+        "tokenizer.ggml.scores": scores,
+        "tokenizer.ggml.bos_token_id": 1,
+        "tokenizer.ggml.eos_token_id": 2,
+        "tokenizer.ggml.unknown_token_id": 0,
+        "tokenizer.ggml.add_bos_token": True,
     }
     files = build_tokenizer_files(meta)
     tok = Tokenizer.from_str(files["tokenizer.json"])

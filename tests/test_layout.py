@@ -18,13 +18,28 @@ PKG = Path(__file__).resolve().parents[1] / "mlx_persona"
 LAYERS = {
     "core": 0,
     "models": 1,
-    "data": 2, "budget": 2,
+    "data": 2,
+    "budget": 2,
     "train": 3,
-    "sft": 4, "dpo": 4, "pairs": 4, "eval": 4, "report": 4, "chat": 4, "doctor": 4,
+    "sft": 4,
+    "dpo": 4,
+    "pairs": 4,
+    "eval": 4,
+    "report": 4,
+    "chat": 4,
+    "doctor": 4,
     "runner": 5,
-    "cli": 6, "__init__": 6,
+    "cli": 6,
+    "__init__": 6,
 }
-STAGES = ("sft", "dpo", "pairs", "eval", "report", "chat")  # one package per stage: none imports another (data/ is below them: the readers, the cleaner and text features every stage reads)
+STAGES = (
+    "sft",
+    "dpo",
+    "pairs",
+    "eval",
+    "report",
+    "chat",
+)  # one package per stage: none imports another (data/ is below them: the readers, the cleaner and text features every stage reads)
 
 
 def module_name(path: Path) -> str:
@@ -53,8 +68,12 @@ def imports_of(path: Path) -> set[str]:
                 continue
             for a in node.names:
                 sub = f"{mod}.{a.name}"
-                found.add(sub if (PKG.parent / (sub.replace(".", "/") + ".py")).exists()
-                          or (PKG.parent / sub.replace(".", "/")).is_dir() else mod)
+                found.add(
+                    sub
+                    if (PKG.parent / (sub.replace(".", "/") + ".py")).exists()
+                    or (PKG.parent / sub.replace(".", "/")).is_dir()
+                    else mod
+                )
     found.discard(me)
     return found
 
@@ -83,7 +102,7 @@ def test_no_import_cycle():
             if n not in g:
                 continue
             if state.get(n) == 1:
-                cycle = stack[stack.index(n):] + [n] if n in stack else [m, n]
+                cycle = stack[stack.index(n) :] + [n] if n in stack else [m, n]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if n not in state:
                 visit(n, stack + [n])

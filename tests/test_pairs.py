@@ -7,14 +7,20 @@ import json
 import pytest
 from sft_helpers import write_chat_data
 
-from mlx_persona.pairs import build as pairs
 from mlx_persona.core.errors import PersonaError
+from mlx_persona.pairs import build as pairs
 from mlx_persona.pairs.build import PairsConfig, assemble, read_prompts
 
 
 def prompt(i, split="train", real="yeah ship it."):
-    return {"id": f"p{i}", "split": split, "source": f"train.jsonl:{i}", "system": "You are Sam.",
-            "messages": [{"role": "user", "content": f"question {i}?"}], "real": real}
+    return {
+        "id": f"p{i}",
+        "split": split,
+        "source": f"train.jsonl:{i}",
+        "system": "You are Sam.",
+        "messages": [{"role": "user", "content": f"question {i}?"}],
+        "real": real,
+    }
 
 
 def reply(text, reason="stop"):
@@ -23,33 +29,60 @@ def reply(text, reason="stop"):
 
 def test_filters_are_counted_and_pairs_use_mlx_lm_lora_layout():
     ps = [prompt(0), prompt(1), prompt(2), prompt(3), prompt(4, "valid"), prompt(5, real=None), prompt(6)]
-    base = {"p0": reply("Great question! Let me help."), "p1": reply("   "), "p2": reply("Sure, here is a long answer", "length"),
-            "p3": reply("yeah ship it."), "p4": reply("I'd be happy to help!"), "p5": reply("Certainly!"),
-            "p6": reply("yeah, ship it")}
+    base = {
+        "p0": reply("Great question! Let me help."),
+        "p1": reply("   "),
+        "p2": reply("Sure, here is a long answer", "length"),
+        "p3": reply("yeah ship it."),
+        "p4": reply("I'd be happy to help!"),
+        "p5": reply("Certainly!"),
+        "p6": reply("yeah, ship it"),
+    }
     twin = {"p5": reply("nah.")}
 
     def fake_similarity(a, b):  # p6 is a paraphrase of the chosen reply
         return [0.97 if "ship it" in y else 0.1 for y in b]
 
     out, rejects, counts = assemble(ps, base, twin, PairsConfig(), fake_similarity)
-    assert counts == {"empty": 1, "truncated": 1, "identical": 1, "too_similar": 1, "trimmed": 0,
-                      "length_ratio": 0, "twin_close": 0}  # off by default / no twin pairs under rejected_from=base
+    assert counts == {
+        "empty": 1,
+        "truncated": 1,
+        "identical": 1,
+        "too_similar": 1,
+        "trimmed": 0,
+        "length_ratio": 0,
+        "twin_close": 0,
+    }  # off by default / no twin pairs under rejected_from=base
     assert {r["rejected_from"] for r in out["train"] + out["valid"]} == {"base"}
-    assert {r["id"]: r["reason"] for r in rejects} == {"p1": "empty", "p2": "truncated", "p3": "identical", "p6": "too_similar"}
+    assert {r["id"]: r["reason"] for r in rejects} == {
+        "p1": "empty",
+        "p2": "truncated",
+        "p3": "identical",
+        "p6": "too_similar",
+    }
     assert [r["id"] for r in out["train"]] == ["p0", "p5"] and [r["id"] for r in out["valid"]] == ["p4"]
     first = out["train"][0]
-    assert (first["prompt"], first["chosen"], first["rejected"], first["system"]) == \
-        ("question 0?", "yeah ship it.", "Great question! Let me help.", "You are Sam.")
+    assert (first["prompt"], first["chosen"], first["rejected"], first["system"]) == (
+        "question 0?",
+        "yeah ship it.",
+        "Great question! Let me help.",
+        "You are Sam.",
+    )
     assert first["messages"] == ps[0]["messages"] and first["chosen_from"] == "real"
     assert out["train"][1]["chosen"] == "nah." and out["train"][1]["chosen_from"] == "twin"  # no real reply: the twin's
 
 
 def test_cut_replies_are_trimmed_to_a_full_sentence():
-    base = {"p0": reply("Great question! Let me explain. The cache is", "length"), "p1": reply("Sure, so the thing", "length")}
+    base = {
+        "p0": reply("Great question! Let me explain. The cache is", "length"),
+        "p1": reply("Sure, so the thing", "length"),
+    }
     out, rejects, counts = assemble([prompt(0), prompt(1)], base, {}, PairsConfig(), None)
     assert out["train"][0]["rejected"] == "Great question! Let me explain."
     assert counts["trimmed"] == 1 and counts["truncated"] == 1 and rejects[0]["id"] == "p1"
-    out, _, counts = assemble([prompt(0), prompt(1)], base, {}, PairsConfig(trim_truncated=False, allow_truncated=True), None)
+    out, _, counts = assemble(
+        [prompt(0), prompt(1)], base, {}, PairsConfig(trim_truncated=False, allow_truncated=True), None
+    )
     assert out["train"][0]["rejected"] == "Great question! Let me explain. The cache is" and len(out["train"]) == 2
 
 
@@ -71,8 +104,10 @@ def test_read_prompts_contexts_and_bad_lines(tmp_path):
 
 def test_similarity_is_minilm_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    sims = pairs._similarity(["yeah ship it, tests pass", "no. check the ttl."],
-                             ["ship it, the tests are passing", "Great question! Let's break it down step by step."])
+    sims = pairs._similarity(
+        ["yeah ship it, tests pass", "no. check the ttl."],
+        ["ship it, the tests are passing", "Great question! Let's break it down step by step."],
+    )
     assert sims[0] > 0.7 and sims[1] < 0.3
 
 
@@ -93,7 +128,7 @@ def test_children_generate_and_rerun_resumes(tiny_model_dir, tmp_path):
     assert stats["generation"]["base"]["generated"] == n and stats["generation"]["twin"]["generated"] == n
     assert sum(stats["filtered"].values()) + sum(stats["pairs"].values()) == n
     base = (out / "base.jsonl").read_text().splitlines()
-    assert len(base) == n and all(json.loads(l)["finish_reason"] in ("stop", "length") for l in base)
+    assert len(base) == n and all(json.loads(line)["finish_reason"] in ("stop", "length") for line in base)
 
     # a killed child: two replies lost, the last line torn in half
     (out / "base.jsonl").write_text("\n".join(base[:-3]) + "\n" + base[-3][:10])
@@ -102,13 +137,21 @@ def test_children_generate_and_rerun_resumes(tiny_model_dir, tmp_path):
     assert len((out / "base.jsonl").read_text().splitlines()) == n
 
     with pytest.raises(PersonaError, match="max_tokens"):  # settings changed: not a resume
-        pairs.run_pairs(tiny_model_dir, tiny_model_dir, data, out, PairsConfig(max_tokens=7, chosen="twin"), log=logs.append)
+        pairs.run_pairs(
+            tiny_model_dir, tiny_model_dir, data, out, PairsConfig(max_tokens=7, chosen="twin"), log=logs.append
+        )
 
 
 def test_chosen_real_needs_no_twin(tiny_model_dir, tmp_path):
     data = write_chat_data(tmp_path / "data", n_train=3, n_valid=2)
-    stats = pairs.run_pairs(tiny_model_dir, None, data, tmp_path / "out", PairsConfig(max_tokens=4, similarity_threshold=1.0),
-                            log=lambda m: None)
+    stats = pairs.run_pairs(
+        tiny_model_dir,
+        None,
+        data,
+        tmp_path / "out",
+        PairsConfig(max_tokens=4, similarity_threshold=1.0),
+        log=lambda m: None,
+    )
     assert "twin" not in stats["generation"] and not (tmp_path / "out" / "twin.jsonl").exists()
 
 
@@ -123,21 +166,27 @@ def test_rejected_from_twin_keeps_only_twin_replies_far_from_the_real_one():
 
     cfg = PairsConfig(rejected_from="twin", twin_max_similarity=0.5)
     out, rejects, counts = assemble(ps, base, twin, cfg, fake_similarity)
-    assert [(r["id"], r["chosen"], r["rejected"], r["rejected_from"]) for r in out["train"]] == \
-        [("p0", "no. ship monday", "sure, friday is fine", "twin")]  # p2 has no real reply: no twin pair
+    assert [(r["id"], r["chosen"], r["rejected"], r["rejected_from"]) for r in out["train"]] == [
+        ("p0", "no. ship monday", "sure, friday is fine", "twin")
+    ]  # p2 has no real reply: no twin pair
     assert counts["twin_close"] == 1 and counts["too_similar"] == 0
     assert [(r["id"], r["reason"], r["similarity"]) for r in rejects] == [("p1", "twin_close", 0.8)]
     # the bar is the setting: at 0.9 the close twin reply stays, and a cosine equal to it is dropped
     out, _, _ = assemble(ps, base, twin, PairsConfig(rejected_from="twin", twin_max_similarity=0.9), fake_similarity)
     assert [r["id"] for r in out["train"]] == ["p0", "p1"]
-    out, _, counts = assemble(ps, base, twin, PairsConfig(rejected_from="twin", twin_max_similarity=0.2), fake_similarity)
+    out, _, counts = assemble(
+        ps, base, twin, PairsConfig(rejected_from="twin", twin_max_similarity=0.2), fake_similarity
+    )
     assert out["train"] == [] and counts["twin_close"] == 2
 
 
 def test_rejected_from_both_filters_each_pair_on_its_own():
     ps = [prompt(0, real="no. ship monday"), prompt(1, "valid", real="yes, black"), prompt(2, real=None)]
-    base = {"p0": reply("Great question! Releases are a team decision."), "p1": reply("Coffee is a popular drink."),
-            "p2": reply("Sure!")}
+    base = {
+        "p0": reply("Great question! Releases are a team decision."),
+        "p1": reply("Coffee is a popular drink."),
+        "p2": reply("Sure!"),
+    }
     twin = {"p0": reply("sure, friday is fine"), "p1": reply("yes. black please"), "p2": reply("nah.")}
 
     def fake_similarity(a, b):
@@ -145,8 +194,10 @@ def test_rejected_from_both_filters_each_pair_on_its_own():
 
     out, rejects, counts = assemble(ps, base, twin, PairsConfig(rejected_from="both"), fake_similarity)
     assert [(r["id"], r["rejected_from"], r["rejected"]) for r in out["train"]] == [
-        ("p0", "base", "Great question! Releases are a team decision."), ("p0", "twin", "sure, friday is fine"),
-        ("p2", "base", "Sure!")]  # p2: the twin writes the chosen reply, so only the base one is rejected
+        ("p0", "base", "Great question! Releases are a team decision."),
+        ("p0", "twin", "sure, friday is fine"),
+        ("p2", "base", "Sure!"),
+    ]  # p2: the twin writes the chosen reply, so only the base one is rejected
     assert out["train"][2]["chosen"] == "nah." and out["train"][2]["chosen_from"] == "twin"
     assert [(r["id"], r["rejected_from"]) for r in out["valid"]] == [("p1", "base")]
     assert [(r["id"], r["rejected_from"], r["reason"]) for r in rejects] == [("p1", "twin", "twin_close")]
@@ -158,10 +209,12 @@ def test_rejected_from_both_filters_each_pair_on_its_own():
 
 def test_max_length_ratio_drops_pairs_length_alone_separates():
     ps = [prompt(i, real="one two three four") for i in range(4)]
-    base = {"p0": reply("a b c d e f g h i"),   # 9/4 = 2.25 > 2: too long
-            "p1": reply("a b c d e f g h"),     # 8/4 = 2: kept (the bound is inclusive)
-            "p2": reply("a"),                   # 1/4 = 0.25 < 1/2: too short
-            "p3": reply("a b")}                 # 2/4 = 0.5: kept
+    base = {
+        "p0": reply("a b c d e f g h i"),  # 9/4 = 2.25 > 2: too long
+        "p1": reply("a b c d e f g h"),  # 8/4 = 2: kept (the bound is inclusive)
+        "p2": reply("a"),  # 1/4 = 0.25 < 1/2: too short
+        "p3": reply("a b"),
+    }  # 2/4 = 0.5: kept
     out, rejects, counts = assemble(ps, base, {}, PairsConfig(max_length_ratio=2), None)
     assert [r["id"] for r in out["train"]] == ["p1", "p3"]
     assert counts["length_ratio"] == 2 and {r["id"] for r in rejects} == {"p0", "p2"}
@@ -170,8 +223,10 @@ def test_max_length_ratio_drops_pairs_length_alone_separates():
 
 
 def test_length_stats_percentiles_mean_and_longer_share():
-    pairs_ = [{"chosen": " ".join("w" * c), "rejected": " ".join("w" * r)}
-              for c, r in ((1, 10), (2, 20), (3, 1), (4, 40), (10, 50))]
+    pairs_ = [
+        {"chosen": " ".join("w" * c), "rejected": " ".join("w" * r)}
+        for c, r in ((1, 10), (2, 20), (3, 1), (4, 40), (10, 50))
+    ]
     stats = pairs.length_stats(pairs_)
     # chosen words 1,2,3,4,10: mean 4; p25 at position 1 -> 2; p90 at position 3.6 -> 4 + 0.6 * 6
     assert stats["chosen"] == {"mean": 4.0, "p10": 1.4, "p25": 2.0, "p50": 3.0, "p75": 4.0, "p90": 7.6}
@@ -198,7 +253,9 @@ def test_children_rejected_from_twin_and_both(tiny_model_dir, tmp_path, monkeypa
     # every other candidate pair is "close" to the real reply; MiniLM itself is tested above
     monkeypatch.setattr(pairs, "_similarity", lambda a, b: [0.7 if i % 2 else 0.1 for i in range(len(b))])
     with pytest.raises(PersonaError, match="--twin"):
-        pairs.run_pairs(tiny_model_dir, None, data, tmp_path / "none", PairsConfig(rejected_from="twin"), log=lambda m: None)
+        pairs.run_pairs(
+            tiny_model_dir, None, data, tmp_path / "none", PairsConfig(rejected_from="twin"), log=lambda m: None
+        )
 
     cfg = PairsConfig(max_tokens=6, batch_size=4, rejected_from="twin", allow_truncated=True, twin_max_similarity=0.5)
     logs = []
@@ -209,8 +266,14 @@ def test_children_rejected_from_twin_and_both(tiny_model_dir, tmp_path, monkeypa
     assert sum(stats["filtered"].values()) + sum(stats["pairs"].values()) == n
     candidates = n - sum(v for k, v in stats["filtered"].items() if k not in ("twin_close", "too_similar"))
     assert stats["filtered"]["twin_close"] == candidates // 2  # the odd ones
-    kept = [json.loads(l) for s in ("train", "valid") for l in (tmp_path / "twin" / f"{s}.jsonl").read_text().splitlines()]
-    twin_text = {r["id"]: r["text"].strip() for r in map(json.loads, (tmp_path / "twin" / "twin.jsonl").read_text().splitlines())}
+    kept = [
+        json.loads(line)
+        for s in ("train", "valid")
+        for line in (tmp_path / "twin" / f"{s}.jsonl").read_text().splitlines()
+    ]
+    twin_text = {
+        r["id"]: r["text"].strip() for r in map(json.loads, (tmp_path / "twin" / "twin.jsonl").read_text().splitlines())
+    }
     assert kept and all(r["rejected_from"] == "twin" and r["rejected"] == twin_text[r["id"]] for r in kept)
     assert stats["rejected_from"] == {"base": 0, "twin": len(kept)} and stats["lengths"]["all"]["pairs"] == len(kept)
     assert stats["lengths"]["base"] == {"pairs": 0}
@@ -218,16 +281,30 @@ def test_children_rejected_from_twin_and_both(tiny_model_dir, tmp_path, monkeypa
     saved = json.loads((tmp_path / "twin" / "stats.json").read_text())
     assert saved["lengths"] == stats["lengths"] and saved["filtered"] == stats["filtered"]
 
-    cfg = PairsConfig(max_tokens=6, batch_size=4, rejected_from="both", allow_truncated=True, twin_max_similarity=1.0,
-                      similarity_threshold=1.0, max_length_ratio=3)
+    cfg = PairsConfig(
+        max_tokens=6,
+        batch_size=4,
+        rejected_from="both",
+        allow_truncated=True,
+        twin_max_similarity=1.0,
+        similarity_threshold=1.0,
+        max_length_ratio=3,
+    )
     stats = pairs.run_pairs(tiny_model_dir, tiny_model_dir, data, tmp_path / "both", cfg, log=logs.append)
     assert stats["generation"]["base"]["generated"] == n and stats["generation"]["twin"]["generated"] == n
     assert sum(stats["filtered"].values()) + sum(stats["pairs"].values()) == 2 * n  # two candidates per prompt
-    kept = [json.loads(l) for s in ("train", "valid") for l in (tmp_path / "both" / f"{s}.jsonl").read_text().splitlines()]
+    kept = [
+        json.loads(line)
+        for s in ("train", "valid")
+        for line in (tmp_path / "both" / f"{s}.jsonl").read_text().splitlines()
+    ]
     ratio = lambda r: len(r["rejected"].split()) / len(r["chosen"].split())  # noqa: E731
     assert all(1 / 3 <= ratio(r) <= 3 for r in kept)
-    dropped = [r for r in map(json.loads, (tmp_path / "both" / "rejects.jsonl").read_text().splitlines())
-               if r["reason"] == "length_ratio"]
+    dropped = [
+        r
+        for r in map(json.loads, (tmp_path / "both" / "rejects.jsonl").read_text().splitlines())
+        if r["reason"] == "length_ratio"
+    ]
     assert len(dropped) == stats["filtered"]["length_ratio"] and all(not 1 / 3 <= ratio(r) <= 3 for r in dropped)
     assert stats["rejected_from"]["base"] + stats["rejected_from"]["twin"] == len(kept)
     assert stats["lengths"]["base"]["pairs"] == stats["rejected_from"]["base"]

@@ -11,22 +11,23 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mlx_persona.core.blas import fast_blas_env
 from mlx_persona.cli import cli
+from mlx_persona.core.blas import fast_blas_env
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import RunLock
 
 SAMPLE = Path(__file__).parent.parent / "data" / "sample"
 
 
-def tiny_recipe(tmp_path: Path, model_dir: Path, iters: int = 8, stages=("clean", "sft", "sft_fuse"),
-                extra: str = "") -> Path:
+def tiny_recipe(
+    tmp_path: Path, model_dir: Path, iters: int = 8, stages=("clean", "sft", "sft_fuse"), extra: str = ""
+) -> Path:
     text = f"""name: tiny
 persona: {{name: Sam Okafor, aliases: [Sam, SAM], system: "You are Sam."}}
 model: {model_dir}
 data:
-  - {{path: {SAMPLE / 'whatsapp_android.txt'}}}
-  - {{path: {SAMPLE / 'script.csv'}}}
+  - {{path: {SAMPLE / "whatsapp_android.txt"}}}
+  - {{path: {SAMPLE / "script.csv"}}}
 stages: [{", ".join(stages)}]
 clean: {{max_tokens: 256}}
 sft:
@@ -98,10 +99,13 @@ dpo: {rank: 4, num_layers: -1, batch_size: 2, iters: 8, learning_rate: 1.0e-3, m
 """
 
 
-@pytest.mark.parametrize("stage,stages", [
-    ("sft", ("clean", "sft")),
-    ("dpo", ("clean", "sft", "sft_fuse", "pairs", "dpo")),
-])
+@pytest.mark.parametrize(
+    "stage,stages",
+    [
+        ("sft", ("clean", "sft")),
+        ("dpo", ("clean", "sft", "sft_fuse", "pairs", "dpo")),
+    ],
+)
 def test_kill_9_mid_stage_then_resume_matches_uninterrupted(tiny_model_dir, tmp_path, stage, stages):
     # long enough that the kill, right after the first checkpoint, lands mid-stage on a fast machine
     iters = 60 if stage == "sft" else 40
@@ -118,8 +122,9 @@ def test_kill_9_mid_stage_then_resume_matches_uninterrupted(tiny_model_dir, tmp_
     recipe = tiny_recipe(killed, tiny_model_dir, iters=sft_iters, stages=stages, extra=extra)
     run_dir = killed / "runs" / "tiny"
     cmd = [sys.executable, "-m", "mlx_persona.cli", "run", str(recipe), "--runs", str(killed / "runs"), "--plain"]
-    proc = subprocess.Popen(cmd, env=fast_blas_env(), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, env=fast_blas_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 600
     while time.time() < deadline:
         if (run_dir / stage / "checkpoint.json").exists():
@@ -143,7 +148,9 @@ def test_kill_9_mid_stage_then_resume_matches_uninterrupted(tiny_model_dir, tmp_
     assert got["best_val_loss"] == pytest.approx(want["best_val_loss"], rel=1e-4, abs=1e-5)
     events = [json.loads(line) for line in (run_dir / stage / "metrics.jsonl").read_text().splitlines()]
     train_iters = [e["iter"] for e in events if "val_loss" not in e and "iter" in e]
-    assert train_iters == sorted(set(train_iters)) and train_iters[-1] == iters  # no step twice, none missing at the end
+    assert (
+        train_iters == sorted(set(train_iters)) and train_iters[-1] == iters
+    )  # no step twice, none missing at the end
 
 
 def test_lock_refuses_a_live_run_and_clears_a_stale_one(tmp_path):

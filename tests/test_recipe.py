@@ -23,7 +23,7 @@ BASE = f"""name: t
 persona: {{name: Sam Okafor, system: "You are Sam."}}
 model: default
 data:
-  - {{path: {SAMPLE / 'whatsapp_android.txt'}}}
+  - {{path: {SAMPLE / "whatsapp_android.txt"}}}
 sft:
   rank: 4
   learning_rate: 1.0e-4
@@ -71,8 +71,9 @@ def test_run_command_errors_before_any_stage(tmp_path):
     assert not runs.exists()
 
 
-@pytest.mark.parametrize("name", ["quickstart.yaml", "mac-mini-16gb-qwen2.5-7b.yaml", "tinyllama-dialogue.yaml",
-                                  "compare-adapters.yaml"])
+@pytest.mark.parametrize(
+    "name", ["quickstart.yaml", "mac-mini-16gb-qwen2.5-7b.yaml", "tinyllama-dialogue.yaml", "compare-adapters.yaml"]
+)
 def test_shipped_recipes_load(name):
     path = REPO / "recipes" / name
     if not path.exists():

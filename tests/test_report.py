@@ -16,12 +16,23 @@ def jsonl(path, rows):
 
 
 def model_entry(ppl, sim, slop, tps, twin=None):
-    e = {"perplexity": {"perplexity": ppl}, "similarity": {"mean": sim, "median": sim, "share_ge_threshold": 0.1,
-         "top": [{"index": 0, "similarity": 0.9, "prompt": "lunch?", "real": "12:30", "reply": "12:30 works"}],
-         "bottom": [{"index": 1, "similarity": 0.1, "prompt": "why?", "real": "ttl", "reply": "Great question!"}]},
-         "style": {"slop": {"per_1000_words": slop}, "length": {"median_words": 9.0, "median_ratio": 1.5, "wasserstein_words": 4.0},
-                   "habits": {"emoji_per_reply": 0.0, "share_lowercase_start": 0.2}},
-         "speed": {"tokens_per_sec": tps, "ttft_median_s": 0.4}, "peak_memory_gb": 0.6}
+    e = {
+        "perplexity": {"perplexity": ppl},
+        "similarity": {
+            "mean": sim,
+            "median": sim,
+            "share_ge_threshold": 0.1,
+            "top": [{"index": 0, "similarity": 0.9, "prompt": "lunch?", "real": "12:30", "reply": "12:30 works"}],
+            "bottom": [{"index": 1, "similarity": 0.1, "prompt": "why?", "real": "ttl", "reply": "Great question!"}],
+        },
+        "style": {
+            "slop": {"per_1000_words": slop},
+            "length": {"median_words": 9.0, "median_ratio": 1.5, "wasserstein_words": 4.0},
+            "habits": {"emoji_per_reply": 0.0, "share_lowercase_start": 0.2},
+        },
+        "speed": {"tokens_per_sec": tps, "ttft_median_s": 0.4},
+        "peak_memory_gb": 0.6,
+    }
     if twin is not None:
         e["twin_score"] = {"share": twin}
     return e
@@ -30,25 +41,61 @@ def model_entry(ppl, sim, slop, tps, twin=None):
 def fake_run(run):
     run.mkdir(parents=True)
     (run / "recipe.yaml").write_text("name: sam\nmodel: default\nsft:\n  rank: 8\n")
-    (run / "manifest.json").write_text(json.dumps({
-        "name": "sam", "budget": {"sft": {"total_gb": 1.5, "verdict": "fits"}, "dpo": {"total_gb": 2.0, "verdict": "fits"}},
-        "stages": {"clean": {"status": "done", "seconds": 2.5}, "sft": {"status": "done", "seconds": 3725.0, "peak_memory_gb": 1.2},
-                   "dpo": {"status": "done", "seconds": 600.0}, "eval": {"status": "done", "seconds": 95.0}}}))
-    jsonl(run / "sft" / "metrics.jsonl", [{"iter": 0, "val_loss": 3.0}] +
-          [{"iter": i, "train_loss": 3.0 - 0.1 * i, "peak_memory_gb": 1.2} for i in range(1, 11)] +
-          [{"iter": 10, "val_loss": 2.2}])
-    jsonl(run / "dpo" / "metrics.jsonl", [{"iter": i, "train_loss": 0.69 - 0.02 * i, "margin": 0.1 * i, "peak_memory_gb": 1.8}
-                                         for i in range(1, 6)] + [{"iter": 5, "val_loss": 0.6, "val_margin": 0.4}])
+    (run / "manifest.json").write_text(
+        json.dumps(
+            {
+                "name": "sam",
+                "budget": {"sft": {"total_gb": 1.5, "verdict": "fits"}, "dpo": {"total_gb": 2.0, "verdict": "fits"}},
+                "stages": {
+                    "clean": {"status": "done", "seconds": 2.5},
+                    "sft": {"status": "done", "seconds": 3725.0, "peak_memory_gb": 1.2},
+                    "dpo": {"status": "done", "seconds": 600.0},
+                    "eval": {"status": "done", "seconds": 95.0},
+                },
+            }
+        )
+    )
+    jsonl(
+        run / "sft" / "metrics.jsonl",
+        [{"iter": 0, "val_loss": 3.0}]
+        + [{"iter": i, "train_loss": 3.0 - 0.1 * i, "peak_memory_gb": 1.2} for i in range(1, 11)]
+        + [{"iter": 10, "val_loss": 2.2}],
+    )
+    jsonl(
+        run / "dpo" / "metrics.jsonl",
+        [{"iter": i, "train_loss": 0.69 - 0.02 * i, "margin": 0.1 * i, "peak_memory_gb": 1.8} for i in range(1, 6)]
+        + [{"iter": 5, "val_loss": 0.6, "val_margin": 0.4}],
+    )
     (run / "eval").mkdir()
-    (run / "eval" / "metrics.json").write_text(json.dumps({
-        "created": "2026-11-27T20:00:00+00:00", "test": {"path": "clean/test.jsonl", "conversations": 2},
-        "settings": {"max_tokens": 96}, "real": {"slop": {"per_1000_words": 0.0}, "median_words": 6.0, "habits": {"emoji_per_reply": 0.5}},
-        "models": {"base": model_entry(20.0, 0.30, 40.0, 100.0), "sft": model_entry(10.0, 0.45, 5.0, 95.0, 0.7),
-                   "dpo": model_entry(12.0, 0.50, 2.0, 96.0, 0.8)},
-        "skipped": []}))
-    jsonl(run / "eval" / "samples.jsonl", [
-        {"prompt": "lunch?", "real": "12:30 | usual", "base": "I'd be happy to help!", "sft": "12:30", "dpo": "12:30 usual place"},
-        {"prompt": "why?", "real": "ttl", "base": "Great question!", "sft": "ttl", "dpo": None}])
+    (run / "eval" / "metrics.json").write_text(
+        json.dumps(
+            {
+                "created": "2026-11-27T20:00:00+00:00",
+                "test": {"path": "clean/test.jsonl", "conversations": 2},
+                "settings": {"max_tokens": 96},
+                "real": {"slop": {"per_1000_words": 0.0}, "median_words": 6.0, "habits": {"emoji_per_reply": 0.5}},
+                "models": {
+                    "base": model_entry(20.0, 0.30, 40.0, 100.0),
+                    "sft": model_entry(10.0, 0.45, 5.0, 95.0, 0.7),
+                    "dpo": model_entry(12.0, 0.50, 2.0, 96.0, 0.8),
+                },
+                "skipped": [],
+            }
+        )
+    )
+    jsonl(
+        run / "eval" / "samples.jsonl",
+        [
+            {
+                "prompt": "lunch?",
+                "real": "12:30 | usual",
+                "base": "I'd be happy to help!",
+                "sft": "12:30",
+                "dpo": "12:30 usual place",
+            },
+            {"prompt": "why?", "real": "ttl", "base": "Great question!", "sft": "ttl", "dpo": None},
+        ],
+    )
     return run
 
 
@@ -68,12 +115,14 @@ def test_report_embeds_the_loss_curves_and_tables(tmp_path):
         assert (run / "report_files" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     # metrics table: deltas against each earlier model, a perplexity percentage, the person's own value
     assert "| metric | real replies | base | sft | Δ sft vs base | dpo | Δ dpo vs base | Δ dpo vs sft |" in md
-    row = next(l for l in md.splitlines() if l.startswith("| perplexity"))
-    assert row == ("| perplexity on the persona's replies | – | 20.00 | 10.00 | −10.00 ✓ (-50.0%) | 12.00 | −8.00 ✓ (-40.0%) "
-                   "| +2.00 (+20.0%) |")
-    speed = next(l for l in md.splitlines() if l.startswith("| generated tokens per second"))
+    row = next(line for line in md.splitlines() if line.startswith("| perplexity"))
+    assert row == (
+        "| perplexity on the persona's replies | – | 20.00 | 10.00 | −10.00 ✓ (-50.0%) | 12.00 | −8.00 ✓ (-40.0%) "
+        "| +2.00 (+20.0%) |"
+    )
+    speed = next(line for line in md.splitlines() if line.startswith("| generated tokens per second"))
     assert speed == "| generated tokens per second | – | 100.0 | 95.0 | – | 96.0 | – | – |"  # one measurement: no Δ
-    slop = next(l for l in md.splitlines() if l.startswith("| assistant slop"))
+    slop = next(line for line in md.splitlines() if line.startswith("| assistant slop"))
     assert slop.split(" | ")[1] == "0.0" and "−35.0 ✓" in slop
     assert "12:30 \\| usual" in md  # pipes in replies do not break the table
     assert "| sft | 1.50 | fits | 1.20 | 0.80 |" in md  # budget estimate vs measured (manifest)
@@ -91,8 +140,14 @@ def with_intervals(run, balanced_accuracy=0.9):
     ev["real"]["style_fidelity"] = {"mean": 0.8, "n": 17}
     ev["style_classifier"] = {
         "train": {"person_messages": 99, "other_messages": 90, "features": "MiniLM embedding + 12 habit features"},
-        "held_out": {"person_messages": 24, "other_messages": 21, "accuracy": balanced_accuracy,
-                     "balanced_accuracy": balanced_accuracy, "other_mean_p": 0.24}}
+        "held_out": {
+            "person_messages": 24,
+            "other_messages": 21,
+            "accuracy": balanced_accuracy,
+            "balanced_accuracy": balanced_accuracy,
+            "other_mean_p": 0.24,
+        },
+    }
 
     def ci(value, low, high):
         return {"value": value, "low": low, "high": high}
@@ -101,14 +156,28 @@ def with_intervals(run, balanced_accuracy=0.9):
         return {"delta": delta, "low": low, "high": high, "real": low > 0 or high < 0}
 
     ev["intervals"] = {
-        "resamples": 1000, "seed": 0, "level": 0.95, "conversations": 17,
-        "models": {"sft": {"similarity_mean": ci(0.45, 0.40, 0.50)}, "dpo": {"similarity_mean": ci(0.50, 0.44, 0.57),
-                                                                          "style_fidelity": ci(0.6, 0.5, 0.7)}},
-        "deltas": {"base->sft": {"from": "base", "to": "sft", "metrics": {"similarity_mean": d(0.15, 0.1, 0.2),
-                                                                         "perplexity": d(-10.0, -14.0, -6.5)}},
-                   "base->dpo": {"from": "base", "to": "dpo", "metrics": {"similarity_mean": d(0.2, 0.12, 0.27)}},
-                   "sft->dpo": {"from": "sft", "to": "dpo", "metrics": {"similarity_mean": d(0.05, -0.01, 0.11),
-                                                                        "style_fidelity": d(0.05, 0.01, 0.09)}}}}
+        "resamples": 1000,
+        "seed": 0,
+        "level": 0.95,
+        "conversations": 17,
+        "models": {
+            "sft": {"similarity_mean": ci(0.45, 0.40, 0.50)},
+            "dpo": {"similarity_mean": ci(0.50, 0.44, 0.57), "style_fidelity": ci(0.6, 0.5, 0.7)},
+        },
+        "deltas": {
+            "base->sft": {
+                "from": "base",
+                "to": "sft",
+                "metrics": {"similarity_mean": d(0.15, 0.1, 0.2), "perplexity": d(-10.0, -14.0, -6.5)},
+            },
+            "base->dpo": {"from": "base", "to": "dpo", "metrics": {"similarity_mean": d(0.2, 0.12, 0.27)}},
+            "sft->dpo": {
+                "from": "sft",
+                "to": "dpo",
+                "metrics": {"similarity_mean": d(0.05, -0.01, 0.11), "style_fidelity": d(0.05, 0.01, 0.09)},
+            },
+        },
+    }
     ev["twin"] = "sft"
     (run / "eval" / "metrics.json").write_text(json.dumps(ev))
     return run
@@ -119,12 +188,20 @@ def test_report_marks_each_difference_real_or_noise_by_its_interval(tmp_path):
     md_path, html_path = build_report(run)
     md, html = md_path.read_text(), html_path.read_text()
     lines = md.splitlines()
-    sim = next(l for l in lines if l.startswith("| similarity to the real reply, mean")).split(" | ")
-    assert sim[2:] == ["0.300", "0.450 [0.400, 0.500]", "+0.150 ✓ [+0.100, +0.200] real", "0.500 [0.440, 0.570]",
-                       "+0.200 ✓ [+0.120, +0.270] real", "+0.050 ✓ [−0.010, +0.110] noise |"]
-    ppl = next(l for l in lines if l.startswith("| perplexity"))
-    assert "−10.00 ✓ (-50.0%) [−14.00, −6.50] real" in ppl and ppl.endswith("| +2.00 (+20.0%) |")  # no interval: no verdict
-    fid = next(l for l in lines if l.startswith("| style-fidelity")).split(" | ")
+    sim = next(line for line in lines if line.startswith("| similarity to the real reply, mean")).split(" | ")
+    assert sim[2:] == [
+        "0.300",
+        "0.450 [0.400, 0.500]",
+        "+0.150 ✓ [+0.100, +0.200] real",
+        "0.500 [0.440, 0.570]",
+        "+0.200 ✓ [+0.120, +0.270] real",
+        "+0.050 ✓ [−0.010, +0.110] noise |",
+    ]
+    ppl = next(line for line in lines if line.startswith("| perplexity"))
+    assert "−10.00 ✓ (-50.0%) [−14.00, −6.50] real" in ppl and ppl.endswith(
+        "| +2.00 (+20.0%) |"
+    )  # no interval: no verdict
+    fid = next(line for line in lines if line.startswith("| style-fidelity")).split(" | ")
     assert fid[1:3] == ["0.80", "0.20"] and fid[-1] == "+0.05 ✓ [+0.01, +0.09] real |" and fid[5] == "0.60 [0.50, 0.70]"
     assert "95% paired bootstrap interval (1000 resamples of the 17 test conversations, seed 0" in md
     assert "learns the person's 99 messages against the other speakers' 90" in md
@@ -146,8 +223,13 @@ def test_report_on_an_empty_run_folder_lists_what_is_missing(tmp_path):
     assert r.exit_code == 0, r.output
     md = (run / "report.md").read_text()
     assert "## Not in this report" in md
-    for what in ("results: no eval/metrics.json", "SFT train and validation loss: no sft/metrics.jsonl",
-                 "DPO loss: no dpo/metrics.jsonl", "stage timings", "recipe: no recipe.yaml"):
+    for what in (
+        "results: no eval/metrics.json",
+        "SFT train and validation loss: no sft/metrics.jsonl",
+        "DPO loss: no dpo/metrics.jsonl",
+        "stage timings",
+        "recipe: no recipe.yaml",
+    ):
         assert what in md
     assert "data:image/png" not in (run / "report.html").read_text()
 

@@ -38,8 +38,10 @@ def load_generator():
 
 
 def replies(out: Path) -> dict[str, list[str]]:
-    return {s: [json.loads(l)["messages"][-1]["content"] for l in (out / f"{s}.jsonl").read_text().splitlines()]
-            for s in ("train", "valid", "test")}
+    return {
+        s: [json.loads(line)["messages"][-1]["content"] for line in (out / f"{s}.jsonl").read_text().splitlines()]
+        for s in ("train", "valid", "test")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +56,9 @@ def test_generators_reproduce_the_sample_files_byte_for_byte():
     files = load_generator().files()
     assert {"whatsapp_android.txt", "nina_whatsapp_de.txt", "nina_telegram.json"} <= set(files)
     for name, text in files.items():
-        assert (SAMPLE / name).read_bytes() == text.encode("utf-8"), f"data/sample/{name} differs: run data/make_samples.py"
+        assert (SAMPLE / name).read_bytes() == text.encode("utf-8"), (
+            f"data/sample/{name} differs: run data/make_samples.py"
+        )
 
 
 def test_nina_splits_are_not_tiny(cleaned):

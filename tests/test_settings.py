@@ -36,13 +36,16 @@ def test_an_unknown_key_is_one_message_for_every_block(cls):
     assert e.value.message == f"{cls.block}.{first}x: unknown setting '{first}x' (did you mean '{first}'?)"
 
 
-@pytest.mark.parametrize("cls, bad, needle", [
-    (BLOCKS["clean"], {"system": "sometimes"}, "system must be one of"),
-    (BLOCKS["pairs"], {"top_p": 0}, "top_p: must be in (0, 1]"),
-    (SFTConfig, {"rank": 0}, "rank: must be at least 1"),
-    (DPOConfig, {"beta": 0}, "beta: must be positive"),
-    (EvalBlock, {"max_tokens": 0}, "must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "cls, bad, needle",
+    [
+        (BLOCKS["clean"], {"system": "sometimes"}, "system must be one of"),
+        (BLOCKS["pairs"], {"top_p": 0}, "top_p: must be in (0, 1]"),
+        (SFTConfig, {"rank": 0}, "rank: must be at least 1"),
+        (DPOConfig, {"beta": 0}, "beta: must be positive"),
+        (EvalBlock, {"max_tokens": 0}, "must be at least 1"),
+    ],
+)
 def test_validate_takes_where_and_returns_nothing(cls, bad, needle):
     ok = cls.from_mapping({})
     assert ok.validate("x.yaml:3: " + cls.block) is None
@@ -74,6 +77,19 @@ def test_click_options_are_built_one_way():
     assert list(pairs["chosen"].type.choices) == ["real", "twin"]
     clean = {p.name: p for p in cli.commands["clean"].params}
     assert list(clean["dedup"].type.choices) == ["near", "exact", "off"]
-    res = CliRunner().invoke(cli, ["clean", str(SAMPLE / "script.csv"), "--persona", "Sam", "--out", "/nonexistent/o",
-                                   "--seed", "abc"])
+    res = CliRunner().invoke(
+        cli, ["clean", str(SAMPLE / "script.csv"), "--persona", "Sam", "--out", "/nonexistent/o", "--seed", "abc"]
+    )
     assert res.exit_code == 1 and res.output.strip() == "Error: clean.seed: expected a number, got 'abc'"
+
+
+def test_optional_fields_read_in_either_spelling():
+    """``Optional[int]`` and ``int | None`` (what the linter writes) are the same optional type."""
+    from mlx_persona.core.settings import coerce, split_optional
+
+    assert (
+        split_optional("Optional[int]") == split_optional("int | None") == split_optional("None | int") == (True, "int")
+    )
+    assert split_optional("int") == (False, "int")
+    for kind in ("Optional[int]", "int | None"):
+        assert coerce("x", kind, None) is None and coerce("x", kind, "null") is None and coerce("x", kind, "7") == 7

@@ -14,8 +14,8 @@ import pytest
 from sft_helpers import FAST, write_chat_data
 
 from mlx_persona.core import blas
-from mlx_persona.sft.train import run_sft
 from mlx_persona.sft.config import SFTConfig
+from mlx_persona.sft.train import run_sft
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def trained(tiny_model_dir, data, tmp_path_factory):
 
 
 def events(out):
-    return [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_metrics_jsonl(trained):
@@ -63,9 +63,25 @@ def test_adapter_loads_in_mlx_lm(tiny_model_dir, trained):
     for k, v in best.items():
         assert np.array_equal(np.array(params[k]), np.array(v))
     for folder in (trained, trained / "last"):  # both load in mlx_lm's own generate command
-        done = subprocess.run([sys.executable, "-m", "mlx_lm", "generate", "--model", str(tiny_model_dir),
-                               "--adapter-path", str(folder), "--prompt", "hi", "--max-tokens", "3"],
-                              env=blas.fast_blas_env(), capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mlx_lm",
+                "generate",
+                "--model",
+                str(tiny_model_dir),
+                "--adapter-path",
+                str(folder),
+                "--prompt",
+                "hi",
+                "--max-tokens",
+                "3",
+            ],
+            env=blas.fast_blas_env(),
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, done.stderr[-500:]
 
 
@@ -95,10 +111,30 @@ def test_same_losses_as_mlx_lm_lora(tiny_model_dir, data, trained, tmp_path, mon
             seen["val"][info["iteration"]] = info["val_loss"]
 
     cfg = SFTConfig.from_mapping(FAST)
-    args = dict(lora.CONFIG_DEFAULTS, model=str(tiny_model_dir), data=str(data), train=True, adapter_path=str(tmp_path),
-                fine_tune_type="lora", num_layers=-1, lora_parameters=cfg.lora_parameters(), lr_schedule=cfg.lr_schedule_config(cfg.iters),
-                **{k: FAST[k] for k in ("batch_size", "iters", "val_batches", "learning_rate", "steps_per_report",
-                                         "steps_per_eval", "max_seq_length", "seed")})
+    args = dict(
+        lora.CONFIG_DEFAULTS,
+        model=str(tiny_model_dir),
+        data=str(data),
+        train=True,
+        adapter_path=str(tmp_path),
+        fine_tune_type="lora",
+        num_layers=-1,
+        lora_parameters=cfg.lora_parameters(),
+        lr_schedule=cfg.lr_schedule_config(cfg.iters),
+        **{
+            k: FAST[k]
+            for k in (
+                "batch_size",
+                "iters",
+                "val_batches",
+                "learning_rate",
+                "steps_per_report",
+                "steps_per_eval",
+                "max_seq_length",
+                "seed",
+            )
+        },
+    )
     args = types.SimpleNamespace(**args)
     monkeypatch.setattr(lora, "get_reporting_callbacks", lambda *a, **k: Record())
     lora.run(args)

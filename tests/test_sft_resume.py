@@ -15,14 +15,14 @@ from sft_helpers import FAST, write_chat_data
 
 from mlx_persona.core import blas
 from mlx_persona.sft import train as sft
-from mlx_persona.train.checkpoint import latest_checkpoint, read_state
 from mlx_persona.sft.config import SFTConfig
+from mlx_persona.train.checkpoint import latest_checkpoint, read_state
 
 CURVE_KEYS = ("iter", "train_loss", "val_loss", "lr", "trained_tokens", "best")
 
 
 def curve(out):
-    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     return [{k: e[k] for k in CURVE_KEYS if k in e} for e in lines]
 
 
@@ -75,7 +75,17 @@ def test_kill_9_child_then_resume(tiny_model_dir, data, tmp_path):
     """The real thing: the child process dies by SIGKILL, a new child resumes it."""
     cfg_file = tmp_path / "sft.json"
     cfg_file.write_text(json.dumps(FAST))
-    cmd = [sys.executable, "-m", "mlx_persona.sft", "--model", str(tiny_model_dir), "--data", str(data), "--config", str(cfg_file)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlx_persona.sft",
+        "--model",
+        str(tiny_model_dir),
+        "--data",
+        str(data),
+        "--config",
+        str(cfg_file),
+    ]
     env = blas.fast_blas_env()
 
     full = tmp_path / "full"

@@ -54,6 +54,7 @@ def test_the_runner_runs_every_registry_stage_once_in_order(tmp_path, monkeypatc
             for out in STAGE[name].outputs or ("x",):
                 (folder / out).write_text(name)
             return {"ran": name}
+
         return run
 
     for s in STAGES:
@@ -73,8 +74,9 @@ def test_the_runner_runs_every_registry_stage_once_in_order(tmp_path, monkeypatc
 @pytest.mark.parametrize("stage", STAGE_NAMES)
 def test_plan_covers_every_stage(stage, tmp_path):
     recipe_file = tmp_path / "r.yaml"
-    recipe_file.write_text(f"name: t\npersona: Sam Okafor\ndata: [{SAMPLE / 'whatsapp_android.txt'}]\n"
-                           f"stages: [{stage}]\n")
+    recipe_file.write_text(
+        f"name: t\npersona: Sam Okafor\ndata: [{SAMPLE / 'whatsapp_android.txt'}]\nstages: [{stage}]\n"
+    )
     plan = dict(pipeline.plan(load_recipe(recipe_file), pipeline.Manifest(tmp_path), None, None))
     assert list(plan) == list(STAGE_NAMES) and plan[stage] == "run"
     assert {a for s, a in plan.items() if s != stage} == {"off"}

@@ -56,8 +56,14 @@ def test_chat_and_report_use_the_chosen_twin(tmp_path):
     model_dir(run / "dpo_fused")
     assert resolve_target(str(run)).model == run / "dpo_fused"
     (run / "twin").mkdir()
-    record = {"twin": "sft", "folder": "sft_fused", "split": "valid", "prompts": 13,
-              "scores": {"sft": score(0.4), "dpo": score(0.2)}, "why": "dpo did not beat sft on 13 validation prompts"}
+    record = {
+        "twin": "sft",
+        "folder": "sft_fused",
+        "split": "valid",
+        "prompts": 13,
+        "scores": {"sft": score(0.4), "dpo": score(0.2)},
+        "why": "dpo did not beat sft on 13 validation prompts",
+    }
     (run / "twin" / "twin.json").write_text(json.dumps(record))
     assert resolve_target(str(run)).model == run / "sft_fused"
     md, _ = build_report(run, log=lambda m: None)

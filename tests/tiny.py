@@ -57,9 +57,7 @@ def build_tokenizer(out: Path) -> int:
             indent=2,
         )
     )
-    (out / "special_tokens_map.json").write_text(
-        json.dumps({"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"})
-    )
+    (out / "special_tokens_map.json").write_text(json.dumps({"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}))
     return tok.get_vocab_size()
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import click
 from rich.console import Console
@@ -19,17 +19,34 @@ from mlx_persona.budget.fit import fit
 from mlx_persona.core.errors import PersonaError
 
 console = Console()
-DEFAULTS: dict[str, Any] = dict(stage="sft", fine_tune_type="lora", rank=8, num_layers=16,
-                                batch_size=4, max_seq_length=2048, grad_checkpoint=False,
-                                grad_accumulation_steps=1, optimizer="adam", reference_in_memory=False)
-LABELS = {"weights": "base weights", "adapter": "adapter parameters", "gradients": "gradients",
-          "optimizer": "optimizer state", "activations": "activations (kept for backward)",
-          "attention": "attention scores", "logits": "logits + loss", "backward": "backward in flight",
-          "reference": "DPO reference model", "overhead": "framework overhead"}
+DEFAULTS: dict[str, Any] = dict(
+    stage="sft",
+    fine_tune_type="lora",
+    rank=8,
+    num_layers=16,
+    batch_size=4,
+    max_seq_length=2048,
+    grad_checkpoint=False,
+    grad_accumulation_steps=1,
+    optimizer="adam",
+    reference_in_memory=False,
+)
+LABELS = {
+    "weights": "base weights",
+    "adapter": "adapter parameters",
+    "gradients": "gradients",
+    "optimizer": "optimizer state",
+    "activations": "activations (kept for backward)",
+    "attention": "attention scores",
+    "logits": "logits + loss",
+    "backward": "backward in flight",
+    "reference": "DPO reference model",
+    "overhead": "framework overhead",
+}
 COLORS = {"fits": "green", "tight": "yellow", "does not fit": "red"}
 
 
-def _recipe_settings(path: Optional[Path], stage: str) -> dict[str, Any]:
+def _recipe_settings(path: Path | None, stage: str) -> dict[str, Any]:
     """The memory-relevant keys of a recipe YAML (model included)."""
     if path is None:
         return {}
@@ -62,9 +79,11 @@ def _print_table(est: Estimate) -> None:
     console.print(table)
     console.print(f"usable memory source: {est.device_source}")
     s = est.settings
-    console.print(f"{s.stage} {s.fine_tune_type} rank {s.rank}, {s.num_layers} layers, batch {s.batch_size} "
-                  f"x accum {s.grad_accumulation_steps}, seq {s.max_seq_length}, grad checkpoint "
-                  f"{'on' if s.grad_checkpoint else 'off'}, {s.optimizer}")
+    console.print(
+        f"{s.stage} {s.fine_tune_type} rank {s.rank}, {s.num_layers} layers, batch {s.batch_size} "
+        f"x accum {s.grad_accumulation_steps}, seq {s.max_seq_length}, grad checkpoint "
+        f"{'on' if s.grad_checkpoint else 'off'}, {s.optimizer}"
+    )
     for note in est.notes:
         console.print(f"note: {note}")
     color = COLORS[est.verdict]
@@ -73,7 +92,9 @@ def _print_table(est: Estimate) -> None:
 
 @click.command("budget")
 @click.option("--model", "-m", help="Model folder, 'default', or hub id (config snapshot, no download).")
-@click.option("--recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Recipe YAML to read settings from.")
+@click.option(
+    "--recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Recipe YAML to read settings from."
+)
 @click.option("--device", help="m-series-8gb/16gb/24gb/32gb/64gb, or cpu; default: this machine.")
 @click.option("--memory-gb", type=float, help="Usable memory in GB, for any other machine.")
 @click.option("--stage", type=click.Choice(["sft", "dpo"]), help="sft (default) or dpo.")
@@ -86,11 +107,20 @@ def _print_table(est: Estimate) -> None:
 @click.option("--grad-checkpoint/--no-grad-checkpoint", default=None, help="Recompute activations in backward.")
 @click.option("--grad-accumulation-steps", type=int, help="Micro-batches per update (default 1).")
 @click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd", "adafactor"]))
-@click.option("--reference-in-memory/--no-reference-in-memory", default=None, help="DPO: hold the reference model in memory.")
+@click.option(
+    "--reference-in-memory/--no-reference-in-memory", default=None, help="DPO: hold the reference model in memory."
+)
 @click.option("--fit", "do_fit", is_flag=True, help="Propose the best settings that fit, as recipe overrides.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def budget_command(model: Optional[str], recipe: Optional[Path], device: Optional[str],
-                   memory_gb: Optional[float], do_fit: bool, as_json: bool, **cli_settings: Any) -> None:
+def budget_command(
+    model: str | None,
+    recipe: Path | None,
+    device: str | None,
+    memory_gb: float | None,
+    do_fit: bool,
+    as_json: bool,
+    **cli_settings: Any,
+) -> None:
     """Estimate a training run's peak memory before loading any weights; --fit to make it fit."""
     stage = cli_settings.get("stage") or DEFAULTS["stage"]
     settings = {**DEFAULTS, **_recipe_settings(recipe, stage)}
@@ -110,9 +140,19 @@ def budget_command(model: Optional[str], recipe: Optional[Path], device: Optiona
         return
     res = fit(model, device=device, memory_gb=memory_gb, **settings)
     if as_json:
-        click.echo(json.dumps({"ok": res.ok, "steps": res.steps, "overrides": res.overrides(),
-                               "flags": res.flags(), "original": res.original.to_dict(),
-                               "estimate": res.estimate.to_dict()}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "ok": res.ok,
+                    "steps": res.steps,
+                    "overrides": res.overrides(),
+                    "flags": res.flags(),
+                    "original": res.original.to_dict(),
+                    "estimate": res.estimate.to_dict(),
+                },
+                indent=2,
+            )
+        )
     else:
         _print_table(res.estimate)
         console.print(res.advice())

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from typing import Optional
 
 from mlx_persona.core.errors import PersonaError
 
@@ -33,16 +32,23 @@ PROFILES: dict[str, Device] = {
         Device("m-series-8gb", 8 * GIB * 2 / 3, "2/3 of 8 GiB; ~5.3 GiB reported in SceneWorks/SceneWorks#1552"),
         # 2/3 x 16 GiB = 10922.67 MiB: M1 16 GB log in abetlen/llama-cpp-python#687; "~10.67 GB on
         # 16GB M4" in exo-explore/exo#1672
-        Device("m-series-16gb", 16 * GIB * 2 / 3,
-               "recommendedMaxWorkingSetSize 10922.67 MiB (abetlen/llama-cpp-python#687; exo-explore/exo#1672)"),
+        Device(
+            "m-series-16gb",
+            16 * GIB * 2 / 3,
+            "recommendedMaxWorkingSetSize 10922.67 MiB (abetlen/llama-cpp-python#687; exo-explore/exo#1672)",
+        ),
         # 2/3 x 24 GiB = 16 GiB: the 2/3 rule that the 8/16/32 GB logs all follow
         Device("m-series-24gb", 24 * GIB * 2 / 3, "2/3 of 24 GiB, the rule the 8/16/32 GB logs follow"),
         # 2/3 x 32 GiB = 21845.34 MiB: M2 Max 32 GB log in ollama/ollama#434, M1 Max in llama.cpp#2011
-        Device("m-series-32gb", 32 * GIB * 2 / 3,
-               "recommendedMaxWorkingSetSize 21845.34 MiB (ollama/ollama#434; ggml-org/llama.cpp#2011)"),
+        Device(
+            "m-series-32gb",
+            32 * GIB * 2 / 3,
+            "recommendedMaxWorkingSetSize 21845.34 MiB (ollama/ollama#434; ggml-org/llama.cpp#2011)",
+        ),
         # 3/4 x 64 GiB = 49152 MiB: M2 Max 64 GB log in ggml-org/llama.cpp#1870
-        Device("m-series-64gb", 64 * GIB * 3 / 4,
-               "recommendedMaxWorkingSetSize 49152.00 MiB (ggml-org/llama.cpp#1870)"),
+        Device(
+            "m-series-64gb", 64 * GIB * 3 / 4, "recommendedMaxWorkingSetSize 49152.00 MiB (ggml-org/llama.cpp#1870)"
+        ),
     ]
 }
 
@@ -71,7 +77,7 @@ def current_device() -> Device:
     return Device("cpu", ram_gb(), "physical RAM of this machine (sysconf)")
 
 
-def get_device(device: Optional[str] = None, memory_gb: Optional[float] = None) -> Device:
+def get_device(device: str | None = None, memory_gb: float | None = None) -> Device:
     """Resolve ``--device`` / ``--memory-gb``; ``memory_gb`` wins when both are given."""
     if memory_gb is not None:
         if memory_gb <= 0:

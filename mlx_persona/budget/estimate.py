@@ -16,12 +16,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from mlx_persona.budget.devices import Device, get_device
-from mlx_persona.core.errors import PersonaError
 from mlx_persona.budget.shapes import ModelShape, load_shape
-
+from mlx_persona.core.errors import PersonaError
 
 GB = 1e9  # mx.get_peak_memory() / 1e9, the unit mlx_lm reports
 TIGHT_FRACTION = 0.9  # within 10% of the limit is "tight": the estimate's own error target is ±10%
@@ -55,7 +53,7 @@ class TrainSettings:
     fine_tune_type: str = "lora"  # lora, dora or full
     rank: int = 8  # LoRA/DoRA rank
     num_layers: int = 16  # blocks adapted, counted from the top; -1 = all
-    keys: Optional[tuple[str, ...]] = None  # adapted linear keys; None = every linear in a block
+    keys: tuple[str, ...] | None = None  # adapted linear keys; None = every linear in a block
     batch_size: int = 4  # sequences per step (DPO: pairs)
     max_seq_length: int = 2048  # tokens per sequence after truncation
     grad_checkpoint: bool = False  # recompute block activations in backward
@@ -63,11 +61,13 @@ class TrainSettings:
     optimizer: str = "adam"  # adam, adamw, sgd or adafactor
     reference_in_memory: bool = False  # DPO: hold a second full model as the reference
 
-    def validate(self, shape: ModelShape) -> "TrainSettings":
+    def validate(self, shape: ModelShape) -> TrainSettings:
         """Check ranges and clamp ``num_layers`` to the model; one-line errors."""
-        problems = [f"{k} must be at least {lo}, got {getattr(self, k)}"
-                    for k, lo in (("rank", 1), ("batch_size", 1), ("max_seq_length", 2),
-                                  ("grad_accumulation_steps", 1)) if getattr(self, k) < lo]
+        problems = [
+            f"{k} must be at least {lo}, got {getattr(self, k)}"
+            for k, lo in (("rank", 1), ("batch_size", 1), ("max_seq_length", 2), ("grad_accumulation_steps", 1))
+            if getattr(self, k) < lo
+        ]
         if self.stage not in STAGES:
             problems.append(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
         if self.fine_tune_type not in FINE_TUNE_TYPES:
@@ -108,8 +108,18 @@ class Estimate:
     device_source: str = ""
     notes: list[str] = field(default_factory=list)
 
-    COMPONENTS = ("weights", "adapter", "gradients", "optimizer", "activations", "attention",
-                  "logits", "backward", "reference", "overhead")
+    COMPONENTS = (
+        "weights",
+        "adapter",
+        "gradients",
+        "optimizer",
+        "activations",
+        "attention",
+        "logits",
+        "backward",
+        "reference",
+        "overhead",
+    )
 
     def components(self) -> dict[str, float]:
         return {f"{c}_gb": getattr(self, f"{c}_gb") for c in self.COMPONENTS}
@@ -127,10 +137,17 @@ class Estimate:
     def to_dict(self) -> dict:
         s = dataclasses.asdict(self.settings)
         s["keys"] = list(self.settings.keys) if self.settings.keys else None
-        return {"model": self.model, "device": self.device, "device_source": self.device_source,
-                "settings": s, "components": {k: round(v, 4) for k, v in self.components().items()},
-                "total_gb": round(self.total_gb, 4), "usable_gb": round(self.usable_gb, 4),
-                "verdict": self.verdict, "notes": self.notes}
+        return {
+            "model": self.model,
+            "device": self.device,
+            "device_source": self.device_source,
+            "settings": s,
+            "components": {k: round(v, 4) for k, v in self.components().items()},
+            "total_gb": round(self.total_gb, 4),
+            "usable_gb": round(self.usable_gb, 4),
+            "verdict": self.verdict,
+            "notes": self.notes,
+        }
 
 
 def _weight_bytes(shape: ModelShape) -> float:
@@ -153,8 +170,7 @@ def _trainable(shape: ModelShape, s: TrainSettings) -> tuple[float, float]:
     """(trainable parameter count, bytes per trainable parameter)."""
     if s.fine_tune_type == "full":
         return s.num_layers * shape.block_params(), shape.dtype_bytes
-    per_block = sum(s.rank * (i + o) + (o if s.fine_tune_type == "dora" else 0)
-                    for _, i, o in _adapted(shape, s))
+    per_block = sum(s.rank * (i + o) + (o if s.fine_tune_type == "dora" else 0) for _, i, o in _adapted(shape, s))
     return s.num_layers * per_block, 4  # mlx_lm creates LoRA/DoRA matrices in float32
 
 
@@ -195,39 +211,70 @@ def estimate_shape(shape: ModelShape, settings: TrainSettings, dev: Device) -> E
         at_loss, in_block = TRANSIENT_BLOCKS, ATTN_BACKWARD_COPIES
     acts += kept * block_lin
     attention = kept * block_att
-    backward = max(at_loss * (block_lin + block_att),
-                   block_lin + (1 + in_block) * block_att - logits)
+    backward = max(at_loss * (block_lin + block_att), block_lin + (1 + in_block) * block_att - logits)
     if s.fine_tune_type == "dora":  # DoRA re-forms each adapted weight every step
         w_elems = sum(i * o for _, i, o in _adapted(shape, s))
         held = ((1 if s.grad_checkpoint else s.num_layers) if shape.bits else 0) * w_elems
         acts += (held + w_elems) * shape.dtype_bytes  # + the adapted copy for the norm, in flight
         if shape.bits:
-            notes.append("DoRA on a quantized model keeps a dequantized copy of each adapted "
-                         "weight for backward" + ("" if s.grad_checkpoint else "; checkpointing limits it to one block"))
+            notes.append(
+                "DoRA on a quantized model keeps a dequantized copy of each adapted "
+                "weight for backward" + ("" if s.grad_checkpoint else "; checkpointing limits it to one block")
+            )
 
     reference = 0.0
     if s.stage == "dpo" and s.reference_in_memory:  # a second model, forward only
         reference = weights + tokens * act_bytes * (linear + scores) + tokens * shape.vocab * act_bytes
         notes.append("the reference model is held in memory; precomputed reference log-probs avoid it")
-    return Estimate(model=shape.name, device=dev.name, settings=s, weights_gb=weights / GB,
-                    adapter_gb=adapter / GB, gradients_gb=grads / GB, optimizer_gb=optim / GB,
-                    activations_gb=acts / GB, attention_gb=attention / GB, logits_gb=logits / GB,
-                    backward_gb=backward / GB,
-                    reference_gb=reference / GB, overhead_gb=OVERHEAD_GB, usable_gb=dev.usable_gb,
-                    device_source=dev.source, notes=notes)
+    return Estimate(
+        model=shape.name,
+        device=dev.name,
+        settings=s,
+        weights_gb=weights / GB,
+        adapter_gb=adapter / GB,
+        gradients_gb=grads / GB,
+        optimizer_gb=optim / GB,
+        activations_gb=acts / GB,
+        attention_gb=attention / GB,
+        logits_gb=logits / GB,
+        backward_gb=backward / GB,
+        reference_gb=reference / GB,
+        overhead_gb=OVERHEAD_GB,
+        usable_gb=dev.usable_gb,
+        device_source=dev.source,
+        notes=notes,
+    )
 
 
-def train_settings(stage: str = "sft", fine_tune_type: str = "lora", rank: int = 8, num_layers: int = 16,
-              keys: Optional[list[str]] = None, batch_size: int = 4, max_seq_length: int = 2048,
-              grad_checkpoint: bool = False, grad_accumulation_steps: int = 1, optimizer: str = "adam",
-              reference_in_memory: bool = False) -> TrainSettings:
-    return TrainSettings(stage, fine_tune_type, rank, num_layers, tuple(keys) if keys else None,
-                         batch_size, max_seq_length, grad_checkpoint, grad_accumulation_steps,
-                         optimizer, reference_in_memory)
+def train_settings(
+    stage: str = "sft",
+    fine_tune_type: str = "lora",
+    rank: int = 8,
+    num_layers: int = 16,
+    keys: list[str] | None = None,
+    batch_size: int = 4,
+    max_seq_length: int = 2048,
+    grad_checkpoint: bool = False,
+    grad_accumulation_steps: int = 1,
+    optimizer: str = "adam",
+    reference_in_memory: bool = False,
+) -> TrainSettings:
+    return TrainSettings(
+        stage,
+        fine_tune_type,
+        rank,
+        num_layers,
+        tuple(keys) if keys else None,
+        batch_size,
+        max_seq_length,
+        grad_checkpoint,
+        grad_accumulation_steps,
+        optimizer,
+        reference_in_memory,
+    )
 
 
-def estimate(model: str | Path, *, device: Optional[str] = None, memory_gb: Optional[float] = None,
-             **settings) -> Estimate:
+def estimate(model: str | Path, *, device: str | None = None, memory_gb: float | None = None, **settings) -> Estimate:
     """Estimate peak training memory for ``model`` (folder, 'default' or hub id); never raises
     on the verdict. ``settings`` are :func:`preflight`'s keyword arguments."""
     return estimate_shape(load_shape(model), train_settings(**settings), get_device(device, memory_gb))

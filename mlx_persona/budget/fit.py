@@ -8,9 +8,9 @@ that fits; when even its floor does not fit, it keeps the floor and the next ste
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 from mlx_persona.budget.devices import Device, get_device
 from mlx_persona.budget.estimate import Estimate, TrainSettings, estimate_shape, train_settings
@@ -73,14 +73,18 @@ class FitResult:
     def advice(self) -> str:
         """One line for an error message."""
         if not self.ok:
-            return (f"No setting fits: the base weights alone take {self.estimate.weights_gb:.2f} GB; "
-                    "use a smaller or 4-bit model, or a device with more memory.")
+            return (
+                f"No setting fits: the base weights alone take {self.estimate.weights_gb:.2f} GB; "
+                "use a smaller or 4-bit model, or a device with more memory."
+            )
         if not self.overrides():
             return "It fits as is."
         return f"Fits ({self.estimate.total_gb:.2f} GB) with: {self.flags()}"
 
 
-def _candidates(s: TrainSettings, shape: ModelShape) -> Iterator[tuple[str, Callable[[TrainSettings], list[TrainSettings]]]]:
+def _candidates(
+    s: TrainSettings, shape: ModelShape
+) -> Iterator[tuple[str, Callable[[TrainSettings], list[TrainSettings]]]]:
     """Each give-up step as (name, settings -> candidates from mildest to its floor)."""
     effective = s.batch_size * s.grad_accumulation_steps
 
@@ -126,37 +130,79 @@ def solve(shape: ModelShape, settings: TrainSettings, dev: Device) -> FitResult:
     return FitResult(False, original, best, steps)
 
 
-def fit(model: str | Path, *, device: Optional[str] = None, memory_gb: Optional[float] = None,
-        **settings) -> FitResult:
+def fit(model: str | Path, *, device: str | None = None, memory_gb: float | None = None, **settings) -> FitResult:
     """The highest-quality settings that fit, giving things up in
     :data:`mlx_persona.budget.fit.GIVE_UP_ORDER`."""
     return solve(load_shape(model), train_settings(**settings), get_device(device, memory_gb))
 
 
-def preflight(model: str | Path, *, stage: str = "sft", fine_tune_type: str = "lora", rank: int = 8,
-              num_layers: int = 16, keys: Optional[list[str]] = None, batch_size: int = 4,
-              max_seq_length: int = 2048, grad_checkpoint: bool = False,
-              grad_accumulation_steps: int = 1, optimizer: str = "adam",
-              reference_in_memory: bool = False, device: Optional[str] = None,
-              memory_gb: Optional[float] = None, force: bool = False) -> Estimate:
+def preflight(
+    model: str | Path,
+    *,
+    stage: str = "sft",
+    fine_tune_type: str = "lora",
+    rank: int = 8,
+    num_layers: int = 16,
+    keys: list[str] | None = None,
+    batch_size: int = 4,
+    max_seq_length: int = 2048,
+    grad_checkpoint: bool = False,
+    grad_accumulation_steps: int = 1,
+    optimizer: str = "adam",
+    reference_in_memory: bool = False,
+    device: str | None = None,
+    memory_gb: float | None = None,
+    force: bool = False,
+) -> Estimate:
     """Estimate before a stage loads weights; raise :class:`PersonaError` with the fit solver's
     overrides when the run does not fit, unless ``force``."""
     shape, dev = load_shape(model), get_device(device, memory_gb)
-    s = train_settings(stage, fine_tune_type, rank, num_layers, keys, batch_size, max_seq_length,
-                  grad_checkpoint, grad_accumulation_steps, optimizer, reference_in_memory)
+    s = train_settings(
+        stage,
+        fine_tune_type,
+        rank,
+        num_layers,
+        keys,
+        batch_size,
+        max_seq_length,
+        grad_checkpoint,
+        grad_accumulation_steps,
+        optimizer,
+        reference_in_memory,
+    )
     est = estimate_shape(shape, s, dev)
     if est.verdict == "does not fit" and not force:
-        raise PersonaError(f"estimated {est.total_gb:.2f} GB > {est.usable_gb:.2f} GB usable on "
-                           f"{dev.name}: does not fit. {solve(shape, s, dev).advice()} (or pass --force)")
+        raise PersonaError(
+            f"estimated {est.total_gb:.2f} GB > {est.usable_gb:.2f} GB usable on "
+            f"{dev.name}: does not fit. {solve(shape, s, dev).advice()} (or pass --force)"
+        )
     return est
 
 
-def preflight_stage(model: str | Path, cfg, stage: str, device: Optional[str] = None,
-                    memory_gb: Optional[float] = None, force: bool = False) -> Estimate:
+def preflight_stage(
+    model: str | Path,
+    cfg,
+    stage: str,
+    device: str | None = None,
+    memory_gb: float | None = None,
+    force: bool = False,
+) -> Estimate:
     """:func:`preflight` for a training stage's settings (an ``SFTConfig`` or ``DPOConfig``); the
     DPO reference is cached log-probs, never a second model in memory."""
-    return preflight(model, stage=stage, fine_tune_type=cfg.fine_tune_type, rank=cfg.rank, num_layers=cfg.num_layers,
-                     keys=cfg.keys, batch_size=cfg.batch_size, max_seq_length=cfg.max_seq_length,
-                     grad_checkpoint=cfg.grad_checkpoint, grad_accumulation_steps=cfg.grad_accumulation_steps,
-                     optimizer=cfg.optimizer, reference_in_memory=False, device=device, memory_gb=memory_gb,
-                     force=force)
+    return preflight(
+        model,
+        stage=stage,
+        fine_tune_type=cfg.fine_tune_type,
+        rank=cfg.rank,
+        num_layers=cfg.num_layers,
+        keys=cfg.keys,
+        batch_size=cfg.batch_size,
+        max_seq_length=cfg.max_seq_length,
+        grad_checkpoint=cfg.grad_checkpoint,
+        grad_accumulation_steps=cfg.grad_accumulation_steps,
+        optimizer=cfg.optimizer,
+        reference_in_memory=False,
+        device=device,
+        memory_gb=memory_gb,
+        force=force,
+    )

@@ -14,16 +14,13 @@ import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Optional
 
 from mlx_persona.core.errors import PersonaError
 
 # Bytes per element of the dtypes that appear in config.json and safetensors headers.
-DTYPE_BYTES = {"float32": 4, "f32": 4, "F32": 4, "float16": 2, "f16": 2, "F16": 2,
-               "bfloat16": 2, "bf16": 2, "BF16": 2}
+DTYPE_BYTES = {"float32": 4, "f32": 4, "F32": 4, "float16": 2, "f16": 2, "F16": 2, "bfloat16": 2, "bf16": 2, "BF16": 2}
 DEFAULT_GROUP_SIZE = 64  # mlx_lm.convert's and mlx-community's default quantization group
-REQUIRED = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-            "vocab_size")
+REQUIRED = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
 
 
 @dataclass(frozen=True)
@@ -41,16 +38,22 @@ class ModelShape:
     tie_embeddings: bool
     qkv_bias: bool
     dtype_bytes: int  # bytes of an unquantized weight and of every activation
-    bits: Optional[int] = None  # quantized weight bits; None for an unquantized model
+    bits: int | None = None  # quantized weight bits; None for an unquantized model
     group_size: int = DEFAULT_GROUP_SIZE
     source: str = ""  # where the numbers came from (a path or a snapshot's reference URL)
 
     def linears(self) -> list[tuple[str, int, int]]:
         """Each block's linear layers as (mlx_lm key, input dims, output dims)."""
         q, kv, h, i = self.heads * self.head_dim, self.kv_heads * self.head_dim, self.hidden, self.intermediate
-        return [("self_attn.q_proj", h, q), ("self_attn.k_proj", h, kv), ("self_attn.v_proj", h, kv),
-                ("self_attn.o_proj", q, h), ("mlp.gate_proj", h, i), ("mlp.up_proj", h, i),
-                ("mlp.down_proj", i, h)]
+        return [
+            ("self_attn.q_proj", h, q),
+            ("self_attn.k_proj", h, kv),
+            ("self_attn.v_proj", h, kv),
+            ("self_attn.o_proj", q, h),
+            ("mlp.gate_proj", h, i),
+            ("mlp.up_proj", h, i),
+            ("mlp.down_proj", i, h),
+        ]
 
     def block_params(self) -> int:
         """Parameters in one transformer block (linears, q/k/v biases, two norms)."""
@@ -64,7 +67,7 @@ class ModelShape:
         return self.layers * self.block_params() + embed + self.hidden
 
 
-def shape_from_config(cfg: dict, name: str, source: str, dtype: Optional[str] = None) -> ModelShape:
+def shape_from_config(cfg: dict, name: str, source: str, dtype: str | None = None) -> ModelShape:
     """Build a :class:`ModelShape` from a config.json dict; a one-line error if a field is missing."""
     cfg = {**cfg, **cfg.get("text_config", {})}  # multimodal configs nest the language model
     missing = [k for k in REQUIRED if not isinstance(cfg.get(k), int) or cfg[k] <= 0]
@@ -76,18 +79,24 @@ def shape_from_config(cfg: dict, name: str, source: str, dtype: Optional[str] = 
     if dtype not in DTYPE_BYTES:
         raise PersonaError(f"{source}: unsupported dtype {dtype!r} (float32, float16 or bfloat16)")
     return ModelShape(
-        name=name, hidden=cfg["hidden_size"], layers=cfg["num_hidden_layers"], heads=heads,
+        name=name,
+        hidden=cfg["hidden_size"],
+        layers=cfg["num_hidden_layers"],
+        heads=heads,
         kv_heads=cfg.get("num_key_value_heads") or heads,
         head_dim=cfg.get("head_dim") or cfg["hidden_size"] // heads,
-        intermediate=cfg["intermediate_size"], vocab=cfg["vocab_size"],
+        intermediate=cfg["intermediate_size"],
+        vocab=cfg["vocab_size"],
         tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         qkv_bias=bool(cfg.get("attention_bias", cfg.get("model_type") == "qwen2")),
         dtype_bytes=DTYPE_BYTES[dtype],
         bits=quant.get("bits") if isinstance(quant.get("bits"), int) else None,
-        group_size=quant.get("group_size") or DEFAULT_GROUP_SIZE, source=source)
+        group_size=quant.get("group_size") or DEFAULT_GROUP_SIZE,
+        source=source,
+    )
 
 
-def _safetensors_dtype(folder: Path) -> Optional[str]:
+def _safetensors_dtype(folder: Path) -> str | None:
     """The dtype of the first floating tensor in the folder's safetensors, from the header only."""
     for f in sorted(folder.glob("*.safetensors")):
         with open(f, "rb") as fh:
@@ -119,7 +128,7 @@ def snapshots() -> dict[str, dict]:
     return json.loads(text)["models"]
 
 
-def _from_snapshot(spec: str) -> Optional[ModelShape]:
+def _from_snapshot(spec: str) -> ModelShape | None:
     """Match a hub id such as ``mlx-community/Qwen2.5-7B-Instruct-4bit`` to a snapshot."""
     name = spec.rsplit("/", 1)[-1].lower()
     keys = [k for k in snapshots() if name.startswith(k)]
@@ -138,7 +147,7 @@ def _from_snapshot(spec: str) -> Optional[ModelShape]:
     return shape_from_config(cfg, spec, f"snapshot {key} ({snap['source']})")
 
 
-def _from_hf_cache(spec: str) -> Optional[ModelShape]:
+def _from_hf_cache(spec: str) -> ModelShape | None:
     """A config.json the user already downloaded; looked up in the local cache only."""
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -179,5 +188,7 @@ def load_shape(model: str | Path) -> ModelShape:
         if shape:
             return shape
     known = ", ".join(sorted(snapshots()))
-    raise PersonaError(f"unknown model {spec!r} offline: give a local model folder, 'default', or a "
-                       f"hub id of a known architecture ({known})")
+    raise PersonaError(
+        f"unknown model {spec!r} offline: give a local model folder, 'default', or a "
+        f"hub id of a known architecture ({known})"
+    )

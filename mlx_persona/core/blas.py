@@ -28,8 +28,8 @@ import glob
 import os
 import sys
 import sysconfig
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Optional
 
 OPT_OUT_VAR = "MLX_PERSONA_FAST_BLAS"
 _REEXEC_MARK = "MLX_PERSONA_BLAS_REEXEC"
@@ -47,7 +47,7 @@ def _site_dirs() -> list[Path]:
     return list(dict.fromkeys(d for d in dirs if d.is_dir()))
 
 
-def openblas_path() -> Optional[Path]:
+def openblas_path() -> Path | None:
     """The OpenBLAS shared library shipped by ``cmeel-openblas``, if installed."""
     for site in _site_dirs():
         for name in ("libopenblas.so.0", "libopenblas.so"):
@@ -57,7 +57,7 @@ def openblas_path() -> Optional[Path]:
     return None
 
 
-def _mlx_libs_dir() -> Optional[Path]:
+def _mlx_libs_dir() -> Path | None:
     for site in _site_dirs():
         d = site / "mlx_cpu.libs"
         if d.is_dir():
@@ -65,7 +65,7 @@ def _mlx_libs_dir() -> Optional[Path]:
     return None
 
 
-def _gfortran_link_dir() -> Optional[Path]:
+def _gfortran_link_dir() -> Path | None:
     """A folder holding ``libgfortran.so.5`` under its plain name (a link into mlx_cpu.libs)."""
     libs = _mlx_libs_dir()
     if libs is None:
@@ -93,7 +93,7 @@ def _gfortran_link_dir() -> Optional[Path]:
     return link_dir
 
 
-def fast_blas_env(base: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+def fast_blas_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """``base`` (default: this process's environment) plus the preload, where it applies."""
     env = dict(os.environ if base is None else base)
     if not wanted():
@@ -120,7 +120,7 @@ def fast_blas_active() -> bool:
         return False
 
 
-def ensure_fast_blas(argv: Optional[list[str]] = None) -> None:
+def ensure_fast_blas(argv: list[str] | None = None) -> None:
     """Re-exec this process once with the fast BLAS preloaded (Linux only; no-op otherwise)."""
     if not wanted() or fast_blas_active() or os.environ.get(_REEXEC_MARK):
         return
@@ -135,7 +135,7 @@ def ensure_fast_blas(argv: Optional[list[str]] = None) -> None:
         return  # keep going on the slow BLAS rather than fail
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
         print("usage: python -m mlx_persona.core.blas COMMAND [ARGS...]", file=sys.stderr)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_write_json
@@ -40,7 +40,7 @@ def record_failure(status: Path, message: str) -> None:
     atomic_write_json(status, {**read_status(status), "state": "failed", "error": message, "pid": os.getpid()})
 
 
-def child_main(work: Callable[[], object], status: Optional[Path]) -> None:
+def child_main(work: Callable[[], object], status: Path | None) -> None:
     """Run a child's ``work``; on a user mistake record it in ``status`` (when given), print it
     as one ``error:`` line for the log, and exit 1."""
     try:
@@ -52,7 +52,7 @@ def child_main(work: Callable[[], object], status: Optional[Path]) -> None:
         sys.exit(1)
 
 
-def child_error(status: Path, pid: int) -> Optional[str]:
+def child_error(status: Path, pid: int) -> str | None:
     """The error the child with ``pid`` recorded in ``status``; None when it recorded none."""
     s = read_status(status)
     if s.get("state") == "failed" and s.get("pid") == pid and isinstance(s.get("error"), str):

@@ -34,7 +34,7 @@ SFT_FUSED_DIR = "sft_fused"
 PAIRS_DIR = "pairs"
 DPO_DIR = "dpo"
 DPO_FUSED_DIR = "dpo_fused"
-TWIN_DIR = "twin"         # which of the SFT and DPO models is the twin (validation split)
+TWIN_DIR = "twin"  # which of the SFT and DPO models is the twin (validation split)
 EVAL_DIR = "eval"
 
 
@@ -46,8 +46,8 @@ def split_file(split: str) -> str:
 TRAIN_SPLIT = split_file("train")
 VALID_SPLIT = split_file("valid")
 TEST_SPLIT = split_file("test")
-REJECTS = "rejects.jsonl"         # lines a stage could not use, each with file:line and reason
-STATS = "stats.json"              # what a data stage did, in numbers (clean, pairs)
+REJECTS = "rejects.jsonl"  # lines a stage could not use, each with file:line and reason
+STATS = "stats.json"  # what a data stage did, in numbers (clean, pairs)
 
 
 def stage_config(stage: str) -> str:
@@ -60,20 +60,20 @@ def stage_log(stage: str) -> str:
     return f"{stage}.log"
 
 
-STATUS = "status.json"            # a stage child's state: running/done/failed (+ error), step, total
-STAGE_METRICS = "metrics.jsonl"   # one JSON object per event, in every training stage folder
+STATUS = "status.json"  # a stage child's state: running/done/failed (+ error), step, total
+STAGE_METRICS = "metrics.jsonl"  # one JSON object per event, in every training stage folder
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapters.safetensors"
 MLX_LM_SCRATCH = ".mlx_lm_scratch.safetensors"  # where mlx_lm's train() would save; never kept
-LAST_ADAPTER_DIR = "last"         # the adapter after the last step (the best one is ADAPTER_WEIGHTS)
-CHECKPOINT = "checkpoint.json"    # points at the newest complete folder under CHECKPOINTS_DIR
-CHECKPOINTS_DIR = "checkpoints"   # <step>/: ADAPTER_WEIGHTS, CHECKPOINT_OPTIMIZER, CHECKPOINT_STATE
+LAST_ADAPTER_DIR = "last"  # the adapter after the last step (the best one is ADAPTER_WEIGHTS)
+CHECKPOINT = "checkpoint.json"  # points at the newest complete folder under CHECKPOINTS_DIR
+CHECKPOINTS_DIR = "checkpoints"  # <step>/: ADAPTER_WEIGHTS, CHECKPOINT_OPTIMIZER, CHECKPOINT_STATE
 CHECKPOINT_OPTIMIZER = "optimizer.safetensors"
 CHECKPOINT_STATE = "state.json"
 REFERENCE_CACHE = "reference.json"  # dpo/: the reference model's log-probs of every pair
 
-MODEL_CONFIG = "config.json"      # marks a complete MLX model folder
-FUSED_FROM = "fused_from.json"    # in a fused model folder: its base and adapter
+MODEL_CONFIG = "config.json"  # marks a complete MLX model folder
+FUSED_FROM = "fused_from.json"  # in a fused model folder: its base and adapter
 
 PAIRS_PROMPTS = "prompts.jsonl"
 
@@ -88,15 +88,15 @@ def only_file(role: str) -> str:
     return f".{role}_only.json"
 
 
-TWIN_FILE = "twin.json"           # twin/: the chosen model, its scores and why
+TWIN_FILE = "twin.json"  # twin/: the chosen model, its scores and why
 EVAL_METRICS = "metrics.json"
 EVAL_SAMPLES = "samples.jsonl"
-GENERATIONS_DIR = "generations"   # eval/: one JSON per model from its child
+GENERATIONS_DIR = "generations"  # eval/: one JSON per model from its child
 EVAL_TEST_USED = "test_used.jsonl"  # eval/generations/: the test conversations the children read
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
-REPORT_FILES = "report_files"     # the PNGs report.md links to (report.html embeds them)
+REPORT_FILES = "report_files"  # the PNGs report.md links to (report.html embeds them)
 
 INNER_DIRS = (LAST_ADAPTER_DIR, CHECKPOINTS_DIR, GENERATIONS_DIR)  # folders inside a stage folder
 

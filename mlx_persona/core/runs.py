@@ -10,12 +10,12 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional, Union
 
 from mlx_persona.core import layout
 
-PathLike = Union[str, Path]
+PathLike = str | Path
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
@@ -104,8 +104,9 @@ class RunLock:
                 except (OSError, ValueError, IndexError):
                     pid = -1
                 if pid > 0 and pid != os.getpid() and pid_alive(pid):
-                    raise PersonaError(f"{self.path.parent} is in use by another run (pid {pid}); "
-                                       "wait for it, or stop it first") from None
+                    raise PersonaError(
+                        f"{self.path.parent} is in use by another run (pid {pid}); wait for it, or stop it first"
+                    ) from None
                 self.path.unlink(missing_ok=True)  # stale: its owner is gone
                 self.stale_cleared = True
                 continue
@@ -145,7 +146,7 @@ class Manifest:
     def stage(self, name: str) -> dict:
         return self.data["stages"].setdefault(name, {"status": "pending"})
 
-    def update(self, stage: Optional[str] = None, /, **fields) -> None:
+    def update(self, stage: str | None = None, /, **fields) -> None:
         """Set ``fields`` on the run (no stage) or on one stage's entry, and save."""
         (self.stage(stage) if stage else self.data).update(fields)
         atomic_write_json(self.path, self.data)
@@ -168,7 +169,9 @@ def tree_fingerprint(path: PathLike) -> str:
     path = Path(path)
     if not path.exists():
         return "missing"
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = (
+        [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    )
     h = hashlib.sha256()
     for f in files:
         st = f.stat()
@@ -196,7 +199,7 @@ def _read_mapping(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _model_name(d: dict) -> Optional[str]:
+def _model_name(d: dict) -> str | None:
     """``model: X``, ``base_model: X`` or ``model: {name|path|base|id: X}``."""
     for key in ("base_model", "model"):
         v = d.get(key)
@@ -209,19 +212,22 @@ def _model_name(d: dict) -> Optional[str]:
     return None
 
 
-def run_base_model(run: PathLike) -> Optional[str]:
+def run_base_model(run: PathLike) -> str | None:
     """The base model a run folder names: its manifest, its recipe, or the model its SFT adapter
     was trained on; None when none of them says."""
     run = Path(run)
     adapter_model = _read_mapping(run / layout.SFT_DIR / layout.ADAPTER_CONFIG).get("model")
-    for candidate in (_model_name(_read_mapping(run / layout.MANIFEST)), _model_name(_read_mapping(run / layout.RECIPE)),
-                      adapter_model if isinstance(adapter_model, str) else None):
+    for candidate in (
+        _model_name(_read_mapping(run / layout.MANIFEST)),
+        _model_name(_read_mapping(run / layout.RECIPE)),
+        adapter_model if isinstance(adapter_model, str) else None,
+    ):
         if candidate:
             return candidate
     return None
 
 
-def run_twin(run: PathLike, chosen_only: bool = False) -> Optional[tuple[str, Path]]:
+def run_twin(run: PathLike, chosen_only: bool = False) -> tuple[str, Path] | None:
     """The model a run calls its twin, as ``(name, fused model folder)``: what ``twin/twin.json``
     chose (the better of SFT and DPO on the validation split), else (unless ``chosen_only``) the
     newest fused model (a run made before that stage existed, or one stopped before it); None

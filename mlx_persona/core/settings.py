@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Optional, Union
+from typing import Any, ClassVar
 
 from mlx_persona.core.errors import PersonaError
 
@@ -58,7 +59,7 @@ def load_yaml_with_lines(path: Path) -> tuple[Any, Lines]:
     return data, lines
 
 
-def where(source: Optional[Path], lines: Optional[Lines], path: tuple) -> str:
+def where(source: Path | None, lines: Lines | None, path: tuple) -> str:
     """``file:line: a.b.c`` when the line is known, ``file: a.b.c`` without it, else ``a.b.c``."""
     dotted = ".".join(path)
     if source is None:
@@ -75,10 +76,10 @@ class Where:
     of every key (:func:`load_yaml_with_lines`). ``str()`` is the label of its messages."""
 
     path: tuple = ()
-    source: Optional[Path] = None
-    lines: Optional[Lines] = None
+    source: Path | None = None
+    lines: Lines | None = None
 
-    def key(self, name) -> "Where":
+    def key(self, name) -> Where:
         return Where(self.path + (str(name),), self.source, self.lines)
 
     def __str__(self) -> str:
@@ -97,10 +98,19 @@ def _type_name(f: dataclasses.Field) -> str:
     return t.replace("typing.", "")
 
 
+def split_optional(kind: str) -> tuple[bool, str]:
+    """``("Optional[int]" | "int | None" | "None | int")`` -> ``(True, "int")``; else ``(False, kind)``."""
+    if kind.startswith("Optional[") and kind.endswith("]"):
+        return True, kind[len("Optional[") : -1]
+    parts = [p.strip() for p in kind.split("|")]
+    if len(parts) > 1 and "None" in parts:
+        return True, " | ".join(p for p in parts if p != "None")
+    return False, kind
+
+
 def coerce(label: str, kind: str, value: Any) -> Any:
     """Turn a YAML/CLI value into ``kind`` (a type name as written in the dataclass)."""
-    optional = kind.startswith("Optional[")
-    base = kind[len("Optional["):-1] if optional else kind
+    optional, base = split_optional(kind)
     if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null", "")):
         if optional:
             return None
@@ -147,7 +157,7 @@ def coerce(label: str, kind: str, value: Any) -> Any:
     return value  # a type this helper does not check: the dataclass validates it
 
 
-def build(cls, data: Optional[Mapping[str, Any]], at: Where):
+def build(cls, data: Mapping[str, Any] | None, at: Where):
     """Build dataclass ``cls`` from ``data`` (no checks across fields: see :class:`Settings`);
     one-line error for any unknown key or bad value."""
     if data is None:
@@ -175,7 +185,7 @@ class Settings:
     block: ClassVar[str] = ""  # the recipe key of the block, and the label of its messages
 
     @classmethod
-    def from_mapping(cls, data: Optional[Mapping[str, Any]], where: Union[Where, str, None] = None):
+    def from_mapping(cls, data: Mapping[str, Any] | None, where: Where | str | None = None):
         """The block from a plain mapping, checked (:meth:`validate`); ``where`` labels errors:
         a :class:`Where` (with file and lines), a label such as ``"sft"``, or the block's name."""
         at = where if isinstance(where, Where) else Where((where or cls.block,))
@@ -183,7 +193,7 @@ class Settings:
         obj.validate(str(at))
         return obj
 
-    def validate(self, where: Optional[str] = None) -> None:
+    def validate(self, where: str | None = None) -> None:
         """Check the values together; raise :class:`PersonaError` labelled with ``where``."""
 
     def to_dict(self) -> dict:
@@ -209,8 +219,9 @@ class Settings:
                 if kind == "bool":
                     fn = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=help)(fn)
                 elif "choices" in f.metadata:
-                    fn = click.option(flag, f.name, type=click.Choice(list(f.metadata["choices"])), default=None,
-                                      help=help)(fn)
+                    fn = click.option(
+                        flag, f.name, type=click.Choice(list(f.metadata["choices"])), default=None, help=help
+                    )(fn)
                 else:
                     fn = click.option(flag, f.name, default=None, metavar=_metavar(kind), help=help)(fn)
             return fn
@@ -219,7 +230,7 @@ class Settings:
 
 
 def _metavar(kind: str) -> str:
-    base = kind[len("Optional["):-1] if kind.startswith("Optional[") else kind
+    base = split_optional(kind)[1]
     return {"int": "INTEGER", "float": "FLOAT"}.get(base, "A,B,..." if base.startswith(("list", "tuple")) else "TEXT")
 
 

@@ -15,22 +15,31 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import ClassVar, Optional, Sequence, Union
+from typing import ClassVar
 
 import click
 
-from mlx_persona.data.rules import (DEFAULT_META_PATTERNS, assign_roles, clean_turns, join_other_speakers,
-                          meta_matcher, scrub_pii, split_and_merge, system_prompt)
-from mlx_persona.data.samples import SPLITS, build_samples, deduplicate, estimate_tokens, split_by_conversation
-from mlx_persona.data.stats import TokenCounter, percentiles, render
 from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
+from mlx_persona.core.runs import atomic_dir
 from mlx_persona.core.settings import Settings
 from mlx_persona.data.ingest import FORMATS, Source, read_source
 from mlx_persona.data.ingest.base import INPUT_ERROR_RULES
-from mlx_persona.core.runs import atomic_dir
+from mlx_persona.data.rules import (
+    DEFAULT_META_PATTERNS,
+    assign_roles,
+    clean_turns,
+    join_other_speakers,
+    meta_matcher,
+    scrub_pii,
+    split_and_merge,
+    system_prompt,
+)
+from mlx_persona.data.samples import SPLITS, build_samples, deduplicate, estimate_tokens, split_by_conversation
+from mlx_persona.data.stats import TokenCounter, percentiles, render
 
 OUTPUT_NAMES = (*(layout.split_file(s) for s in SPLITS), layout.REJECTS, layout.STATS)
 SYSTEM_MODES = ("replace-long", "keep", "drop", "replace", "truncate")
@@ -38,7 +47,7 @@ DEDUP_MODES = ("near", "exact", "off")
 DATE_ORDERS = ("auto", "dmy", "mdy", "ymd")
 
 
-def _f(default, help: str, choices: Optional[tuple] = None):
+def _f(default, help: str, choices: tuple | None = None):
     return field(default=default, metadata={"help": help, **({"choices": choices} if choices else {})})
 
 
@@ -48,8 +57,10 @@ class CleanConfig(Settings):
 
     block: ClassVar[str] = "clean"
 
-    persona_line: str = _f("You are {persona}. Reply the way {persona} does.",
-                           "System prompt that stands for the persona; {persona} is filled in.")
+    persona_line: str = _f(
+        "You are {persona}. Reply the way {persona} does.",
+        "System prompt that stands for the persona; {persona} is filled in.",
+    )
     system: str = _f("replace-long", f"System prompts: {' | '.join(SYSTEM_MODES)}.", SYSTEM_MODES)
     system_max_chars: int = _f(200, "Longer system prompts are replaced (replace-long) or cut (truncate).")
     add_system: bool = _f(True, "Give samples without a system prompt the persona line.")
@@ -68,19 +79,25 @@ class CleanConfig(Settings):
     speaker_column: str = _f("speaker", "CSV column with the speaker's name.")
     text_column: str = _f("text", "CSV column with the line of dialogue.")
     bound_columns: tuple = _f(("episode", "scene"), "CSV columns whose change starts a new conversation.")
-    model: Optional[str] = _f(None, "Model (folder, hub id or 'default') whose tokenizer counts tokens.")
+    model: str | None = _f(None, "Model (folder, hub id or 'default') whose tokenizer counts tokens.")
 
-    def validate(self, where: Optional[str] = None) -> None:
+    def validate(self, where: str | None = None) -> None:
         where = where or self.block
 
         def need(ok, msg):
             if not ok:
                 raise PersonaError(f"{where}: {msg}")
+
         need(self.system in SYSTEM_MODES, f"system must be one of {', '.join(SYSTEM_MODES)}")
         need(self.dedup in DEDUP_MODES, f"dedup must be one of {', '.join(DEDUP_MODES)}")
         need(self.date_order in DATE_ORDERS, "date_order must be auto, dmy, mdy or ymd")
-        need(len(self.splits) == 3 and all(s >= 0 for s in self.splits) and self.splits[0] > 0
-             and abs(sum(self.splits) - 1) < 1e-6, "splits must be three shares summing to 1, train > 0")
+        need(
+            len(self.splits) == 3
+            and all(s >= 0 for s in self.splits)
+            and self.splits[0] > 0
+            and abs(sum(self.splits) - 1) < 1e-6,
+            "splits must be three shares summing to 1, train > 0",
+        )
         need(self.context_turns >= 1 and self.max_tokens > 0, "context_turns and max_tokens must be positive")
         need(self.merge_gap_min >= 0 and self.split_gap_hours > 0, "gaps must be positive")
         try:
@@ -95,12 +112,15 @@ def _check_out_dir(out: Path) -> None:
     if out.is_dir():
         foreign = sorted(p.name for p in out.iterdir() if p.name not in OUTPUT_NAMES)
         if foreign:
-            raise PersonaError(f"--out {out} holds other files ({', '.join(foreign[:3])}); "
-                               "give a new or empty folder")
+            raise PersonaError(f"--out {out} holds other files ({', '.join(foreign[:3])}); give a new or empty folder")
 
 
-def clean(inputs: Sequence[Union[str, Path, Source]], persona: Union[str, Sequence[str]],
-          out_dir: Union[str, Path], config: Optional[CleanConfig] = None) -> dict:
+def clean(
+    inputs: Sequence[str | Path | Source],
+    persona: str | Sequence[str],
+    out_dir: str | Path,
+    config: CleanConfig | None = None,
+) -> dict:
     """Clean ``inputs`` for ``persona`` into ``out_dir``; returns the stats (also in stats.json).
 
     ``persona`` is a name, or several names of the same person (the first is used in the
@@ -132,8 +152,15 @@ def clean(inputs: Sequence[Union[str, Path, Source]], persona: Union[str, Sequen
         assign_roles(res.conversations, who, s.path)
         line = cfg.persona_line.replace("{persona}", who[0])
         rejects.extend(res.rejects)
-        inputs_stats.append({"path": s.path, "format": fmt, "persona": " / ".join(who),
-                             "records": len(res.conversations), "messages": res.messages})
+        inputs_stats.append(
+            {
+                "path": s.path,
+                "format": fmt,
+                "persona": " / ".join(who),
+                "records": len(res.conversations),
+                "messages": res.messages,
+            }
+        )
         pieces = []
         for conv in res.conversations:
             clean_turns(conv, meta, cfg.normalize, rejects)
@@ -177,19 +204,34 @@ def clean(inputs: Sequence[Union[str, Path, Source]], persona: Union[str, Sequen
         "inputs": inputs_stats,
         "dropped": dict(sorted(dropped.items())),
         "warnings": sum(n for rule, n in dropped.items() if rule in INPUT_ERROR_RULES),
-        "funnel": {"messages_in": sum(i["messages"] for i in inputs_stats), "merged": merged,
-                   "conversations": conversations, "persona_turns": persona_turns,
-                   "samples_built": n_built, "samples_out": len(samples)},
-        "splits": {name: {"conversations": len({groups.find(x.group) for x in split[name]}),
-                          "samples": len(split[name]), "tokens": sum(tokens[name])} for name in SPLITS},
+        "funnel": {
+            "messages_in": sum(i["messages"] for i in inputs_stats),
+            "merged": merged,
+            "conversations": conversations,
+            "persona_turns": persona_turns,
+            "samples_built": n_built,
+            "samples_out": len(samples),
+        },
+        "splits": {
+            name: {
+                "conversations": len({groups.find(x.group) for x in split[name]}),
+                "samples": len(split[name]),
+                "tokens": sum(tokens[name]),
+            }
+            for name in SPLITS
+        },
         "reply_chars": percentiles(len(x.messages[-1]["content"]) for x in samples),
         "system_chars": {"before": percentiles(sys_before), "after": percentiles(sys_after)},
-        "tokens": {"counter": counter.name if counter else "estimate (chars/4)",
-                   "per_sample": percentiles(t for name in SPLITS for t in tokens[name])},
+        "tokens": {
+            "counter": counter.name if counter else "estimate (chars/4)",
+            "per_sample": percentiles(t for name in SPLITS for t in tokens[name]),
+        },
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
     }
     # An empty split gets no file: mlx_lm's loader skips a missing file but fails on an empty one.
-    files = {layout.split_file(name): "".join(x.line_json + "\n" for x in split[name]) for name in SPLITS if split[name]}
+    files = {
+        layout.split_file(name): "".join(x.line_json + "\n" for x in split[name]) for name in SPLITS if split[name]
+    }
     files[layout.REJECTS] = "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in rejects)
     files[layout.STATS] = json.dumps(stats, indent=2, ensure_ascii=False) + "\n"
     _check_out_dir(out)
@@ -200,7 +242,7 @@ def clean(inputs: Sequence[Union[str, Path, Source]], persona: Union[str, Sequen
     return stats
 
 
-def _shares(_ctx, _param, value: Optional[str]):
+def _shares(_ctx, _param, value: str | None):
     if value is None:
         return None
     try:
@@ -212,10 +254,16 @@ def _shares(_ctx, _param, value: Optional[str]):
 
 @click.command("clean")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--persona", required=True, multiple=True,
-              help="The person to model: a speaker name (chats, scripts) or role; repeat for other spellings.")
+@click.option(
+    "--persona",
+    required=True,
+    multiple=True,
+    help="The person to model: a speaker name (chats, scripts) or role; repeat for other spellings.",
+)
 @click.option("--out", "out_dir", required=True, help="Folder for train/valid/test.jsonl, rejects.jsonl, stats.json.")
-@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), help="Input format for all INPUTs (default: detect).")
+@click.option(
+    "--format", "fmt", type=click.Choice(list(FORMATS)), help="Input format for all INPUTs (default: detect)."
+)
 @click.option("--meta-pattern", multiple=True, help="Another meta-reply regex (adds to the defaults).")
 @click.option("--split", "splits", callback=_shares, help="Train,valid,test shares (default 0.8,0.1,0.1).")
 @click.option("--bound-column", "bound_columns", multiple=True, help="CSV column bounding a conversation (repeat).")
@@ -237,7 +285,9 @@ def clean_command(inputs, persona, out_dir, fmt, meta_pattern, bound_columns, qu
     if not quiet:
         render(stats)
     if stats["warnings"]:
-        Console(stderr=True).print(f"[yellow]{stats['warnings']} warning(s)[/]: damaged input records, "
-                                   f"listed with file:line in {Path(out_dir) / layout.REJECTS}",
-                                   soft_wrap=True)
+        Console(stderr=True).print(
+            f"[yellow]{stats['warnings']} warning(s)[/]: damaged input records, "
+            f"listed with file:line in {Path(out_dir) / layout.REJECTS}",
+            soft_wrap=True,
+        )
     click.echo(f"wrote {stats['funnel']['samples_out']} samples to {out_dir}", file=sys.stdout)

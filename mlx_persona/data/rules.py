@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.data.ingest.base import Conversation, Reject, Turn
@@ -127,7 +127,7 @@ def split_and_merge(conv: Conversation, merge_gap_s: float, split_gap_s: float) 
     a time (JSONL, CSV) are never split apart and always merge with the same speaker's last turn.
     """
     pieces, cur, merged = [], [], 0
-    last_time: Optional[float] = None
+    last_time: float | None = None
     for t in conv.turns:
         gap = None if (t.time is None or last_time is None) else t.time - last_time
         if cur and gap is not None and gap > split_gap_s:
@@ -164,8 +164,7 @@ def join_other_speakers(conv: Conversation) -> None:
     conv.turns = out
 
 
-def system_prompt(original: Optional[str], persona_line: str, mode: str, max_chars: int,
-                  add_missing: bool) -> Optional[str]:
+def system_prompt(original: str | None, persona_line: str, mode: str, max_chars: int, add_missing: bool) -> str | None:
     """The system prompt a sample gets, by ``mode``:
 
     keep: as written | drop: none | replace: always the persona line |

@@ -8,11 +8,11 @@ persona turns yields five samples, each ending in one of them after its precedin
 from __future__ import annotations
 
 import hashlib
-import os
 import json
+import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from mlx_persona.data.ingest.base import Conversation, Reject
 
@@ -36,8 +36,9 @@ class Sample:
     line_json: str = ""  # the exact output line, built once
 
 
-def build_samples(conv: Conversation, system: Optional[str], cfg, count: Callable[[str], int],
-                  rejects: list) -> list[Sample]:
+def build_samples(
+    conv: Conversation, system: str | None, cfg, count: Callable[[str], int], rejects: list
+) -> list[Sample]:
     """One sample per persona turn of ``conv``; rejects the ones too short, too long or alone."""
     turns = conv.turns
     tokens = [count(t.text) + MESSAGE_OVERHEAD for t in turns]
@@ -48,8 +49,11 @@ def build_samples(conv: Conversation, system: Optional[str], cfg, count: Callabl
         if t.role != "assistant":
             continue
         if len(t.text) < cfg.min_reply_chars:
-            rejects.append(Reject(conv.source, t.line, "min-length",
-                                  f"reply shorter than {cfg.min_reply_chars} characters", t.text))
+            rejects.append(
+                Reject(
+                    conv.source, t.line, "min-length", f"reply shorter than {cfg.min_reply_chars} characters", t.text
+                )
+            )
             continue
         budget = cfg.max_tokens - sys_tokens - tokens[i]
         start = max(0, i - cfg.context_turns)
@@ -58,12 +62,15 @@ def build_samples(conv: Conversation, system: Optional[str], cfg, count: Callabl
             used -= tokens[start]
             start += 1
         if start == i:
-            too_long = any(u.role == "user" for u in turns[max(0, i - cfg.context_turns):i])
-            rule, why = (("too-long", f"reply and its prompt exceed {cfg.max_tokens} tokens") if too_long
-                         else ("no-context", "no message from anyone else before this reply"))
+            too_long = any(u.role == "user" for u in turns[max(0, i - cfg.context_turns) : i])
+            rule, why = (
+                ("too-long", f"reply and its prompt exceed {cfg.max_tokens} tokens")
+                if too_long
+                else ("no-context", "no message from anyone else before this reply")
+            )
             rejects.append(Reject(conv.source, t.line, rule, why, t.text))
             continue
-        msgs = head + [{"role": u.role, "content": u.text} for u in turns[start:i + 1]]
+        msgs = head + [{"role": u.role, "content": u.text} for u in turns[start : i + 1]]
         out.append(Sample(conv.key, conv.source, t.line, msgs, len(system or "")))
     return out
 
@@ -121,8 +128,7 @@ def deduplicate(samples: list[Sample], mode: str, rejects: list) -> tuple[list[S
         if first is not None:
             if rule == "duplicate" and first.rpartition(":")[0] == s.group.rpartition(":")[0]:
                 groups.union(first, s.group)  # a log that stored this conversation twice
-            rejects.append(Reject(s.source, s.line, rule, f"same as a sample from {first}",
-                                  s.messages[-1]["content"]))
+            rejects.append(Reject(s.source, s.line, rule, f"same as a sample from {first}", s.messages[-1]["content"]))
             continue
         seen_exact[s.line_json] = s.group
         kept.append(s)

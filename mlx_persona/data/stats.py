@@ -7,7 +7,6 @@ byte-identical ``stats.json``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from rich.console import Console
 from rich.table import Table
@@ -21,8 +20,15 @@ def percentiles(values) -> dict:
     if not v:
         return {"count": 0}
     pick = lambda q: v[min(len(v) - 1, int(q * len(v)))]  # noqa: E731
-    return {"count": len(v), "min": v[0], "p10": pick(0.10), "p50": pick(0.50),
-            "p90": pick(0.90), "p99": pick(0.99), "max": v[-1]}
+    return {
+        "count": len(v),
+        "min": v[0],
+        "p10": pick(0.10),
+        "p50": pick(0.50),
+        "p90": pick(0.90),
+        "p99": pick(0.99),
+        "max": v[-1],
+    }
 
 
 class TokenCounter:
@@ -45,7 +51,7 @@ class TokenCounter:
         todo = sorted({t for t in texts if t not in self._cache})
         backend = getattr(self._tok, "_tokenizer", self._tok)
         for i in range(0, len(todo), 1024):
-            chunk = todo[i:i + 1024]
+            chunk = todo[i : i + 1024]
             ids = backend(chunk, add_special_tokens=False)["input_ids"]
             self._cache.update((t, len(x)) for t, x in zip(chunk, ids))
 
@@ -56,7 +62,7 @@ class TokenCounter:
         return n
 
 
-def render(stats: dict, console: Optional[Console] = None) -> None:
+def render(stats: dict, console: Console | None = None) -> None:
     """Print the funnel, the splits and the length distributions as rich tables."""
     console = console or Console()
     funnel = Table(title=f"clean: persona {stats['persona']!r}", show_header=True)
@@ -87,9 +93,11 @@ def render(stats: dict, console: Optional[Console] = None) -> None:
     dist.add_column("")
     for col in ("count", "p10", "p50", "p90", "p99", "max"):
         dist.add_column(col, justify="right")
-    for label, p in (("reply chars", stats["reply_chars"]),
-                     ("system chars before", stats["system_chars"]["before"]),
-                     ("system chars after", stats["system_chars"]["after"]),
-                     ("sample tokens", stats["tokens"]["per_sample"])):
+    for label, p in (
+        ("reply chars", stats["reply_chars"]),
+        ("system chars before", stats["system_chars"]["before"]),
+        ("system chars after", stats["system_chars"]["after"]),
+        ("sample tokens", stats["tokens"]["per_sample"]),
+    ):
         dist.add_row(label, *(str(p.get(k, "-")) for k in ("count", "p10", "p50", "p90", "p99", "max")))
     console.print(dist)

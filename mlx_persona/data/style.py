@@ -19,28 +19,56 @@ from __future__ import annotations
 
 import re
 import statistics
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 # Stock assistant phrases, lower case. Add to it, never reorder (reports quote hit counts by phrase).
 SLOP_PHRASES = (
-    "great question", "good question", "excellent question",
-    "i'd be happy to", "i would be happy to", "i'd be glad to", "happy to help",
-    "as an ai", "as a language model", "as an ai language model", "i'm just an ai",
-    "let's break down", "let's break it down", "let's dive in", "let's dive into", "let's explore",
-    "here's a breakdown", "here are some", "step by step",
-    "it's important to note", "it is important to note", "it's worth noting", "keep in mind that",
-    "i hope this helps", "hope this helps", "feel free to", "don't hesitate to",
-    "let me know if you have any", "if you have any other questions", "i'm here to help",
-    "in conclusion", "in summary", "certainly!", "absolutely!", "of course!",
-    "delve", "tapestry", "navigate the complexities",
+    "great question",
+    "good question",
+    "excellent question",
+    "i'd be happy to",
+    "i would be happy to",
+    "i'd be glad to",
+    "happy to help",
+    "as an ai",
+    "as a language model",
+    "as an ai language model",
+    "i'm just an ai",
+    "let's break down",
+    "let's break it down",
+    "let's dive in",
+    "let's dive into",
+    "let's explore",
+    "here's a breakdown",
+    "here are some",
+    "step by step",
+    "it's important to note",
+    "it is important to note",
+    "it's worth noting",
+    "keep in mind that",
+    "i hope this helps",
+    "hope this helps",
+    "feel free to",
+    "don't hesitate to",
+    "let me know if you have any",
+    "if you have any other questions",
+    "i'm here to help",
+    "in conclusion",
+    "in summary",
+    "certainly!",
+    "absolutely!",
+    "of course!",
+    "delve",
+    "tapestry",
+    "navigate the complexities",
 )
 
 _WORD = re.compile(r"\S+")
 _EMOJI = re.compile(
-    "[\U0001F300-\U0001FAFF\U00002600-\U000027BF\U0001F000-\U0001F02F\U0001F0A0-\U0001F0FF"
-    "\U0001F100-\U0001F1FF\U0001F200-\U0001F2FF\U00002B00-\U00002BFF\U0000FE0F]"
+    "[\U0001f300-\U0001faff\U00002600-\U000027bf\U0001f000-\U0001f02f\U0001f0a0-\U0001f0ff"
+    "\U0001f100-\U0001f1ff\U0001f200-\U0001f2ff\U00002b00-\U00002bff\U0000fe0f]"
 )
 
 
@@ -69,8 +97,7 @@ def slop_hits(text: str) -> dict[str, int]:
     help" is one hit ("i'd be happy to"), not two.
     """
     t = normalize(text)
-    spans = sorted(((m.start(), -len(phrase), m.end(), phrase) for phrase, pat in _PATTERNS
-                    for m in pat.finditer(t)))
+    spans = sorted(((m.start(), -len(phrase), m.end(), phrase) for phrase, pat in _PATTERNS for m in pat.finditer(t)))
     hits: dict[str, int] = {}
     end = -1
     for start, _, stop, phrase in spans:
@@ -89,8 +116,12 @@ def slop_rate(replies: Sequence[str]) -> dict:
             total[phrase] = total.get(phrase, 0) + n
     hits = sum(total.values())
     top = sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
-    return {"per_1000_words": 1000.0 * hits / words if words else 0.0, "hits": hits, "words": words,
-            "top_phrases": [{"phrase": p, "count": n} for p, n in top]}
+    return {
+        "per_1000_words": 1000.0 * hits / words if words else 0.0,
+        "hits": hits,
+        "words": words,
+        "top_phrases": [{"phrase": p, "count": n} for p, n in top],
+    }
 
 
 def wasserstein_1d(a: Sequence[float], b: Sequence[float]) -> float:
@@ -116,10 +147,14 @@ def length_stats(generated: Sequence[str], real: Sequence[str]) -> dict:
     if not g or not r:
         return {}
     med_g, med_r = statistics.median(g), statistics.median(r)
-    return {"median_words": med_g, "real_median_words": med_r,
-            "median_ratio": med_g / med_r if med_r else None,
-            "mean_words": sum(g) / len(g), "real_mean_words": sum(r) / len(r),
-            "wasserstein_words": wasserstein_1d(g, r)}
+    return {
+        "median_words": med_g,
+        "real_median_words": med_r,
+        "median_ratio": med_g / med_r if med_r else None,
+        "mean_words": sum(g) / len(g),
+        "real_mean_words": sum(r) / len(r),
+        "wasserstein_words": wasserstein_1d(g, r),
+    }
 
 
 def _ending(text: str) -> str:

@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import click
 
-from mlx_persona.dpo.config import DPOConfig
 from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_write_json
+from mlx_persona.dpo.config import DPOConfig
 from mlx_persona.train.launch import console, launch, layered_settings, read_json, run_preflight
 
 
-
-def resolve(out: Path, model: Optional[str], pairs: Optional[str], config: Optional[str], overrides: dict,
-            resume: bool) -> tuple[str, Path, DPOConfig]:
+def resolve(
+    out: Path, model: str | None, pairs: str | None, config: str | None, overrides: dict, resume: bool
+) -> tuple[str, Path, DPOConfig]:
     cfg, saved = layered_settings(out, DPOConfig, "dpo", "a DPO", config, overrides, resume)
     model = model or (saved and saved["model"])
     pairs = pairs or (saved and saved["data"])
@@ -46,8 +45,15 @@ _config_options = DPOConfig.click_options(skip=("optimizer_config", "mask_prompt
 @click.command("dpo")
 @click.option("--model", help="The fused SFT model folder (`mlx-persona fuse`); 'default' works for a quick try.")
 @click.option("--pairs", help="Folder with train.jsonl and valid.jsonl pairs (`mlx-persona pairs`).")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Stage folder: metrics, adapters, checkpoints, reference cache.")
-@click.option("--config", "config_file", type=click.Path(), help="YAML/JSON with the dpo settings (a recipe's dpo: block works).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Stage folder: metrics, adapters, checkpoints, reference cache.",
+)
+@click.option(
+    "--config", "config_file", type=click.Path(), help="YAML/JSON with the dpo settings (a recipe's dpo: block works)."
+)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--device", help="Budget preflight device profile (default: this machine).")
 @click.option("--force", is_flag=True, help="Start even when the budget says it will not fit.")
@@ -65,12 +71,18 @@ def dpo_command(model, pairs, out, config_file, resume, device, force, **overrid
     run_preflight(model_dir, cfg, device, force, stage="dpo")
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
-        atomic_write_json(out / layout.stage_config("dpo"), {"model": str(model_dir), "data": str(pairs_dir), "dpo": cfg.to_dict()})
-    console.print(f"dpo: {cfg.loss_type} loss, beta {cfg.beta}, {cfg.fine_tune_type} r{cfg.rank} on {model_dir.name}, "
-                  f"log {out / layout.stage_log('dpo')}")
+        atomic_write_json(
+            out / layout.stage_config("dpo"), {"model": str(model_dir), "data": str(pairs_dir), "dpo": cfg.to_dict()}
+        )
+    console.print(
+        f"dpo: {cfg.loss_type} loss, beta {cfg.beta}, {cfg.fine_tune_type} r{cfg.rank} on {model_dir.name}, "
+        f"log {out / layout.stage_log('dpo')}"
+    )
     summary = launch(model_dir, pairs_dir, out, resume, stage="dpo")
-    val = [json.loads(l) for l in (out / layout.STAGE_METRICS).read_text().splitlines() if "val_accuracy" in l]
+    val = [json.loads(line) for line in (out / layout.STAGE_METRICS).read_text().splitlines() if "val_accuracy" in line]
     last = val[-1] if val else {}
-    console.print(f"[green]✓[/] dpo {summary['state']} at step {summary['iteration']}: best val loss "
-                  f"{summary['best_val_loss']:.4f} (step {summary['best_iter']}), val accuracy "
-                  f"{last.get('val_accuracy', float('nan')):.2f}, margin {last.get('val_margin', float('nan')):.3f}; adapter in {out}")
+    console.print(
+        f"[green]✓[/] dpo {summary['state']} at step {summary['iteration']}: best val loss "
+        f"{summary['best_val_loss']:.4f} (step {summary['best_iter']}), val accuracy "
+        f"{last.get('val_accuracy', float('nan')):.2f}, margin {last.get('val_margin', float('nan')):.3f}; adapter in {out}"
+    )

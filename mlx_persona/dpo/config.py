@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.train.config import TrainConfig
@@ -31,28 +31,81 @@ class DPOConfig(TrainConfig):
     block: ClassVar[str] = "dpo"
 
     # defaults that differ from SFT
-    learning_rate: float = field(default=1e-5, metadata={"help": "Peak learning rate (DPO wants a gentle one: 5e-6 .. 5e-5 for LoRA)."})
-    batch_size: int = field(default=2, metadata={"help": "Pairs per step (each pair is two sequences: chosen and rejected)."})
-    max_seq_length: int = field(default=1024, metadata={"help": "Prompt + reply tokens; longer pairs lose their oldest prompt tokens (see dpo/data.py)."})
+    learning_rate: float = field(
+        default=1e-5, metadata={"help": "Peak learning rate (DPO wants a gentle one: 5e-6 .. 5e-5 for LoRA)."}
+    )
+    batch_size: int = field(
+        default=2, metadata={"help": "Pairs per step (each pair is two sequences: chosen and rejected)."}
+    )
+    max_seq_length: int = field(
+        default=1024,
+        metadata={"help": "Prompt + reply tokens; longer pairs lose their oldest prompt tokens (see dpo/data.py)."},
+    )
     iters: int = field(default=200, metadata={"help": "Optimizer steps (ignored when epochs is set)."})
     steps_per_report: int = field(default=5, metadata={"help": "Steps per train line in metrics.jsonl."})
-    steps_per_eval: int = field(default=25, metadata={"help": "Steps between validations (also before the first step and after the last)."})
-    val_batches: int = field(default=-1, metadata={"help": "Validation batches per evaluation; -1 for every validation pair."})
+    steps_per_eval: int = field(
+        default=25, metadata={"help": "Steps between validations (also before the first step and after the last)."}
+    )
+    val_batches: int = field(
+        default=-1, metadata={"help": "Validation batches per evaluation; -1 for every validation pair."}
+    )
     save_every: int = field(default=25, metadata={"help": "Steps between resumable checkpoints."})
     # the preference knobs
-    beta: float = field(default=0.1, metadata={"help": "How far the policy may move from the reference: small beta = larger moves (0.1 is usual)."})
-    loss_type: str = field(default="sigmoid", metadata={"help": "sigmoid (DPO paper), ipo (squared loss on the margin; length-normalised log-probs) or simpo (reference-free, length-normalised; no reference pass)."})
-    label_smoothing: float = field(default=0.0, metadata={"help": "sigmoid and simpo: assumed share of flipped labels (conservative DPO); 0 = plain DPO."})
-    rpo_alpha: float = field(default=0.0, metadata={"help": "RPO: weight of the chosen reply's per-token NLL added to the loss, so the person's replies keep their likelihood (1.0 in the paper); 0 = off."})
-    length_alpha: float = field(default=0.0, metadata={"help": "R-DPO, sigmoid only: the sigmoid argument loses length_alpha x (chosen tokens - rejected tokens), so short no longer wins by itself (try 0.01); 0 = off."})
-    gamma: float = field(default=0.5, metadata={"help": "SimPO only: target margin between the length-normalised rewards (0.5 is usual; SimPO also wants beta near 2, not 0.1)."})
-    select_by: str = field(default="loss", metadata={"help": "Which validation's adapter is kept: loss (lowest DPO loss) or twin (best twin score of greedy replies against the person's real ones)."})
-    select_prompts: int = field(default=8, metadata={"help": "select_by twin: validation prompts the twin answers at each validation (a fixed slice)."})
+    beta: float = field(
+        default=0.1,
+        metadata={"help": "How far the policy may move from the reference: small beta = larger moves (0.1 is usual)."},
+    )
+    loss_type: str = field(
+        default="sigmoid",
+        metadata={
+            "help": "sigmoid (DPO paper), ipo (squared loss on the margin; length-normalised log-probs) or simpo (reference-free, length-normalised; no reference pass)."
+        },
+    )
+    label_smoothing: float = field(
+        default=0.0,
+        metadata={"help": "sigmoid and simpo: assumed share of flipped labels (conservative DPO); 0 = plain DPO."},
+    )
+    rpo_alpha: float = field(
+        default=0.0,
+        metadata={
+            "help": "RPO: weight of the chosen reply's per-token NLL added to the loss, so the person's replies keep their likelihood (1.0 in the paper); 0 = off."
+        },
+    )
+    length_alpha: float = field(
+        default=0.0,
+        metadata={
+            "help": "R-DPO, sigmoid only: the sigmoid argument loses length_alpha x (chosen tokens - rejected tokens), so short no longer wins by itself (try 0.01); 0 = off."
+        },
+    )
+    gamma: float = field(
+        default=0.5,
+        metadata={
+            "help": "SimPO only: target margin between the length-normalised rewards (0.5 is usual; SimPO also wants beta near 2, not 0.1)."
+        },
+    )
+    select_by: str = field(
+        default="loss",
+        metadata={
+            "help": "Which validation's adapter is kept: loss (lowest DPO loss) or twin (best twin score of greedy replies against the person's real ones)."
+        },
+    )
+    select_prompts: int = field(
+        default=8,
+        metadata={"help": "select_by twin: validation prompts the twin answers at each validation (a fixed slice)."},
+    )
     select_max_tokens: int = field(default=64, metadata={"help": "select_by twin: most tokens per generated reply."})
-    share_prompt: bool = field(default=True, metadata={"help": "Run each pair's prompt once for both replies (fewer tokens per step; off: one padded batch)."})
-    reference_batch_size: int = field(default=8, metadata={"help": "Pairs per forward pass when caching the reference log-probs (no gradients: can be larger)."})
+    share_prompt: bool = field(
+        default=True,
+        metadata={
+            "help": "Run each pair's prompt once for both replies (fewer tokens per step; off: one padded batch)."
+        },
+    )
+    reference_batch_size: int = field(
+        default=8,
+        metadata={"help": "Pairs per forward pass when caching the reference log-probs (no gradients: can be larger)."},
+    )
 
-    def validate(self, where: Optional[str] = None) -> None:
+    def validate(self, where: str | None = None) -> None:
         where = where or self.block
         super().validate(where)
 

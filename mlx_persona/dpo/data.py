@@ -63,8 +63,11 @@ def record_messages(record) -> tuple[list[dict], str, str]:
         if not isinstance(record.get("prompt"), str) or not record["prompt"].strip():
             raise ValueError("no 'messages' and no 'prompt'")
         msgs = [{"role": "user", "content": record["prompt"]}]
-    if not isinstance(msgs, list) or not msgs or not all(isinstance(m, dict) and isinstance(m.get("content"), str)
-                                                         and m.get("role") for m in msgs):
+    if (
+        not isinstance(msgs, list)
+        or not msgs
+        or not all(isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role") for m in msgs)
+    ):
         raise ValueError("'messages' must be a non-empty list of {role, content}")
     system = record.get("system")
     if system is not None and not isinstance(system, str):
@@ -103,7 +106,7 @@ def load_pairs(path: Path, tokenizer, max_seq_length: int) -> tuple[list[Pair], 
         raise PersonaError(f"{path}: missing (run `mlx-persona pairs` first)")
     pairs, report = [], []
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    if not any(l.strip() for l in lines):
+    if not any(line.strip() for line in lines):
         report.append({"source": f"{path}:1", "action": "skipped", "reason": "empty file: no pairs"})
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
@@ -156,12 +159,15 @@ def collate(pairs: list[Pair]) -> tuple[mx.array, mx.array, mx.array, mx.array]:
     for i, r in enumerate(rows):
         tokens[i, : len(r)] = r
     reply_pos = np.array(starts, np.int32)[:, None] + np.arange(reply, dtype=np.int32)[None, :]
-    return (mx.array(tokens), mx.array(starts, dtype=mx.int32), mx.array([len(r) for r in rows], dtype=mx.int32),
-            mx.array(reply_pos))
+    return (
+        mx.array(tokens),
+        mx.array(starts, dtype=mx.int32),
+        mx.array([len(r) for r in rows], dtype=mx.int32),
+        mx.array(reply_pos),
+    )
 
 
 def fixed_batches(n: int, batch_size: int, lengths: list[int]) -> list[list[int]]:
     """Every index once, length-sorted, in batches of at most ``batch_size`` (validation, reference)."""
     order = sorted(range(n), key=lambda i: lengths[i])
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
-
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]

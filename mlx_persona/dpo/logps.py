@@ -38,8 +38,9 @@ def output_head(model):
     return (body, head) if same else None
 
 
-def sequence_logps(model, tokens: mx.array, prompt_lengths: mx.array, lengths: mx.array,
-                   reply_pos: mx.array | None = None, head=None) -> tuple[mx.array, mx.array]:
+def sequence_logps(
+    model, tokens: mx.array, prompt_lengths: mx.array, lengths: mx.array, reply_pos: mx.array | None = None, head=None
+) -> tuple[mx.array, mx.array]:
     """Summed log-probability of each row's reply tokens, and how many there are.
 
     Row i holds ``prompt_lengths[i]`` prompt tokens (the chat template up to the assistant

@@ -39,9 +39,18 @@ def logistic_loss(z: mx.array, label_smoothing: float = 0.0) -> mx.array:
     return (1 - label_smoothing) * mx.logaddexp(0.0, -z) + label_smoothing * mx.logaddexp(0.0, z)
 
 
-def dpo_loss(policy_chosen: mx.array, policy_rejected: mx.array, ref_chosen: mx.array, ref_rejected: mx.array,
-             beta: float = 0.1, loss_type: str = "sigmoid", label_smoothing: float = 0.0, *,
-             length_alpha: float = 0.0, length_gap: mx.array | float = 0.0):
+def dpo_loss(
+    policy_chosen: mx.array,
+    policy_rejected: mx.array,
+    ref_chosen: mx.array,
+    ref_rejected: mx.array,
+    beta: float = 0.1,
+    loss_type: str = "sigmoid",
+    label_smoothing: float = 0.0,
+    *,
+    length_alpha: float = 0.0,
+    length_gap: mx.array | float = 0.0,
+):
     """Per-pair preference loss and implicit rewards, for the losses that compare with a reference.
 
     Let h = (log pi(y_c|x) - log pi(y_r|x)) - (log ref(y_c|x) - log ref(y_r|x)): how much more the
@@ -78,8 +87,9 @@ def dpo_loss(policy_chosen: mx.array, policy_rejected: mx.array, ref_chosen: mx.
     return losses, chosen_rewards, rejected_rewards
 
 
-def simpo_loss(chosen_mean: mx.array, rejected_mean: mx.array, beta: float = 2.0, gamma: float = 0.5,
-               label_smoothing: float = 0.0):
+def simpo_loss(
+    chosen_mean: mx.array, rejected_mean: mx.array, beta: float = 2.0, gamma: float = 0.5, label_smoothing: float = 0.0
+):
     """SimPO (Meng et al. 2024, https://arxiv.org/abs/2405.14734): no reference model.
 
     The reward of a reply is its length-normalised log-likelihood, r(y) = beta / |y| log pi(y|x),
@@ -127,8 +137,17 @@ def preference_loss(sums: mx.array, counts: mx.array, ref: mx.array, cfg: DPOCon
     elif cfg.loss_type == "ipo":  # length-normalised log-probs, each by its own count
         losses, cr, rj = dpo_loss(pc / nc, pr / nr, ref[:, 0] / ref[:, 2], ref[:, 1] / ref[:, 3], cfg.beta, "ipo")
     else:
-        losses, cr, rj = dpo_loss(pc, pr, ref[:, 0], ref[:, 1], cfg.beta, cfg.loss_type, cfg.label_smoothing,
-                                  length_alpha=cfg.length_alpha, length_gap=nc - nr)
+        losses, cr, rj = dpo_loss(
+            pc,
+            pr,
+            ref[:, 0],
+            ref[:, 1],
+            cfg.beta,
+            cfg.loss_type,
+            cfg.label_smoothing,
+            length_alpha=cfg.length_alpha,
+            length_gap=nc - nr,
+        )
     if cfg.rpo_alpha:
         losses = losses + cfg.rpo_alpha * chosen_nll
     return losses.mean(), cr, rj, mx.stop_gradient(chosen_nll)

@@ -18,22 +18,23 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import mlx.core as mx
 import numpy as np
 
 from mlx_persona.core import layout
+from mlx_persona.core.runs import atomic_write_json
 from mlx_persona.dpo.data import Pair, collate, fixed_batches
 from mlx_persona.dpo.logps import sequence_logps
-from mlx_persona.core.runs import atomic_write_json
 
 SAVE_SECONDS = 20.0  # write the partial cache at most this often
 
 
-def reference_logps(model, splits: dict[str, list[Pair]], batch_size: int, out: Path, head, fingerprint: str,
-                    log: Callable = print) -> dict[str, np.ndarray]:
+def reference_logps(
+    model, splits: dict[str, list[Pair]], batch_size: int, out: Path, head, fingerprint: str, log: Callable = print
+) -> dict[str, np.ndarray]:
     """{split: array (N, 4)}: summed reply log-probs of chosen and rejected, and their token counts.
     ``head``: :func:`mlx_persona.dpo.logps.output_head` of the model, or None."""
     path = Path(out) / layout.REFERENCE_CACHE
@@ -62,5 +63,7 @@ def reference_logps(model, splits: dict[str, list[Pair]], batch_size: int, out: 
     if scored:
         atomic_write_json(path, cache)
         log(f"reference log-probs: {scored} pairs in {time.perf_counter() - tic:.1f} s")
-    return {s: np.array([cache["splits"][s][str(i)] for i in range(len(p))], np.float32).reshape(len(p), 4)
-            for s, p in splits.items()}
+    return {
+        s: np.array([cache["splits"][s][str(i)] for i in range(len(p))], np.float32).reshape(len(p), 4)
+        for s, p in splits.items()
+    }

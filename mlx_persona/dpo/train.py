@@ -25,8 +25,8 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -44,8 +44,15 @@ from mlx_persona.dpo.reference import reference_logps
 from mlx_persona.models.generate import generate_batched
 from mlx_persona.train.batches import BatchOrder
 from mlx_persona.train.checkpoint import latest_checkpoint, read_state, restore_checkpoint
-from mlx_persona.train.loop import (Metrics, TrainingRun, adapter_config, attach_trainable, build_optimizer,
-                                    kill_after_var, load_base)
+from mlx_persona.train.loop import (
+    Metrics,
+    TrainingRun,
+    adapter_config,
+    attach_trainable,
+    build_optimizer,
+    kill_after_var,
+    load_base,
+)
 from mlx_persona.train.select import twin_score
 
 KILL_AFTER_VAR = kill_after_var("dpo")  # test hook (see mlx_persona.train.loop)
@@ -82,8 +89,17 @@ class DPORun(TrainingRun):
 
     @staticmethod
     def empty_window() -> dict:
-        return {"loss": 0.0, "chosen": 0.0, "rejected": 0.0, "correct": 0.0, "nll": 0.0, "pairs": 0, "steps": 0,
-                "tokens": 0.0, "time": 0.0}
+        return {
+            "loss": 0.0,
+            "chosen": 0.0,
+            "rejected": 0.0,
+            "correct": 0.0,
+            "nll": 0.0,
+            "pairs": 0,
+            "steps": 0,
+            "tokens": 0.0,
+            "time": 0.0,
+        }
 
     def batch(self, split: str, idx: list[int]):
         pairs = self.sets[split]
@@ -91,7 +107,9 @@ class DPORun(TrainingRun):
 
     def shared_step(self):
         """One optimizer step with the prompt run once per pair (shapes vary per pair: not compiled)."""
-        grad_fn = nn.value_and_grad(self.model, lambda m, pairs, ref: shared_batch_loss(m, pairs, ref, self.cfg, self.head))
+        grad_fn = nn.value_and_grad(
+            self.model, lambda m, pairs, ref: shared_batch_loss(m, pairs, ref, self.cfg, self.head)
+        )
 
         def step(idx):
             pairs = self.sets["train"]
@@ -114,10 +132,15 @@ class DPORun(TrainingRun):
             mx.eval(loss, cr, rj, nll, ntok, self.model.trainable_parameters(), self.optimizer.state)
             k = self.iteration = self.iteration + 1
             w, cr, rj = self.window, np.array(cr), np.array(rj)
-            w["loss"] += loss.item(); w["steps"] += 1; w["pairs"] += len(cr)  # noqa: E702
-            w["chosen"] += float(cr.sum()); w["rejected"] += float(rj.sum()); w["correct"] += float((cr > rj).sum())  # noqa: E702
+            w["loss"] += loss.item()
+            w["steps"] += 1
+            w["pairs"] += len(cr)
+            w["chosen"] += float(cr.sum())
+            w["rejected"] += float(rj.sum())
+            w["correct"] += float((cr > rj).sum())
             w["nll"] += float(np.array(nll).sum())
-            w["tokens"] += ntok.item(); w["time"] += time.perf_counter() - tic  # noqa: E702
+            w["tokens"] += ntok.item()
+            w["time"] += time.perf_counter() - tic
             if k % self.cfg.steps_per_report == 0 or k == self.iters:
                 self.report(k)
             if k == self.iters or k % self.cfg.steps_per_eval == 0:
@@ -127,12 +150,21 @@ class DPORun(TrainingRun):
     def report(self, k: int) -> None:
         w, n = self.window, max(self.window["pairs"], 1)
         self.trained_tokens += w["tokens"]
-        self.metrics.write(iter=k, train_loss=w["loss"] / w["steps"], reward_chosen=w["chosen"] / n,
-                           reward_rejected=w["rejected"] / n, margin=(w["chosen"] - w["rejected"]) / n,
-                           accuracy=w["correct"] / n, chosen_nll=w["nll"] / n, lr=float(self.optimizer.learning_rate),
-                           tokens_per_sec=w["tokens"] / w["time"], sec_per_step=w["time"] / w["steps"],
-                           peak_memory_gb=round(mx.get_peak_memory() / 1e9, 4),
-                           trained_tokens=int(self.trained_tokens), elapsed=self.elapsed())
+        self.metrics.write(
+            iter=k,
+            train_loss=w["loss"] / w["steps"],
+            reward_chosen=w["chosen"] / n,
+            reward_rejected=w["rejected"] / n,
+            margin=(w["chosen"] - w["rejected"]) / n,
+            accuracy=w["correct"] / n,
+            chosen_nll=w["nll"] / n,
+            lr=float(self.optimizer.learning_rate),
+            tokens_per_sec=w["tokens"] / w["time"],
+            sec_per_step=w["time"] / w["steps"],
+            peak_memory_gb=round(mx.get_peak_memory() / 1e9, 4),
+            trained_tokens=int(self.trained_tokens),
+            elapsed=self.elapsed(),
+        )
         self.window = self.empty_window()
 
     def evaluate(self) -> dict:
@@ -147,14 +179,22 @@ class DPORun(TrainingRun):
             loss, (cr, rj, nll, _) = batch_loss(self.model, *self.batch("valid", idx), self.cfg, self.head)
             mx.eval(loss, cr, rj, nll)
             cr, rj = np.array(cr), np.array(rj)
-            tot["loss"] += loss.item() * len(idx); tot["pairs"] += len(idx)  # noqa: E702
-            tot["chosen"] += float(cr.sum()); tot["rejected"] += float(rj.sum()); tot["correct"] += float((cr > rj).sum())  # noqa: E702
+            tot["loss"] += loss.item() * len(idx)
+            tot["pairs"] += len(idx)
+            tot["chosen"] += float(cr.sum())
+            tot["rejected"] += float(rj.sum())
+            tot["correct"] += float((cr > rj).sum())
             tot["nll"] += float(np.array(nll).sum())
         self.model.train()
         n = tot["pairs"]
-        return {"val_loss": tot["loss"] / n, "val_reward_chosen": tot["chosen"] / n, "val_reward_rejected": tot["rejected"] / n,
-                "val_margin": (tot["chosen"] - tot["rejected"]) / n, "val_accuracy": tot["correct"] / n,
-                "val_chosen_nll": tot["nll"] / n}
+        return {
+            "val_loss": tot["loss"] / n,
+            "val_reward_chosen": tot["chosen"] / n,
+            "val_reward_rejected": tot["rejected"] / n,
+            "val_margin": (tot["chosen"] - tot["rejected"]) / n,
+            "val_accuracy": tot["correct"] / n,
+            "val_chosen_nll": tot["nll"] / n,
+        }
 
     def run_validation(self, k: int) -> None:
         tic = time.perf_counter()
@@ -182,8 +222,9 @@ class TwinProbe:
         self.tokenizer, self.prompts, self.real, self.cfg, self.measure = tokenizer, prompts, real, cfg, measure
 
     def __call__(self, model) -> dict:
-        replies, _ = generate_batched(model, self.tokenizer, self.prompts, self.cfg.select_max_tokens,
-                                      self.cfg.reference_batch_size)
+        replies, _ = generate_batched(
+            model, self.tokenizer, self.prompts, self.cfg.select_max_tokens, self.cfg.reference_batch_size
+        )
         return self.measure([r.text.strip() for r in replies], self.real)
 
 
@@ -200,8 +241,10 @@ def twin_slice(pairs_dir: Path, valid: list[Pair], n: int) -> tuple[list[list[in
         if record.get("chosen_from", "real") == "real":
             found.append((pair.prompt, record["chosen"].strip()))
     if not found:
-        raise PersonaError(f"dpo.select_by: twin needs validation pairs whose chosen reply is the person's own "
-                           f"(pairs.chosen: real); {path} has none: use select_by: loss")
+        raise PersonaError(
+            f"dpo.select_by: twin needs validation pairs whose chosen reply is the person's own "
+            f"(pairs.chosen: real); {path} has none: use select_by: loss"
+        )
     step = len(found) / min(n, len(found))
     picked = [found[int(i * step)] for i in range(min(n, len(found)))]
     return [p for p, _ in picked], [r for _, r in picked]
@@ -219,14 +262,23 @@ def read_splits(pairs_dir: Path, tokenizer, cfg: DPOConfig, out: Path, log: Call
     if len(report) > 20:
         log(f"... {len(report) - 20} more in {out / layout.REJECTS}")
     if len(sets["train"]) < cfg.batch_size:
-        raise PersonaError(f"{pairs_dir}/train.jsonl: {len(sets['train'])} usable pairs, fewer than batch_size={cfg.batch_size}")
+        raise PersonaError(
+            f"{pairs_dir}/train.jsonl: {len(sets['train'])} usable pairs, fewer than batch_size={cfg.batch_size}"
+        )
     if not sets["valid"]:
         raise PersonaError(f"{pairs_dir}/valid.jsonl: no usable pairs to validate on")
     return sets
 
 
-def run_dpo(model_dir: Path, pairs_dir: Path, out: Path, cfg: DPOConfig, resume: bool = False, log: Callable = print,
-            measure: Callable | None = None) -> dict:
+def run_dpo(
+    model_dir: Path,
+    pairs_dir: Path,
+    out: Path,
+    cfg: DPOConfig,
+    resume: bool = False,
+    log: Callable = print,
+    measure: Callable | None = None,
+) -> dict:
     """Train the DPO adapter; return the summary also written to ``out/status.json``.
 
     ``measure``: what ``select_by: twin`` scores replies with (default
@@ -243,19 +295,34 @@ def run_dpo(model_dir: Path, pairs_dir: Path, out: Path, cfg: DPOConfig, resume:
         probe = TwinProbe(tokenizer, prompts, real, cfg, measure or twin_score)
         log(f"select_by twin: {len(prompts)} validation prompts answered at each validation")
     data_fingerprint = fingerprint(*[(pairs_dir / layout.split_file(s)).read_bytes() for s in ("train", "valid")])
-    model_fingerprint = fingerprint((model_dir / layout.MODEL_CONFIG).read_bytes(), *sorted(p.name for p in model_dir.glob("*.safetensors")))
+    model_fingerprint = fingerprint(
+        (model_dir / layout.MODEL_CONFIG).read_bytes(), *sorted(p.name for p in model_dir.glob("*.safetensors"))
+    )
     model.eval()
     if cfg.loss_type == "simpo":  # reference-free: no reference pass, no cache; the loss never reads these rows
         refs = {s: np.zeros((len(p), 4), np.float32) for s, p in sets.items()}
     else:
-        refs = reference_logps(model, sets, cfg.reference_batch_size, out, output_head(model),
-                               fingerprint(model_fingerprint, data_fingerprint, cfg.max_seq_length), log)
+        refs = reference_logps(
+            model,
+            sets,
+            cfg.reference_batch_size,
+            out,
+            output_head(model),
+            fingerprint(model_fingerprint, data_fingerprint, cfg.max_seq_length),
+            log,
+        )
 
     iters = cfg.resolve_iters(len(sets["train"]))
     attach_trainable(model, cfg)  # fresh adapter, B = 0: the policy starts as the reference
     optimizer = build_optimizer(cfg, iters)
-    fingerprints = {"config_fingerprint": fingerprint(cfg.to_dict(), iters), "data_fingerprint": data_fingerprint, "model_fingerprint": model_fingerprint}
-    run = DPORun(model, optimizer, {s: PairSet(p) for s, p in sets.items()}, refs, cfg, iters, out, fingerprints, log, probe)
+    fingerprints = {
+        "config_fingerprint": fingerprint(cfg.to_dict(), iters),
+        "data_fingerprint": data_fingerprint,
+        "model_fingerprint": model_fingerprint,
+    }
+    run = DPORun(
+        model, optimizer, {s: PairSet(p) for s, p in sets.items()}, refs, cfg, iters, out, fingerprints, log, probe
+    )
     ckpt = latest_checkpoint(out) if resume else None
     if ckpt is not None:
         run.load(read_state(ckpt))
@@ -264,7 +331,9 @@ def run_dpo(model_dir: Path, pairs_dir: Path, out: Path, cfg: DPOConfig, resume:
     else:
         atomic_write_json(out / layout.ADAPTER_CONFIG, adapter_config(cfg, model_dir, iters))
     run.metrics = Metrics(out / layout.STAGE_METRICS, keep_upto=run.iteration if ckpt is not None else None)
-    atomic_write_json(out / layout.STATUS, {"state": "running", "iteration": run.iteration, "iters": iters, "pid": os.getpid()})
+    atomic_write_json(
+        out / layout.STATUS, {"state": "running", "iteration": run.iteration, "iters": iters, "pid": os.getpid()}
+    )
     if run.iteration == 0:
         run.run_validation(0)  # adapter at zero: val loss log 2 (sigmoid), accuracy 0, margin 0
     run.train()
@@ -273,15 +342,19 @@ def run_dpo(model_dir: Path, pairs_dir: Path, out: Path, cfg: DPOConfig, resume:
         summary.update(selected_by="twin", best_twin_score=run.best_measure)
     atomic_write_json(out / layout.STATUS, summary)
     why = f"best twin score {run.best_measure:.4f}, val loss" if probe is not None else "best val loss"
-    log(f"dpo {summary['state']}: {summary['iteration']}/{iters} steps, kept the adapter of step {summary['best_iter']} "
-        f"({why} {summary['best_val_loss']:.4f})")
+    log(
+        f"dpo {summary['state']}: {summary['iteration']}/{iters} steps, kept the adapter of step {summary['best_iter']} "
+        f"({why} {summary['best_val_loss']:.4f})"
+    )
     return summary
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m mlx_persona.dpo", description="DPO stage (child process).")
     p.add_argument("--model", required=True, help="The fused SFT model folder (policy start and reference).")
-    p.add_argument("--pairs", "--data", dest="pairs", required=True, help="Folder with train.jsonl and valid.jsonl pairs.")
+    p.add_argument(
+        "--pairs", "--data", dest="pairs", required=True, help="Folder with train.jsonl and valid.jsonl pairs."
+    )
     p.add_argument("--out", required=True, help="Stage folder: metrics, adapters, checkpoints, reference cache.")
     p.add_argument("--config", help="YAML/JSON file with the dpo settings (a bare block).")
     p.add_argument("--resume", action="store_true", help="Continue from the last checkpoint in --out.")

@@ -19,12 +19,12 @@ plain function of index rows. Nothing here knows about models: numpy only.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 
 RESAMPLES = 1000  # enough for stable 2.5% / 97.5% percentiles on a few dozen conversations
-SEED = 0          # the same resamples on every run: an interval never moves by chance
+SEED = 0  # the same resamples on every run: an interval never moves by chance
 LEVEL = 0.95
 
 Statistic = Callable[[np.ndarray], np.ndarray]  # index array (..., n) -> values (...)
@@ -71,13 +71,14 @@ def paired_delta(stat_a: Statistic, stat_b: Statistic, idx: np.ndarray, level: f
 
 # -- statistics -----------------------------------------------------------------------------------
 
+
 def mean_of(x) -> Statistic:
     """The mean of per-conversation values ``x`` (shape (n,))."""
     x = np.asarray(x, float)
     return lambda idx: x[idx].mean(axis=-1)
 
 
-def ratio_of_sums(num, den, scale: float = 1.0, empty: Optional[float] = 0.0) -> Statistic:
+def ratio_of_sums(num, den, scale: float = 1.0, empty: float | None = 0.0) -> Statistic:
     """``scale * sum(num) / sum(den)`` over the resampled conversations (a pooled rate, e.g.
     exclamation marks per 100 words); ``empty`` where the resampled ``den`` sums to 0."""
     num, den = np.asarray(num, float), np.asarray(den, float)
@@ -87,6 +88,7 @@ def ratio_of_sums(num, den, scale: float = 1.0, empty: Optional[float] = 0.0) ->
         top, bottom = num[idx].sum(axis=-1), den[idx].sum(axis=-1)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(bottom > 0, scale * top / np.where(bottom > 0, bottom, 1.0), fill)
+
     return stat
 
 
@@ -98,14 +100,17 @@ def median_ratio(x, y) -> Statistic:
         top, bottom = np.median(x[idx], axis=-1), np.median(y[idx], axis=-1)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(bottom != 0, top / np.where(bottom != 0, bottom, 1.0), np.nan)
+
     return stat
 
 
 def per_resample(fn: Callable[[np.ndarray], float]) -> Statistic:
     """A statistic from a plain function of one index row (for what does not vectorise)."""
+
     def stat(idx):
         idx = np.asarray(idx)
         if idx.ndim == 1:
             return np.float64(fn(idx))
         return np.array([fn(row) for row in idx.reshape(-1, idx.shape[-1])]).reshape(idx.shape[:-1])
+
     return stat

@@ -28,8 +28,8 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import click
 
@@ -37,19 +37,35 @@ from mlx_persona.core import layout
 from mlx_persona.core.blas import fast_blas_env
 from mlx_persona.core.child import child_error, child_main
 from mlx_persona.core.errors import PersonaError
-from mlx_persona.eval.models import find_models, load_test_split, prompt_text
 from mlx_persona.core.runs import atomic_write_json, atomic_write_text
 from mlx_persona.eval.bootstrap import RESAMPLES, SEED
+from mlx_persona.eval.models import find_models, load_test_split, prompt_text
 
 MODEL_NAMES = ("base", "sft", "dpo")
 EMBED_ERRORS = (PersonaError, ImportError, OSError)  # no MiniLM here: what needs it is skipped
 
 
-def _run_child(spec, test: Path, out_json: Path, settings: dict, log: Callable) -> Optional[str]:
+def _run_child(spec, test: Path, out_json: Path, settings: dict, log: Callable) -> str | None:
     """Evaluate one model in its own process; return None on success, else the reason it failed."""
-    cmd = [sys.executable, "-m", "mlx_persona.eval", "--name", spec.name, "--model", str(spec.model),
-           "--test", str(test), "--out", str(out_json), "--max-tokens", str(settings["max_tokens"]),
-           "--batch-size", str(settings["batch_size"]), "--mode", settings["mode"]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlx_persona.eval",
+        "--name",
+        spec.name,
+        "--model",
+        str(spec.model),
+        "--test",
+        str(test),
+        "--out",
+        str(out_json),
+        "--max-tokens",
+        str(settings["max_tokens"]),
+        "--batch-size",
+        str(settings["batch_size"]),
+        "--mode",
+        settings["mode"],
+    ]
     if spec.adapter:
         cmd += ["--adapter", str(spec.adapter)]
     if settings.get("limit"):
@@ -68,8 +84,10 @@ def _run_child(spec, test: Path, out_json: Path, settings: dict, log: Callable) 
             tail.append(line)
             log(f"  [{spec.name}] {line}")
     if proc.wait() != 0:
-        return (child_error(status, proc.pid) or
-                f"the eval child exited with code {proc.returncode}: {tail[-1] if tail else 'no output'}")
+        return (
+            child_error(status, proc.pid)
+            or f"the eval child exited with code {proc.returncode}: {tail[-1] if tail else 'no output'}"
+        )
     return None
 
 
@@ -78,17 +96,22 @@ def _embed_all(embed: Callable, real: list[str], replies: dict[str, list[str]]):
     names = list(replies)
     vecs = embed(real + [t for n in names for t in replies[n]])
     n = len(real)
-    return vecs[:n], {name: vecs[n * (i + 1): n * (i + 2)] for i, name in enumerate(names)}
+    return vecs[:n], {name: vecs[n * (i + 1) : n * (i + 2)] for i, name in enumerate(names)}
 
 
-def _style_fidelity(result: dict, train: Path, held_out: list[Path], real: list[str],
-                    replies: dict[str, list[str]], embed: Callable) -> dict:
+def _style_fidelity(
+    result: dict, train: Path, held_out: list[Path], real: list[str], replies: dict[str, list[str]], embed: Callable
+) -> dict:
     """Train the style classifier, score the real and generated replies; P(person) per model."""
     from mlx_persona.eval import fidelity
 
     if not train.is_file():
-        result["skipped"].append({"item": "style-fidelity", "reason": f"no train split at {train} "
-                                  "(the style classifier learns the person from it; give --train)"})
+        result["skipped"].append(
+            {
+                "item": "style-fidelity",
+                "reason": f"no train split at {train} (the style classifier learns the person from it; give --train)",
+            }
+        )
         return {}
     try:
         clf, record, why = fidelity.build(train, held_out, embed)
@@ -106,10 +129,23 @@ def _style_fidelity(result: dict, train: Path, held_out: list[Path], real: list[
     return scores
 
 
-def run_eval(test: Optional[Path], out_dir: Path, specs: list, skipped: list[dict], max_tokens: int = 96,
-             batch_size: int = 16, limit: Optional[int] = None, mode: str = "batched", perplexity: bool = True,
-             log: Callable = print, train: Optional[Path] = None, twin: Optional[str] = None,
-             embedder: Optional[Callable] = None, resamples: int = RESAMPLES, seed: int = SEED) -> dict:
+def run_eval(
+    test: Path | None,
+    out_dir: Path,
+    specs: list,
+    skipped: list[dict],
+    max_tokens: int = 96,
+    batch_size: int = 16,
+    limit: int | None = None,
+    mode: str = "batched",
+    perplexity: bool = True,
+    log: Callable = print,
+    train: Path | None = None,
+    twin: str | None = None,
+    embedder: Callable | None = None,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+) -> dict:
     """Evaluate ``specs`` on ``test``; write metrics.json and samples.jsonl into ``out_dir``.
 
     ``train``: the split the style classifier learns from (default: ``train.jsonl`` beside
@@ -124,17 +160,33 @@ def run_eval(test: Optional[Path], out_dir: Path, specs: list, skipped: list[dic
         raise PersonaError(f"--twin: one of {', '.join(MODEL_NAMES)} (got {twin!r})")
     out_dir = Path(out_dir)
     tic = time.perf_counter()
-    settings = {"max_tokens": max_tokens, "batch_size": batch_size, "limit": limit, "mode": mode, "perplexity": perplexity}
-    result = {"created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "settings": settings,
-              "twin": twin, "test": {"path": str(test) if test else None}, "models": {}, "skipped": list(skipped)}
+    settings = {
+        "max_tokens": max_tokens,
+        "batch_size": batch_size,
+        "limit": limit,
+        "mode": mode,
+        "perplexity": perplexity,
+    }
+    result = {
+        "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "settings": settings,
+        "twin": twin,
+        "test": {"path": str(test) if test else None},
+        "models": {},
+        "skipped": list(skipped),
+    }
     convs: list[dict] = []
     if test is None or not Path(test).is_file():
-        result["skipped"].append({"item": "all metrics", "reason": f"no test split at {test}" if test else "no test split given"})
+        result["skipped"].append(
+            {"item": "all metrics", "reason": f"no test split at {test}" if test else "no test split given"}
+        )
     else:
         convs, bad = load_test_split(Path(test), limit)
         result["test"].update(conversations=len(convs), lines_left_out=len(bad), first_problems=bad[:10])
         if not convs:
-            result["skipped"].append({"item": "all metrics", "reason": f"{test}: no usable conversation (a prompt, then an assistant reply)"})
+            result["skipped"].append(
+                {"item": "all metrics", "reason": f"{test}: no usable conversation (a prompt, then an assistant reply)"}
+            )
     prompts = [prompt_text(c) for c in convs]
     real = [c["messages"][-1]["content"] for c in convs]
 
@@ -176,7 +228,9 @@ def run_eval(test: Optional[Path], out_dir: Path, specs: list, skipped: list[dic
                 result["skipped"].append({"item": "twin score", "reason": "needs the base model's replies"})
             for name, texts in replies.items():
                 twin_base = base_emb if name != "base" else None
-                result["models"][name].update(eval_metrics.model_metrics(prompts, real, texts, emb[name], real_emb, twin_base))
+                result["models"][name].update(
+                    eval_metrics.model_metrics(prompts, real, texts, emb[name], real_emb, twin_base)
+                )
                 per_sample[name]["sims"] = pair_similarity(emb[name], real_emb)
                 if twin_base is not None:
                     per_sample[name]["closer"] = eval_metrics.closer_to_real(emb[name], real_emb, twin_base)
@@ -189,8 +243,10 @@ def run_eval(test: Optional[Path], out_dir: Path, specs: list, skipped: list[dic
     result["seconds"] = round(time.perf_counter() - tic, 3)
 
     atomic_write_json(out_dir / layout.EVAL_METRICS, result)
-    rows = [{"prompt": p, "real": r, **{n: replies[n][i] if n in replies else None for n in MODEL_NAMES}}
-            for i, (p, r) in enumerate(zip(prompts, real))]
+    rows = [
+        {"prompt": p, "real": r, **{n: replies[n][i] if n in replies else None for n in MODEL_NAMES}}
+        for i, (p, r) in enumerate(zip(prompts, real))
+    ]
     atomic_write_text(out_dir / layout.EVAL_SAMPLES, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     for s in result["skipped"]:
         log(f"skipped {s['item']}: {s['reason']}")
@@ -199,23 +255,37 @@ def run_eval(test: Optional[Path], out_dir: Path, specs: list, skipped: list[dic
 
 # -- the command (parent) -----------------------------------------------------------------------
 
+
 @click.command("eval")
 @click.argument("run_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--base", help="Base model: folder, hub id or 'default' (run folder: from its recipe).")
 @click.option("--sft-adapter", type=click.Path(path_type=Path), help="SFT adapter folder, applied on the base.")
 @click.option("--dpo", type=click.Path(path_type=Path), help="DPO twin: a fused model folder or an adapter folder.")
-@click.option("--test", "test", type=click.Path(dir_okay=False, path_type=Path),
-              help="Test split, mlx_lm chat JSONL (run folder: clean/test.jsonl).")
+@click.option(
+    "--test",
+    "test",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Test split, mlx_lm chat JSONL (run folder: clean/test.jsonl).",
+)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (run folder: eval/).")
-@click.option("--train", "train", type=click.Path(dir_okay=False, path_type=Path),
-              help="Train split the style classifier learns the person from (default: train.jsonl beside the test split).")
-@click.option("--twin", type=click.Choice(MODEL_NAMES), help="The model this run calls the twin (recorded in metrics.json).")
+@click.option(
+    "--train",
+    "train",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Train split the style classifier learns the person from (default: train.jsonl beside the test split).",
+)
+@click.option(
+    "--twin", type=click.Choice(MODEL_NAMES), help="The model this run calls the twin (recorded in metrics.json)."
+)
 @click.option("--limit", type=click.IntRange(1), help="Evaluate on the first N test conversations only.")
-@click.option("--max-tokens", default=96, show_default=True, type=click.IntRange(1), help="Longest generated reply, in tokens.")
+@click.option(
+    "--max-tokens", default=96, show_default=True, type=click.IntRange(1), help="Longest generated reply, in tokens."
+)
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1), help="Prompts generated together.")
 @click.option("--no-perplexity", is_flag=True, help="Skip the perplexity pass.")
-def eval_command(run_dir, base, sft_adapter, dpo, test, out, train, twin, limit, max_tokens, batch_size,
-                 no_perplexity) -> None:
+def eval_command(
+    run_dir, base, sft_adapter, dpo, test, out, train, twin, limit, max_tokens, batch_size, no_perplexity
+) -> None:
     """Measure base, SFT and DPO on the held-out test split: perplexity, similarity, style, speed.
 
     Give a run folder, or the models and the test split explicitly. Writes metrics.json (with
@@ -232,9 +302,19 @@ def eval_command(run_dir, base, sft_adapter, dpo, test, out, train, twin, limit,
     test = test or (run_dir / layout.CLEAN_DIR / layout.TEST_SPLIT if run_dir else None)
     out = out or run_dir / layout.EVAL_DIR
     specs, skipped = find_models(run_dir, base=base, sft_adapter=sft_adapter, dpo=dpo)
-    result = run_eval(test, out, specs, skipped, max_tokens=max_tokens, batch_size=batch_size, limit=limit,
-                      perplexity=not no_perplexity, log=lambda m: err.print(m, markup=False, highlight=False),
-                      train=train, twin=twin)
+    result = run_eval(
+        test,
+        out,
+        specs,
+        skipped,
+        max_tokens=max_tokens,
+        batch_size=batch_size,
+        limit=limit,
+        perplexity=not no_perplexity,
+        log=lambda m: err.print(m, markup=False, highlight=False),
+        train=train,
+        twin=twin,
+    )
     _print_summary(result)
     click.echo(str(out / layout.EVAL_METRICS))
 
@@ -249,25 +329,36 @@ def _print_summary(result: dict) -> None:
     for col in ("model", "perplexity", "similarity", "≥ 0.7", "twin score", "style-fidelity", "slop/1k words", "tok/s"):
         table.add_column(col)
     for name, m in result["models"].items():
+
         def f(v, fmt="{:.3f}"):
             return fmt.format(v) if isinstance(v, (int, float)) else "-"
+
         sim = m.get("similarity", {})
-        table.add_row(name, f(m.get("perplexity", {}).get("perplexity"), "{:.2f}"), f(sim.get("mean")),
-                      f(sim.get("share_ge_threshold"), "{:.0%}"), f(m.get("twin_score", {}).get("share"), "{:.0%}"),
-                      f(m.get("style_fidelity", {}).get("mean"), "{:.2f}"),
-                      f(m.get("style", {}).get("slop", {}).get("per_1000_words"), "{:.1f}"),
-                      f(m.get("speed", {}).get("tokens_per_sec"), "{:.1f}"))
+        table.add_row(
+            name,
+            f(m.get("perplexity", {}).get("perplexity"), "{:.2f}"),
+            f(sim.get("mean")),
+            f(sim.get("share_ge_threshold"), "{:.0%}"),
+            f(m.get("twin_score", {}).get("share"), "{:.0%}"),
+            f(m.get("style_fidelity", {}).get("mean"), "{:.2f}"),
+            f(m.get("style", {}).get("slop", {}).get("per_1000_words"), "{:.1f}"),
+            f(m.get("speed", {}).get("tokens_per_sec"), "{:.1f}"),
+        )
     real = result.get("real", {}).get("style_fidelity", {}).get("mean")
     if real is not None:
         table.add_row("real replies", "-", "-", "-", "-", f"{real:.2f}", "-", "-")
     Console(stderr=True).print(table)
     held = result.get("style_classifier", {}).get("held_out", {})
     if "balanced_accuracy" in held:
-        Console(stderr=True).print(f"style classifier: balanced accuracy {held['balanced_accuracy']:.0%} on "
-                                   f"{held['person_messages'] + held['other_messages']} held-out messages", highlight=False)
+        Console(stderr=True).print(
+            f"style classifier: balanced accuracy {held['balanced_accuracy']:.0%} on "
+            f"{held['person_messages'] + held['other_messages']} held-out messages",
+            highlight=False,
+        )
 
 
 # -- the child: one model ------------------------------------------------------------------------
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m mlx_persona.eval", description="Evaluate one model (child process).")
@@ -279,8 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="First N conversations only.")
     p.add_argument("--max-tokens", type=int, default=96, help="Longest generated reply, in tokens.")
     p.add_argument("--batch-size", type=int, default=16, help="Prompts generated together.")
-    p.add_argument("--mode", choices=("batched", "sequential"), default="batched",
-                   help="batched: mlx_lm BatchGenerator; sequential: one stream_generate per prompt (baseline).")
+    p.add_argument(
+        "--mode",
+        choices=("batched", "sequential"),
+        default="batched",
+        help="batched: mlx_lm BatchGenerator; sequential: one stream_generate per prompt (baseline).",
+    )
     p.add_argument("--no-perplexity", action="store_true", help="Skip the perplexity pass.")
     p.add_argument("--status", help="status.json to record a failure in, for the parent.")
     return p
@@ -295,8 +390,15 @@ def main(argv=None) -> None:
         try:
             convs, _ = load_test_split(Path(a.test), a.limit)
             spec = ModelSpec(a.name, Path(a.model), Path(a.adapter) if a.adapter else None)
-            result = evaluate_model(spec, convs, max_tokens=a.max_tokens, batch_size=a.batch_size, mode=a.mode,
-                                    with_perplexity=not a.no_perplexity, log=lambda m: print(m, flush=True))
+            result = evaluate_model(
+                spec,
+                convs,
+                max_tokens=a.max_tokens,
+                batch_size=a.batch_size,
+                mode=a.mode,
+                with_perplexity=not a.no_perplexity,
+                log=lambda m: print(m, flush=True),
+            )
         except (OSError, ValueError) as e:  # an unreadable model folder or weights that do not fit
             raise PersonaError(f"{a.name}: {type(e).__name__}: {e}") from None
         atomic_write_json(Path(a.out), result)

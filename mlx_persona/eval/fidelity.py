@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -33,22 +33,43 @@ from mlx_persona.data import style
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
 
-HABIT_FEATURES = ("log_words", "emoji_per_reply", "share_with_emoji", "ends_period", "ends_exclamation",
-                  "ends_question", "ends_ellipsis", "ends_none", "share_lowercase_start",
-                  "exclamations_per_100_words", "questions_per_100_words", "slop_hits")
+HABIT_FEATURES = (
+    "log_words",
+    "emoji_per_reply",
+    "share_with_emoji",
+    "ends_period",
+    "ends_exclamation",
+    "ends_question",
+    "ends_ellipsis",
+    "ends_none",
+    "share_lowercase_start",
+    "exclamations_per_100_words",
+    "questions_per_100_words",
+    "slop_hits",
+)
 
 
 @dataclass
 class FidelityConfig:
     """Knobs of the style classifier (the defaults are what the eval stage uses)."""
 
-    l2: float = field(default=10.0, metadata={"help": "L2 penalty on the standardised weights (larger: less sure of itself; 1 pins most P to 0 or 1 on a few hundred messages)."})
-    max_per_speaker: int = field(default=3000, metadata={"help": "Most train messages per speaker (a fixed-seed sample beyond)."})
-    seed: int = field(default=0, metadata={"help": "Seed of that sample: the same messages, the same classifier, every run."})
+    l2: float = field(
+        default=10.0,
+        metadata={
+            "help": "L2 penalty on the standardised weights (larger: less sure of itself; 1 pins most P to 0 or 1 on a few hundred messages)."
+        },
+    )
+    max_per_speaker: int = field(
+        default=3000, metadata={"help": "Most train messages per speaker (a fixed-seed sample beyond)."}
+    )
+    seed: int = field(
+        default=0, metadata={"help": "Seed of that sample: the same messages, the same classifier, every run."}
+    )
     iterations: int = field(default=50, metadata={"help": "Most Newton steps (it converges in about ten)."})
 
 
 # -- data -------------------------------------------------------------------------------------
+
 
 def speaker_messages(paths: Iterable[Path]) -> tuple[list[str], list[str]]:
     """Distinct non-empty texts of the person (assistant) and of the others (user), first-seen order."""
@@ -73,21 +94,35 @@ def habit_features(texts: Sequence[str]) -> np.ndarray:
     for t in texts:
         h = style.habits([t])
         ends = h["ends_with"]
-        rows.append([math.log1p(style.word_count(t)), h["emoji_per_reply"], h["share_with_emoji"],
-                     ends["period"], ends["exclamation"], ends["question"], ends["ellipsis"], ends["none"],
-                     h["share_lowercase_start"], h["exclamations_per_100_words"], h["questions_per_100_words"],
-                     sum(style.slop_hits(t).values())])
+        rows.append(
+            [
+                math.log1p(style.word_count(t)),
+                h["emoji_per_reply"],
+                h["share_with_emoji"],
+                ends["period"],
+                ends["exclamation"],
+                ends["question"],
+                ends["ellipsis"],
+                ends["none"],
+                h["share_lowercase_start"],
+                h["exclamations_per_100_words"],
+                h["questions_per_100_words"],
+                sum(style.slop_hits(t).values()),
+            ]
+        )
     return np.asarray(rows, float).reshape(len(texts), len(HABIT_FEATURES))
 
 
 # -- the classifier ---------------------------------------------------------------------------
 
+
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # = 1 / (1 + exp(-z)), without overflow
 
 
-def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 10.0, iterations: int = 50,
-                 tol: float = 1e-8) -> tuple[np.ndarray, float]:
+def fit_logistic(
+    X: np.ndarray, y: np.ndarray, l2: float = 10.0, iterations: int = 50, tol: float = 1e-8
+) -> tuple[np.ndarray, float]:
     """Weights ``w`` (d,) and bias ``b`` minimising the class-balanced, L2-penalised log loss.
 
     ``X`` (n, d) standardised features, ``y`` (n,) in {0, 1}. With class weights
@@ -104,20 +139,20 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 10.0, iterations: int
     if counts.min() == 0:
         raise ValueError("fit_logistic needs examples of both classes")
     c = n / (2.0 * counts[y.astype(int)])
-    A = np.hstack([X, np.ones((n, 1))])              # (n, d+1): the bias is the last weight
+    A = np.hstack([X, np.ones((n, 1))])  # (n, d+1): the bias is the last weight
     penalty = np.full(d + 1, l2)
     penalty[-1] = 0.0
 
     def objective(theta):
         z = A @ theta
-        return (np.sum(c * (np.logaddexp(0.0, z) - y * z)) + 0.5 * np.sum(penalty * theta ** 2)) / n
+        return (np.sum(c * (np.logaddexp(0.0, z) - y * z)) + 0.5 * np.sum(penalty * theta**2)) / n
 
     theta = np.zeros(d + 1)
     value = objective(theta)
     for _ in range(iterations):
         p = _sigmoid(A @ theta)
-        grad = (A.T @ (c * (p - y)) + penalty * theta) / n                        # (d+1,)
-        hess = (A.T * (c * p * (1.0 - p))) @ A / n + np.diag(penalty) / n         # (d+1, d+1)
+        grad = (A.T @ (c * (p - y)) + penalty * theta) / n  # (d+1,)
+        hess = (A.T * (c * p * (1.0 - p))) @ A / n + np.diag(penalty) / n  # (d+1, d+1)
         step = np.linalg.solve(hess + 1e-10 * np.eye(d + 1), grad)
         t, new = 1.0, objective(theta - step)
         while new > value and t > 1e-6:  # backtrack: a full step can overshoot far from the minimum
@@ -136,7 +171,7 @@ class StyleClassifier:
     """P(person | text) from an embedder, the habit features and a fitted logistic regression."""
 
     embed: Embedder
-    mean: np.ndarray   # (d,) train mean of each feature
+    mean: np.ndarray  # (d,) train mean of each feature
     scale: np.ndarray  # (d,) train standard deviation (1 where a feature is constant)
     weights: np.ndarray
     bias: float
@@ -162,8 +197,9 @@ def _cap(texts: list[str], most: int, rng: np.random.Generator) -> list[str]:
     return [texts[i] for i in np.sort(rng.choice(len(texts), size=most, replace=False))]
 
 
-def train_classifier(person: list[str], others: list[str], embed: Embedder,
-                     cfg: Optional[FidelityConfig] = None) -> StyleClassifier:
+def train_classifier(
+    person: list[str], others: list[str], embed: Embedder, cfg: FidelityConfig | None = None
+) -> StyleClassifier:
     """Fit the classifier on the person's (label 1) and the others' (label 0) messages."""
     cfg = cfg or FidelityConfig()
     rng = np.random.default_rng(cfg.seed)
@@ -180,27 +216,48 @@ def held_out_check(clf: StyleClassifier, person: Sequence[str], others: Sequence
     """Accuracy at P = 0.5 on messages the classifier has not seen (both classes present)."""
     p_person, p_other = clf.p_person(person), clf.p_person(others)
     rec_p, rec_o = float(np.mean(p_person >= 0.5)), float(np.mean(p_other < 0.5))
-    return {"person_messages": len(person), "other_messages": len(others),
-            "accuracy": (rec_p * len(person) + rec_o * len(others)) / (len(person) + len(others)),
-            "balanced_accuracy": (rec_p + rec_o) / 2, "person_recall": rec_p, "other_recall": rec_o,
-            "person_mean_p": float(p_person.mean()), "other_mean_p": float(p_other.mean())}
+    return {
+        "person_messages": len(person),
+        "other_messages": len(others),
+        "accuracy": (rec_p * len(person) + rec_o * len(others)) / (len(person) + len(others)),
+        "balanced_accuracy": (rec_p + rec_o) / 2,
+        "person_recall": rec_p,
+        "other_recall": rec_o,
+        "person_mean_p": float(p_person.mean()),
+        "other_mean_p": float(p_other.mean()),
+    }
 
 
 MIN_PER_SPEAKER = 5  # fewer train messages of either speaker: no classifier worth reporting
 
 
-def build(train: Path, held_out: Sequence[Path], embed: Embedder,
-          cfg: Optional[FidelityConfig] = None) -> tuple[Optional[StyleClassifier], dict, Optional[str]]:
+def build(
+    train: Path, held_out: Sequence[Path], embed: Embedder, cfg: FidelityConfig | None = None
+) -> tuple[StyleClassifier | None, dict, str | None]:
     """Train on ``train``, check on ``held_out`` (the files that exist); returns
     ``(classifier or None, the JSON record, the reason it was skipped or None)``."""
     cfg = cfg or FidelityConfig()
     person, others = speaker_messages([train])
-    record = {"train": {"path": str(train), "person_messages": len(person), "other_messages": len(others),
-                        "features": f"MiniLM embedding + {len(HABIT_FEATURES)} habit features",
-                        "l2": cfg.l2, "max_per_speaker": cfg.max_per_speaker, "seed": cfg.seed}}
+    record = {
+        "train": {
+            "path": str(train),
+            "person_messages": len(person),
+            "other_messages": len(others),
+            "features": f"MiniLM embedding + {len(HABIT_FEATURES)} habit features",
+            "l2": cfg.l2,
+            "max_per_speaker": cfg.max_per_speaker,
+            "seed": cfg.seed,
+        }
+    }
     if min(len(person), len(others)) < MIN_PER_SPEAKER:
-        return None, record, (f"{train}: {len(person)} messages of the person and {len(others)} of others; "
-                              f"the style classifier needs at least {MIN_PER_SPEAKER} of each")
+        return (
+            None,
+            record,
+            (
+                f"{train}: {len(person)} messages of the person and {len(others)} of others; "
+                f"the style classifier needs at least {MIN_PER_SPEAKER} of each"
+            ),
+        )
     clf = train_classifier(person, others, embed, cfg)
     seen = set(person) | set(others)
     files = [p for p in held_out if Path(p).is_file()]
@@ -209,8 +266,12 @@ def build(train: Path, held_out: Sequence[Path], embed: Embedder,
     if hp and ho:
         record["held_out"] = {"paths": [str(p) for p in files], **held_out_check(clf, hp, ho)}
     else:
-        record["held_out"] = {"paths": [str(p) for p in files], "person_messages": len(hp), "other_messages": len(ho),
-                              "note": "no held-out messages of both speakers: accuracy not measured"}
+        record["held_out"] = {
+            "paths": [str(p) for p in files],
+            "person_messages": len(hp),
+            "other_messages": len(ho),
+            "note": "no held-out messages of both speakers: accuracy not measured",
+        }
     return clf, record, None
 
 
@@ -219,5 +280,9 @@ def summary(p_person: np.ndarray) -> dict:
     p = np.asarray(p_person, float)
     if p.size == 0:
         return {"n": 0}
-    return {"mean": float(p.mean()), "median": float(np.median(p)), "share_ge_half": float(np.mean(p >= 0.5)),
-            "n": int(p.size)}
+    return {
+        "mean": float(p.mean()),
+        "median": float(np.median(p)),
+        "share_ge_half": float(np.mean(p >= 0.5)),
+        "n": int(p.size),
+    }

@@ -24,7 +24,7 @@ base→dpo, sft→dpo), each on the same resamples.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -32,10 +32,23 @@ from mlx_persona.data import style
 from mlx_persona.eval import bootstrap as bs
 from mlx_persona.eval.metrics import SIM_THRESHOLD
 
-METRICS = ("perplexity", "similarity_mean", "similarity_median", "similarity_share_ge_threshold", "twin_score",
-           "style_fidelity", "slop_per_1000_words", "median_words", "length_ratio", "length_wasserstein",
-           "emoji_per_reply", "share_with_emoji", "share_lowercase_start", "exclamations_per_100_words",
-           "questions_per_100_words")
+METRICS = (
+    "perplexity",
+    "similarity_mean",
+    "similarity_median",
+    "similarity_share_ge_threshold",
+    "twin_score",
+    "style_fidelity",
+    "slop_per_1000_words",
+    "median_words",
+    "length_ratio",
+    "length_wasserstein",
+    "emoji_per_reply",
+    "share_with_emoji",
+    "share_lowercase_start",
+    "exclamations_per_100_words",
+    "questions_per_100_words",
+)
 
 
 def reply_counts(texts: Sequence[str]) -> dict[str, np.ndarray]:
@@ -54,13 +67,16 @@ def reply_counts(texts: Sequence[str]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, float) for k, v in rows.items()}
 
 
-def statistics(replies: Sequence[str], real: Sequence[str], sims=None, closer=None, p_person=None,
-               nll_sum=None, tokens=None) -> dict[str, bs.Statistic]:
+def statistics(
+    replies: Sequence[str], real: Sequence[str], sims=None, closer=None, p_person=None, nll_sum=None, tokens=None
+) -> dict[str, bs.Statistic]:
     """The statistics of one model's replies that its inputs allow (``None``: not measured)."""
     g, r = reply_counts(replies), np.asarray([style.word_count(t) for t in real], float)
+
     def per_100(counts):  # habits() divides by max(1, words)
         def stat(idx):
             return 100.0 * counts[idx].sum(axis=-1) / np.maximum(1.0, g["words"][idx].sum(axis=-1))
+
         return stat
 
     out: dict[str, bs.Statistic] = {
@@ -89,12 +105,17 @@ def statistics(replies: Sequence[str], real: Sequence[str], sims=None, closer=No
     return {k: out[k] for k in METRICS if k in out}
 
 
-def _clean(x: float) -> Optional[float]:
+def _clean(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
 
-def intervals(stats: dict[str, dict[str, bs.Statistic]], n: int, resamples: int = bs.RESAMPLES,
-              seed: int = bs.SEED, level: float = bs.LEVEL) -> dict:
+def intervals(
+    stats: dict[str, dict[str, bs.Statistic]],
+    n: int,
+    resamples: int = bs.RESAMPLES,
+    seed: int = bs.SEED,
+    level: float = bs.LEVEL,
+) -> dict:
     """Each model's values with intervals, and every ordered pair's deltas: the JSON block.
 
     ``stats`` maps model name → :func:`statistics`, in the models' order; ``n`` conversations.
@@ -102,18 +123,30 @@ def intervals(stats: dict[str, dict[str, bs.Statistic]], n: int, resamples: int 
     """
     idx = bs.resample_indices(n, resamples, seed)
     names = list(stats)
-    out = {"method": "paired bootstrap over test conversations (percentile interval)", "resamples": resamples,
-           "seed": seed, "level": level, "conversations": n, "models": {}, "deltas": {}}
+    out = {
+        "method": "paired bootstrap over test conversations (percentile interval)",
+        "resamples": resamples,
+        "seed": seed,
+        "level": level,
+        "conversations": n,
+        "models": {},
+        "deltas": {},
+    }
     for name in names:
-        out["models"][name] = {k: {f: _clean(v) for f, v in bs.value_interval(s, idx, level).items()}
-                               for k, s in stats[name].items()}
+        out["models"][name] = {
+            k: {f: _clean(v) for f, v in bs.value_interval(s, idx, level).items()} for k, s in stats[name].items()
+        }
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             shared = [k for k in METRICS if k in stats[a] and k in stats[b]]
             deltas = {}
             for k in shared:
                 d = bs.paired_delta(stats[a][k], stats[b][k], idx, level)
-                deltas[k] = {"delta": _clean(d["delta"]), "low": _clean(d["low"]), "high": _clean(d["high"]),
-                             "real": d["real"]}
+                deltas[k] = {
+                    "delta": _clean(d["delta"]),
+                    "low": _clean(d["low"]),
+                    "high": _clean(d["high"]),
+                    "real": d["real"],
+                }
             out["deltas"][f"{a}->{b}"] = {"from": a, "to": b, "metrics": deltas}
     return out

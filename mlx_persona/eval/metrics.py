@@ -19,7 +19,7 @@ Bootstrap intervals for these numbers and their differences: :mod:`mlx_persona.e
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -30,8 +30,9 @@ SIM_THRESHOLD = 0.7  # cosine at or above which a reply counts as saying the sam
 TOP_K = 5
 
 
-def similarity_summary(sims: Sequence[float], prompts: Sequence[str], real: Sequence[str],
-                       replies: Sequence[str], k: int = TOP_K) -> dict:
+def similarity_summary(
+    sims: Sequence[float], prompts: Sequence[str], real: Sequence[str], replies: Sequence[str], k: int = TOP_K
+) -> dict:
     """Mean, median, share ≥ :data:`SIM_THRESHOLD`, and the ``k`` best and worst examples."""
     s = np.asarray(sims, float)
     if s.size == 0:
@@ -39,12 +40,23 @@ def similarity_summary(sims: Sequence[float], prompts: Sequence[str], real: Sequ
     order = np.argsort(-s, kind="stable")
 
     def row(i: int) -> dict:
-        return {"index": int(i), "similarity": round(float(s[i]), 4), "prompt": prompts[i],
-                "real": real[i], "reply": replies[i]}
+        return {
+            "index": int(i),
+            "similarity": round(float(s[i]), 4),
+            "prompt": prompts[i],
+            "real": real[i],
+            "reply": replies[i],
+        }
 
-    return {"n": int(s.size), "mean": float(s.mean()), "median": float(np.median(s)),
-            "share_ge_threshold": float(np.mean(s >= SIM_THRESHOLD - 1e-6)), "threshold": SIM_THRESHOLD,
-            "top": [row(i) for i in order[:k]], "bottom": [row(i) for i in order[::-1][:k]]}
+    return {
+        "n": int(s.size),
+        "mean": float(s.mean()),
+        "median": float(np.median(s)),
+        "share_ge_threshold": float(np.mean(s >= SIM_THRESHOLD - 1e-6)),
+        "threshold": SIM_THRESHOLD,
+        "top": [row(i) for i in order[:k]],
+        "bottom": [row(i) for i in order[::-1][:k]],
+    }
 
 
 def closer_to_real(reply_emb: np.ndarray, real_emb: np.ndarray, base_emb: np.ndarray) -> np.ndarray:
@@ -59,17 +71,30 @@ def twin_score(reply_emb: np.ndarray, real_emb: np.ndarray, base_emb: np.ndarray
     to_real = pair_similarity(reply_emb, real_emb)
     to_base = pair_similarity(reply_emb, base_emb)
     closer = closer_to_real(reply_emb, real_emb, base_emb)
-    return {"n": int(len(closer)), "share": float(closer.mean()),
-            "mean_sim_to_real": float(to_real.mean()), "mean_sim_to_base": float(to_base.mean())}
+    return {
+        "n": int(len(closer)),
+        "share": float(closer.mean()),
+        "mean_sim_to_real": float(to_real.mean()),
+        "mean_sim_to_base": float(to_base.mean()),
+    }
 
 
 def style_metrics(replies: Sequence[str], real: Sequence[str]) -> dict:
-    return {"slop": eval_style.slop_rate(replies), "length": eval_style.length_stats(replies, real),
-            "habits": eval_style.habits(replies)}
+    return {
+        "slop": eval_style.slop_rate(replies),
+        "length": eval_style.length_stats(replies, real),
+        "habits": eval_style.habits(replies),
+    }
 
 
-def model_metrics(prompts: Sequence[str], real: Sequence[str], replies: Sequence[str],
-                  reply_emb: np.ndarray, real_emb: np.ndarray, base_emb: Optional[np.ndarray]) -> dict:
+def model_metrics(
+    prompts: Sequence[str],
+    real: Sequence[str],
+    replies: Sequence[str],
+    reply_emb: np.ndarray,
+    real_emb: np.ndarray,
+    base_emb: np.ndarray | None,
+) -> dict:
     """Every text metric for one model's replies (``base_emb`` None: no twin score)."""
     sims = pair_similarity(reply_emb, real_emb)
     out = {"similarity": similarity_summary(sims, prompts, real, replies), "style": style_metrics(replies, real)}
@@ -80,5 +105,8 @@ def model_metrics(prompts: Sequence[str], real: Sequence[str], replies: Sequence
 
 def real_style(real: Sequence[str]) -> dict:
     """The person's own numbers, the yardstick for every model's style."""
-    return {"slop": eval_style.slop_rate(real), "habits": eval_style.habits(real),
-            "median_words": eval_style.length_stats(real, real).get("median_words")}
+    return {
+        "slop": eval_style.slop_rate(real),
+        "habits": eval_style.habits(real),
+        "median_words": eval_style.length_stats(real, real).get("median_words"),
+    }

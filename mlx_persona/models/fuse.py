@@ -28,8 +28,9 @@ GGUF_TYPES = ("llama", "mistral", "mixtral")  # what mlx_lm's GGUF writer handle
 GGUF_NAME = "ggml-model-f16.gguf"
 
 
-def fuse_model(model_dir: Path, adapter_dir: Path, out: Path, dequantize: bool = False,
-               gguf: bool = False, overwrite: bool = False) -> Path:
+def fuse_model(
+    model_dir: Path, adapter_dir: Path, out: Path, dequantize: bool = False, gguf: bool = False, overwrite: bool = False
+) -> Path:
     """Write the fused model to ``out``; the adapter must have been trained on this base."""
     from mlx.utils import tree_flatten, tree_unflatten
     from mlx_lm.gguf import convert_to_gguf
@@ -51,8 +52,9 @@ def fuse_model(model_dir: Path, adapter_dir: Path, out: Path, dequantize: bool =
         config.pop("quantization_config", None)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         save(tmp, str(model_dir), model, tokenizer, config, donate_model=False)
-        (tmp / layout.FUSED_FROM).write_text(json.dumps({"base": str(model_dir), "adapter": str(adapter_dir),
-                                                         "dequantized": dequantize}, indent=2))
+        (tmp / layout.FUSED_FROM).write_text(
+            json.dumps({"base": str(model_dir), "adapter": str(adapter_dir), "dequantized": dequantize}, indent=2)
+        )
         if gguf:
             convert_to_gguf(tmp, dict(tree_flatten(model.parameters())), config, str(tmp / GGUF_NAME))
     return out
@@ -71,33 +73,57 @@ def check_inputs(model_dir: Path, adapter_dir: Path, out: Path, dequantize: bool
     if gguf:
         kind = config.get("model_type", "?")
         if kind not in GGUF_TYPES:
-            raise PersonaError(f"GGUF export: mlx_lm writes {', '.join(GGUF_TYPES)} models only, this one is {kind} (drop --gguf)")
+            raise PersonaError(
+                f"GGUF export: mlx_lm writes {', '.join(GGUF_TYPES)} models only, this one is {kind} (drop --gguf)"
+            )
         if "quantization" in config and not dequantize:
             raise PersonaError("GGUF export needs float weights and this base is quantized: add --dequantize")
 
 
-def run_fuse_child(model_dir: Path, adapter_dir: Path, out: Path, dequantize: bool = False, gguf: bool = False,
-                   overwrite: bool = False) -> Path:
+def run_fuse_child(
+    model_dir: Path, adapter_dir: Path, out: Path, dequantize: bool = False, gguf: bool = False, overwrite: bool = False
+) -> Path:
     """Fuse in ``python -m mlx_persona.models.fuse`` (fast BLAS; its memory goes back to the OS when it
     exits); the child's own one-line error becomes ours."""
     from mlx_persona.core import blas
 
-    cmd = [sys.executable, "-m", "mlx_persona.models.fuse", "--model", str(model_dir), "--adapter-path", str(adapter_dir),
-           "--out", str(out)] + [f for f, on in (("--dequantize", dequantize), ("--gguf", gguf), ("--overwrite", overwrite)) if on]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlx_persona.models.fuse",
+        "--model",
+        str(model_dir),
+        "--adapter-path",
+        str(adapter_dir),
+        "--out",
+        str(out),
+    ] + [f for f, on in (("--dequantize", dequantize), ("--gguf", gguf), ("--overwrite", overwrite)) if on]
     # the fused folder appears only when complete, so the child's status lives aside until it exits
     with tempfile.TemporaryDirectory(prefix="mlx-persona-fuse-") as tmp:
         status = Path(tmp) / layout.STATUS
-        proc = subprocess.Popen(cmd + ["--status", str(status)], env=blas.fast_blas_env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            cmd + ["--status", str(status)],
+            env=blas.fast_blas_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         _, stderr = proc.communicate()
         if proc.returncode != 0:
-            raise PersonaError(child_error(status, proc.pid) or f"fuse failed (exit {proc.returncode}): {stderr.strip()[-400:]}")
+            raise PersonaError(
+                child_error(status, proc.pid) or f"fuse failed (exit {proc.returncode}): {stderr.strip()[-400:]}"
+            )
     return out
 
 
 @click.command("fuse")
 @click.option("--model", default="default", show_default=True, help="The base the adapter was trained on.")
-@click.option("--adapter-path", required=True, type=click.Path(path_type=Path), help="SFT stage folder (adapters.safetensors + adapter_config.json).")
+@click.option(
+    "--adapter-path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="SFT stage folder (adapters.safetensors + adapter_config.json).",
+)
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the fused model.")
 @click.option("--dequantize", is_flag=True, help="Write float weights even when the base is quantized.")
 @click.option("--gguf", is_flag=True, help=f"Also write {GGUF_NAME} (llama/mistral/mixtral).")
@@ -113,7 +139,9 @@ def fuse_command(model, adapter_path, out, dequantize, gguf, overwrite):
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m mlx_persona.models.fuse", description="Fuse an adapter (child process).")
+    p = argparse.ArgumentParser(
+        prog="python -m mlx_persona.models.fuse", description="Fuse an adapter (child process)."
+    )
     p.add_argument("--model", required=True)
     p.add_argument("--adapter-path", required=True)
     p.add_argument("--out", required=True)

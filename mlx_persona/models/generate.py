@@ -14,8 +14,8 @@ batch and the next prompt is prefilled into its place.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import mlx.core as mx
 
@@ -40,8 +40,15 @@ def make_sampler(temperature: float, top_p: float):
     return _make(temp=temperature, top_p=top_p if 0 < top_p < 1 else 0.0)
 
 
-def generate_batched(model, tokenizer, prompts: Sequence[list[int]], max_tokens: int, batch_size: int,
-                     sampler=None, on_reply: Callable[[Reply], None] | None = None) -> tuple[list[Reply], dict]:
+def generate_batched(
+    model,
+    tokenizer,
+    prompts: Sequence[list[int]],
+    max_tokens: int,
+    batch_size: int,
+    sampler=None,
+    on_reply: Callable[[Reply], None] | None = None,
+) -> tuple[list[Reply], dict]:
     """Generate one reply per prompt, ``batch_size`` sequences at a time; returns (replies, stats).
 
     ``stats`` holds generated tokens, seconds and tokens per second (prefill included in the time).
@@ -51,8 +58,14 @@ def generate_batched(model, tokenizer, prompts: Sequence[list[int]], max_tokens:
     replies: list[Reply | None] = [None] * len(prompts)
     if not prompts:
         return [], {"generated_tokens": 0, "seconds": 0.0, "tokens_per_sec": 0.0}
-    gen = BatchGenerator(model, max_tokens=max_tokens, stop_tokens=[[t] for t in tokenizer.eos_token_ids],
-                         sampler=sampler, completion_batch_size=batch_size, prefill_batch_size=batch_size)
+    gen = BatchGenerator(
+        model,
+        max_tokens=max_tokens,
+        stop_tokens=[[t] for t in tokenizer.eos_token_ids],
+        sampler=sampler,
+        completion_batch_size=batch_size,
+        prefill_batch_size=batch_size,
+    )
     tic = time.perf_counter()
     try:
         uids = gen.insert([list(p) for p in prompts], [max_tokens] * len(prompts))
@@ -71,7 +84,9 @@ def generate_batched(model, tokenizer, prompts: Sequence[list[int]], max_tokens:
         gen.close()
     seconds = time.perf_counter() - tic
     made = sum(r.tokens for r in replies if r is not None)
-    return list(replies), {"generated_tokens": made, "seconds": round(seconds, 3),
-                           "tokens_per_sec": made / seconds if seconds > 0 else 0.0,
-                           "peak_memory_gb": round(mx.get_peak_memory() / 1e9, 4)}
-
+    return list(replies), {
+        "generated_tokens": made,
+        "seconds": round(seconds, 3),
+        "tokens_per_sec": made / seconds if seconds > 0 else 0.0,
+        "peak_memory_gb": round(mx.get_peak_memory() / 1e9, 4),
+    }

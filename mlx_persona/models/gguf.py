@@ -20,12 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
 
 from mlx_persona.core.errors import PersonaError
-from mlx_persona.models.gguf_tokenizer import build_tokenizer_files
 from mlx_persona.core.runs import atomic_dir
+from mlx_persona.models.gguf_tokenizer import build_tokenizer_files
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_ARCHS = ("llama",)
@@ -123,7 +124,7 @@ def unpermute_rope_rows(w, n_heads: int):
     return w.reshape(n_heads, half, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def _mlx_name(name: str) -> Optional[str]:
+def _mlx_name(name: str) -> str | None:
     m = _BLOCK.match(name)
     if m:
         layer, part, leaf = m.groups()
@@ -137,7 +138,7 @@ def _mlx_name(name: str) -> Optional[str]:
     return None
 
 
-def convert_tensors(tensors: Mapping[str, Any], cfg: dict, dequantize: bool) -> tuple[dict, Optional[dict]]:
+def convert_tensors(tensors: Mapping[str, Any], cfg: dict, dequantize: bool) -> tuple[dict, dict | None]:
     """Rename, un-permute, and (optionally) dequantize. Returns (weights, quantization config)."""
     import mlx.core as mx
 
@@ -169,8 +170,9 @@ def convert_tensors(tensors: Mapping[str, Any], cfg: dict, dequantize: bool) -> 
         bits = arr.shape[-1] * 32 // in_features
         if dequantize:
             # float32 scales: an exact float32 result rather than one rounded to float16
-            out[target] = mx.dequantize(arr, scales.astype(mx.float32), biases.astype(mx.float32),
-                                        group_size=group, bits=bits)
+            out[target] = mx.dequantize(
+                arr, scales.astype(mx.float32), biases.astype(mx.float32), group_size=group, bits=bits
+            )
         else:
             prefix = target[: -len(".weight")]
             out[target], out[f"{prefix}.scales"], out[f"{prefix}.biases"] = arr, scales, biases
@@ -205,9 +207,9 @@ def dequantize_by_default() -> bool:
 def convert_gguf(
     gguf_path: Path,
     out_dir: Path,
-    dequantize: Optional[bool] = None,
+    dequantize: bool | None = None,
     overwrite: bool = False,
-    progress: Optional[Callable[[str], None]] = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Path:
     """Convert ``gguf_path`` into the MLX model folder ``out_dir`` (created atomically).
 

@@ -10,7 +10,8 @@ template. From those we build a fast tokenizer with the ``tokenizers`` library, 
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from mlx_persona.core.errors import PersonaError
 
@@ -91,12 +92,24 @@ def _spm_tokenizer(tokens: list[str], meta: Mapping[str, Any], types: list[int])
     scores = [float(s) for s in _list(meta, "tokenizer.ggml.scores")] or [0.0] * len(tokens)
     unk_id = _scalar(meta, "tokenizer.ggml.unknown_token_id", 0)
     vocab = {t: i for i, t in enumerate(tokens)}
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=_spm_merges(tokens, scores, types),
-                               unk_token=tokens[unk_id], byte_fallback=True, fuse_unk=True))
+    tok = Tokenizer(
+        models.BPE(
+            vocab=vocab,
+            merges=_spm_merges(tokens, scores, types),
+            unk_token=tokens[unk_id],
+            byte_fallback=True,
+            fuse_unk=True,
+        )
+    )
     tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
-    tok.decoder = decoders.Sequence([
-        decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0),
-    ])
+    tok.decoder = decoders.Sequence(
+        [
+            decoders.Replace("▁", " "),
+            decoders.ByteFallback(),
+            decoders.Fuse(),
+            decoders.Strip(" ", 1, 0),
+        ]
+    )
     return tok
 
 
@@ -116,10 +129,8 @@ def build_tokenizer_files(meta: Mapping[str, Any]) -> dict[str, str]:
     else:
         raise PersonaError(f"tokenizer not supported: {kind or 'unknown'} (supported: gpt2, llama)")
 
-    special = [AddedToken(tokens[i], special=True, normalized=False)
-               for i, t in enumerate(types) if t == CONTROL]
-    user = [AddedToken(tokens[i], special=False, normalized=False)
-            for i, t in enumerate(types) if t == USER_DEFINED]
+    special = [AddedToken(tokens[i], special=True, normalized=False) for i, t in enumerate(types) if t == CONTROL]
+    user = [AddedToken(tokens[i], special=False, normalized=False) for i, t in enumerate(types) if t == USER_DEFINED]
     tok.add_special_tokens(special)
     if user:
         tok.add_tokens(user)
@@ -149,8 +160,11 @@ def build_tokenizer_files(meta: Mapping[str, Any]) -> dict[str, str]:
     template = _scalar(meta, "tokenizer.chat_template")
     if template:
         config["chat_template"] = str(template)
-    special_map = {k: v for k, v in (("bos_token", bos), ("eos_token", eos),
-                                      ("pad_token", config["pad_token"]), ("unk_token", unk)) if v}
+    special_map = {
+        k: v
+        for k, v in (("bos_token", bos), ("eos_token", eos), ("pad_token", config["pad_token"]), ("unk_token", unk))
+        if v
+    }
     return {
         "tokenizer.json": tok.to_str(pretty=False),
         "tokenizer_config.json": json.dumps(config, indent=2, ensure_ascii=False) + "\n",

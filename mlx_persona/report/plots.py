@@ -7,15 +7,22 @@ None when there is nothing to draw, so the report can say "no data" instead of f
 from __future__ import annotations
 
 import io
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")  # headless: a training box or CI has no display
 
-from matplotlib.figure import Figure  # noqa: E402  (after the backend choice)
+from matplotlib.figure import Figure
 
-COLORS = {"train": "#1f77b4", "val": "#d62728", "base": "#7f7f7f", "sft": "#1f77b4", "dpo": "#2ca02c", "real": "#ff7f0e"}
+COLORS = {
+    "train": "#1f77b4",
+    "val": "#d62728",
+    "base": "#7f7f7f",
+    "sft": "#1f77b4",
+    "dpo": "#2ca02c",
+    "real": "#ff7f0e",
+}
 
 
 def series(events: Sequence[dict], key: str) -> tuple[list[float], list[float]]:
@@ -35,7 +42,7 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _lines(title: str, ylabel: str, curves: list[tuple[str, list, list, str]]) -> Optional[bytes]:
+def _lines(title: str, ylabel: str, curves: list[tuple[str, list, list, str]]) -> bytes | None:
     curves = [c for c in curves if c[1]]
     if not curves:
         return None
@@ -51,27 +58,42 @@ def _lines(title: str, ylabel: str, curves: list[tuple[str, list, list, str]]) -
     return _png(fig)
 
 
-def sft_loss_plot(events: Sequence[dict]) -> Optional[bytes]:
+def sft_loss_plot(events: Sequence[dict]) -> bytes | None:
     """SFT train and validation loss against the step (``val_loss`` at step 0 is the base)."""
-    return _lines("SFT loss", "loss (persona tokens)", [
-        ("train", *series(events, "train_loss"), COLORS["train"]),
-        ("validation", *series(events, "val_loss"), COLORS["val"])])
+    return _lines(
+        "SFT loss",
+        "loss (persona tokens)",
+        [
+            ("train", *series(events, "train_loss"), COLORS["train"]),
+            ("validation", *series(events, "val_loss"), COLORS["val"]),
+        ],
+    )
 
 
-def dpo_loss_plot(events: Sequence[dict]) -> Optional[bytes]:
-    return _lines("DPO loss", "loss", [
-        ("train", *series(events, "train_loss"), COLORS["train"]),
-        ("validation", *series(events, "val_loss"), COLORS["val"])])
+def dpo_loss_plot(events: Sequence[dict]) -> bytes | None:
+    return _lines(
+        "DPO loss",
+        "loss",
+        [
+            ("train", *series(events, "train_loss"), COLORS["train"]),
+            ("validation", *series(events, "val_loss"), COLORS["val"]),
+        ],
+    )
 
 
-def dpo_margin_plot(events: Sequence[dict]) -> Optional[bytes]:
+def dpo_margin_plot(events: Sequence[dict]) -> bytes | None:
     """Reward margin (chosen − rejected, in β-scaled log-ratio units): it should climb."""
-    return _lines("DPO reward margin", "margin", [
-        ("train", *series(events, "margin"), COLORS["train"]),
-        ("validation", *series(events, "val_margin"), COLORS["val"])])
+    return _lines(
+        "DPO reward margin",
+        "margin",
+        [
+            ("train", *series(events, "margin"), COLORS["train"]),
+            ("validation", *series(events, "val_margin"), COLORS["val"]),
+        ],
+    )
 
 
-def length_plot(lengths: dict[str, list[int]]) -> Optional[bytes]:
+def length_plot(lengths: dict[str, list[int]]) -> bytes | None:
     """Words per reply: the person's real replies against each model's, as step histograms."""
     lengths = {k: v for k, v in lengths.items() if v}
     if not lengths:
@@ -81,8 +103,9 @@ def length_plot(lengths: dict[str, list[int]]) -> Optional[bytes]:
     fig = Figure(figsize=(6.4, 3.6))
     ax = fig.add_subplot()
     for name, v in lengths.items():
-        ax.hist(v, bins=bins, histtype="step", linewidth=2 if name == "real" else 1.2, label=name,
-                color=COLORS.get(name))
+        ax.hist(
+            v, bins=bins, histtype="step", linewidth=2 if name == "real" else 1.2, label=name, color=COLORS.get(name)
+        )
     ax.set_title("Reply length")
     ax.set_xlabel("words per reply")
     ax.set_ylabel("replies")

@@ -62,8 +62,10 @@ def _is_num(v) -> bool:
 def to_html(blocks: list, title: str) -> str:
     """One self-contained HTML page."""
     e = html.escape
-    out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>",
-           f"<style>{CSS}</style></head><body>"]
+    out = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title>",
+        f"<style>{CSS}</style></head><body>",
+    ]
     for b in blocks:
         kind = b[0]
         if kind in ("h1", "h2", "h3"):
@@ -76,13 +78,21 @@ def to_html(blocks: list, title: str) -> str:
             out.append(f"<pre>{e(b[1])}</pre>")
         elif kind == "table":
             head = "".join(f"<th>{e(str(h))}</th>" for h in b[1])
-            body = "".join("<tr>" + "".join(
-                f"<td class='num'>{e(str(c))}</td>" if _is_num(c) else f"<td>{e('' if c is None else str(c))}</td>"
-                for c in r) + "</tr>" for r in b[2])
+            body = "".join(
+                "<tr>"
+                + "".join(
+                    f"<td class='num'>{e(str(c))}</td>" if _is_num(c) else f"<td>{e('' if c is None else str(c))}</td>"
+                    for c in r
+                )
+                + "</tr>"
+                for r in b[2]
+            )
             out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         elif kind == "img":
             data = base64.b64encode(b[2]).decode("ascii")
-            out.append(f"<figure><img alt='{e(b[3])}' data-plot='{e(b[1])}' src='data:image/png;base64,{data}'>"
-                       f"<figcaption>{e(b[3])}</figcaption></figure>")
+            out.append(
+                f"<figure><img alt='{e(b[3])}' data-plot='{e(b[1])}' src='data:image/png;base64,{data}'>"
+                f"<figcaption>{e(b[3])}</figcaption></figure>"
+            )
     out.append("</body></html>")
     return "\n".join(out) + "\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+
 import click
 from rich.console import Console, Group
 from rich.live import Live
@@ -81,16 +82,25 @@ class RunView:
         return " · ".join(parts)
 
     def __rich__(self):
-        t = Table(title=f"mlx-persona run · {self.name} · {_fmt(time.time() - self.t0)}", show_header=False,
-                  box=None, padding=(0, 1))
+        t = Table(
+            title=f"mlx-persona run · {self.name} · {_fmt(time.time() - self.t0)}",
+            show_header=False,
+            box=None,
+            padding=(0, 1),
+        )
         for s in STAGE_NAMES:
             st = self.status[s]
             took = ""
             if self.started[s]:
                 took = _fmt((self.ended[s] or time.time()) - self.started[s])
             detail = self._progress(s) if st == "running" else ""
-            t.add_row(Text(ICONS.get(st, "?"), style=COLORS.get(st, "")), Text(s, style=COLORS.get(st, "")),
-                      Text(st, style="dim"), took, detail)
+            t.add_row(
+                Text(ICONS.get(st, "?"), style=COLORS.get(st, "")),
+                Text(s, style=COLORS.get(st, "")),
+                Text(st, style="dim"),
+                took,
+                detail,
+            )
         return Group(t, Text("\n".join(self.lines), style="dim"))
 
 
@@ -104,21 +114,41 @@ def _fmt(seconds: float) -> str:
 @click.command("run")
 @click.argument("recipe_file", metavar="RECIPE", type=click.Path(path_type=Path))
 @click.option("--name", help="Run folder name under --runs (default: the recipe's name).")
-@click.option("--runs", "runs_root", default="runs", show_default=True, type=click.Path(path_type=Path),
-              help="Where run folders live.")
-@click.option("--resume", is_flag=True, help="Continue an existing run: skip finished stages whose inputs are "
-                                              "unchanged, resume the interrupted one from its checkpoint.")
+@click.option(
+    "--runs",
+    "runs_root",
+    default="runs",
+    show_default=True,
+    type=click.Path(path_type=Path),
+    help="Where run folders live.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an existing run: skip finished stages whose inputs are "
+    "unchanged, resume the interrupted one from its checkpoint.",
+)
 @click.option("--from", "from_stage", type=click.Choice(STAGE_NAMES), help="Redo the run from this stage on.")
 @click.option("--until", type=click.Choice(STAGE_NAMES), help="Stop after this stage.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a recipe setting, e.g. --set sft.rank=32 (repeatable).")
-@click.option("--sweep", "sweep_spec", metavar="KEY=V1,V2",
-              help="Run once per value of one setting, e.g. --sweep sft.fine_tune_type=lora,dora,full, "
-                   "then write runs/<name>-compare.md/.html (a recipe's sweep: block does the same).")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a recipe setting, e.g. --set sft.rank=32 (repeatable).",
+)
+@click.option(
+    "--sweep",
+    "sweep_spec",
+    metavar="KEY=V1,V2",
+    help="Run once per value of one setting, e.g. --sweep sft.fine_tune_type=lora,dora,full, "
+    "then write runs/<name>-compare.md/.html (a recipe's sweep: block does the same).",
+)
 @click.option("--notify", "notify_end", is_flag=True, help="macOS: show a notification when the run ends.")
 @click.option("--plain", is_flag=True, help="Print one line per event instead of the live view (logs, CI).")
-def run_command(recipe_file, name, runs_root, resume, from_stage, until, overrides, sweep_spec, notify_end,
-                plain) -> None:
+def run_command(
+    recipe_file, name, runs_root, resume, from_stage, until, overrides, sweep_spec, notify_end, plain
+) -> None:
     """Run a recipe end to end: clean → SFT → fuse → pairs → DPO → fuse → eval → report."""
     from mlx_persona.runner.sweep import compare, parse_sweep, variant_name
 
@@ -148,21 +178,29 @@ def _run_one(recipe, recipe_file, runs_root: Path, resume, from_stage, until, no
     ok = False
     try:
         if plain or not console.is_terminal:
+
             def log(m):
                 console.print(m, highlight=False)
 
             def on_stage(stage, status):
                 view.on_stage(stage, status)
                 if status in ("running", "done", "failed"):
-                    took = f" ({_fmt(view.ended[stage] - view.started[stage])})" if status != "running" and view.started[stage] else ""
+                    took = (
+                        f" ({_fmt(view.ended[stage] - view.started[stage])})"
+                        if status != "running" and view.started[stage]
+                        else ""
+                    )
                     console.print(f"{ICONS[status]} {stage}: {status}{took}", highlight=False)
+
             run_recipe(recipe, run_dir, resume, from_stage, until, log=log, on_stage=on_stage)
         else:
             with Live(view, console=console, refresh_per_second=2, transient=False):
                 run_recipe(recipe, run_dir, resume, from_stage, until, log=view.log, on_stage=view.on_stage)
         ok = True
     except KeyboardInterrupt:
-        raise PersonaError(f"interrupted; continue with: mlx-persona run {recipe_file} --name {recipe.name} --resume") from None
+        raise PersonaError(
+            f"interrupted; continue with: mlx-persona run {recipe_file} --name {recipe.name} --resume"
+        ) from None
     finally:
         if awake is not None:
             awake.terminate()
@@ -174,4 +212,3 @@ def _run_one(recipe, recipe_file, runs_root: Path, resume, from_stage, until, no
         click.echo(f"twin: {twin[1]}   (mlx-persona chat {run_dir})")
     if (run_dir / layout.REPORT_MD).exists():
         click.echo(f"report: {run_dir / layout.REPORT_HTML}")
-

@@ -24,8 +24,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
@@ -42,7 +42,7 @@ def input_fingerprint(recipe: Recipe, stage: str, manifest: Manifest) -> str:
     return fingerprint(stage, {k: recipe.raw[k] for k in s.settings}, upstream)
 
 
-def output_fingerprint(ctx: Context, stage: str) -> Optional[str]:
+def output_fingerprint(ctx: Context, stage: str) -> str | None:
     s = STAGE[stage]
     folder = ctx.run_dir / s.folder if s.folder else ctx.run_dir
     if s.outputs:
@@ -51,7 +51,7 @@ def output_fingerprint(ctx: Context, stage: str) -> Optional[str]:
 
 
 # -- the runner ----------------------------------------------------------------------------
-def plan(recipe: Recipe, manifest: Manifest, from_stage: Optional[str], until: Optional[str]) -> list:
+def plan(recipe: Recipe, manifest: Manifest, from_stage: str | None, until: str | None) -> list:
     """[(stage, action)] with action run|skip|off; whether a "run" stage resumes or is skipped as
     unchanged is decided in :func:`run_recipe` from its fingerprint."""
     first = STAGE_NAMES.index(from_stage) if from_stage else 0
@@ -72,11 +72,16 @@ def preflight_all(recipe: Recipe, model_dir: Path) -> dict:
     from mlx_persona.budget.fit import preflight_stage
 
     b = recipe.budget
-    return {s.name: preflight_stage(str(model_dir), getattr(recipe, s.name), s.name, b.device, b.memory_gb, b.force).to_dict()
-            for s in STAGES if s.trains and recipe.enabled(s.name)}
+    return {
+        s.name: preflight_stage(
+            str(model_dir), getattr(recipe, s.name), s.name, b.device, b.memory_gb, b.force
+        ).to_dict()
+        for s in STAGES
+        if s.trains and recipe.enabled(s.name)
+    }
 
 
-def keep_awake() -> Optional[subprocess.Popen]:
+def keep_awake() -> subprocess.Popen | None:
     """macOS: hold off idle sleep for as long as this process lives."""
     if sys.platform != "darwin" or shutil.which("caffeinate") is None:
         return None
@@ -85,21 +90,32 @@ def keep_awake() -> Optional[subprocess.Popen]:
 
 def notify(title: str, text: str) -> None:
     if sys.platform == "darwin" and shutil.which("osascript"):
-        subprocess.run(["osascript", "-e", f'display notification {json.dumps(text)} with title {json.dumps(title)}'],
-                       check=False, capture_output=True)
+        subprocess.run(
+            ["osascript", "-e", f"display notification {json.dumps(text)} with title {json.dumps(title)}"],
+            check=False,
+            capture_output=True,
+        )
 
 
-def run_recipe(recipe: Recipe, run_dir: Path, resume: bool = False, from_stage: Optional[str] = None,
-               until: Optional[str] = None, log: Callable[[str], None] = print,
-               on_stage: Callable[[str, str], None] = lambda _s, _st: None) -> Manifest:
+def run_recipe(
+    recipe: Recipe,
+    run_dir: Path,
+    resume: bool = False,
+    from_stage: str | None = None,
+    until: str | None = None,
+    log: Callable[[str], None] = print,
+    on_stage: Callable[[str, str], None] = lambda _s, _st: None,
+) -> Manifest:
     """Run the recipe's stages in ``run_dir``; returns the final manifest."""
     from mlx_persona.models.resolve import resolve_model
 
     run_dir = Path(run_dir)
     manifest_exists = (run_dir / layout.MANIFEST).exists()
     if manifest_exists and not resume and from_stage is None:
-        raise PersonaError(f"{run_dir} already holds a run: pass --resume to continue it, "
-                           "--from STAGE to redo from a stage, or --name to start another")
+        raise PersonaError(
+            f"{run_dir} already holds a run: pass --resume to continue it, "
+            "--from STAGE to redo from a stage, or --name to start another"
+        )
     model_dir = resolve_model(recipe.model)
     budgets = preflight_all(recipe, model_dir)
     with RunLock(run_dir) as lock:
@@ -109,8 +125,14 @@ def run_recipe(recipe: Recipe, run_dir: Path, resume: bool = False, from_stage: 
 
         atomic_write_text(run_dir / layout.RECIPE, yaml.safe_dump(recipe.raw, sort_keys=False, allow_unicode=True))
         manifest = Manifest(run_dir)
-        manifest.update(name=recipe.name, model=recipe.model, model_dir=str(model_dir),
-                        recipe=str(recipe.source), budget=budgets, pid=os.getpid())
+        manifest.update(
+            name=recipe.name,
+            model=recipe.model,
+            model_dir=str(model_dir),
+            recipe=str(recipe.source),
+            budget=budgets,
+            pid=os.getpid(),
+        )
         ctx = Context(recipe, run_dir, model_dir, log)
         for stage, action in plan(recipe, manifest, from_stage, until):
             if action == "off":
@@ -118,8 +140,9 @@ def run_recipe(recipe: Recipe, run_dir: Path, resume: bool = False, from_stage: 
                 continue
             entry = manifest.stage(stage)
             fp = input_fingerprint(recipe, stage, manifest)
-            if action == "skip" or (resume and stage != from_stage and entry.get("status") == "done"
-                                    and entry.get("input") == fp):
+            if action == "skip" or (
+                resume and stage != from_stage and entry.get("status") == "done" and entry.get("input") == fp
+            ):
                 on_stage(stage, "skipped")
                 log(f"{stage}: unchanged, skipped")
                 continue
@@ -133,21 +156,32 @@ def run_recipe(recipe: Recipe, run_dir: Path, resume: bool = False, from_stage: 
             try:
                 summary = STAGE[stage].run(ctx, again)
             except BaseException as e:
-                manifest.update(stage, status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
-                                error=getattr(e, "message", str(e))[:500], seconds=round(time.time() - started, 1))
+                manifest.update(
+                    stage,
+                    status="interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
+                    error=getattr(e, "message", str(e))[:500],
+                    seconds=round(time.time() - started, 1),
+                )
                 on_stage(stage, "failed")
                 raise
             summary = summary if isinstance(summary, dict) else {}
             peak = _peak_memory(run_dir / folder) if folder else None
-            manifest.update(stage, status="done", output=output_fingerprint(ctx, stage), finished=time.time(),
-                            seconds=round(time.time() - started, 1), peak_memory_gb=peak,
-                            summary=_small(summary), error=None)
+            manifest.update(
+                stage,
+                status="done",
+                output=output_fingerprint(ctx, stage),
+                finished=time.time(),
+                seconds=round(time.time() - started, 1),
+                peak_memory_gb=peak,
+                summary=_small(summary),
+                error=None,
+            )
             on_stage(stage, "done")
         manifest.update(finished=time.time(), pid=None)
     return manifest
 
 
-def _peak_memory(folder: Path) -> Optional[float]:
+def _peak_memory(folder: Path) -> float | None:
     metrics = folder / layout.STAGE_METRICS
     if not metrics.exists():
         return None
@@ -164,5 +198,9 @@ def _peak_memory(folder: Path) -> Optional[float]:
 
 def _small(summary: dict) -> dict:
     """Keep the manifest readable: scalars and short lists only."""
-    return {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool, type(None)))
-            or (isinstance(v, (list, dict)) and len(json.dumps(v, default=str)) < 400)}
+    return {
+        k: v
+        for k, v in summary.items()
+        if isinstance(v, (int, float, str, bool, type(None)))
+        or (isinstance(v, (list, dict)) and len(json.dumps(v, default=str)) < 400)
+    }

@@ -20,11 +20,18 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from mlx_persona.core.errors import PersonaError
-from mlx_persona.core.settings import (Settings, Where, apply_override, load_yaml_with_lines, parse_override, unknown,
-                                       where)
+from mlx_persona.core.settings import (
+    Settings,
+    Where,
+    apply_override,
+    load_yaml_with_lines,
+    parse_override,
+    unknown,
+    where,
+)
 from mlx_persona.data.clean import CleanConfig
 from mlx_persona.dpo.config import DPOConfig
 from mlx_persona.pairs.build import PairsConfig
@@ -37,8 +44,10 @@ class PersonaBlock(Settings):
     block = "persona"
 
     name: str = field(metadata={"help": "The person: their speaker name in the raw chats (or a role)."})
-    system: Optional[str] = field(default=None, metadata={"help": "One-line system prompt for the twin; "
-                                                                  "replaces long system prompts when cleaning."})
+    system: str | None = field(
+        default=None,
+        metadata={"help": "One-line system prompt for the twin; replaces long system prompts when cleaning."},
+    )
     aliases: list = field(default_factory=list, metadata={"help": "Other spellings of the name in the chats."})
 
 
@@ -47,8 +56,8 @@ class SourceBlock(Settings):
     block = "data"
 
     path: str = field(metadata={"help": "A raw chat file (relative paths: from the recipe's folder)."})
-    format: Optional[str] = field(default=None, metadata={"help": "Reader to use; default: detect."})
-    persona: Optional[str] = field(default=None, metadata={"help": "The persona's speaker name in this file."})
+    format: str | None = field(default=None, metadata={"help": "Reader to use; default: detect."})
+    persona: str | None = field(default=None, metadata={"help": "The persona's speaker name in this file."})
 
 
 @dataclass
@@ -65,8 +74,10 @@ class SplitBlock(Settings):
 class BudgetBlock(Settings):
     block = "budget"
 
-    device: Optional[str] = field(default=None, metadata={"help": "Device profile, e.g. m-series-16gb; default: this machine."})
-    memory_gb: Optional[float] = field(default=None, metadata={"help": "Memory to plan for, instead of a profile."})
+    device: str | None = field(
+        default=None, metadata={"help": "Device profile, e.g. m-series-16gb; default: this machine."}
+    )
+    memory_gb: float | None = field(default=None, metadata={"help": "Memory to plan for, instead of a profile."})
     force: bool = field(default=False, metadata={"help": "Run stages even when the estimate says they will not fit."})
 
 
@@ -82,19 +93,20 @@ class FuseBlock(Settings):
 class EvalBlock(Settings):
     block = "eval"
 
-    limit: Optional[int] = field(default=None, metadata={"help": "Evaluate at most this many test conversations."})
+    limit: int | None = field(default=None, metadata={"help": "Evaluate at most this many test conversations."})
     max_tokens: int = field(default=96, metadata={"help": "Longest generated reply per test prompt."})
     batch_size: int = field(default=16, metadata={"help": "Test prompts generated together."})
     perplexity: bool = field(default=True, metadata={"help": "Also measure perplexity on the real replies."})
 
-    def validate(self, where: Optional[str] = None) -> None:
+    def validate(self, where: str | None = None) -> None:
         if self.max_tokens < 1 or self.batch_size < 1 or (self.limit is not None and self.limit < 1):
             raise PersonaError(f"{where or self.block}: limit, max_tokens and batch_size must be at least 1")
 
 
 # the blocks of settings a recipe holds, each the dataclass of the stage (or the runner) that reads it
-BLOCKS: dict[str, type[Settings]] = {b.block: b for b in (SplitBlock, BudgetBlock, CleanConfig, SFTConfig, FuseBlock,
-                                                            PairsConfig, DPOConfig, EvalBlock)}
+BLOCKS: dict[str, type[Settings]] = {
+    b.block: b for b in (SplitBlock, BudgetBlock, CleanConfig, SFTConfig, FuseBlock, PairsConfig, DPOConfig, EvalBlock)
+}
 
 
 @dataclass
@@ -112,7 +124,7 @@ class Recipe:
     pairs: PairsConfig
     dpo: DPOConfig
     eval: EvalBlock
-    source: Optional[Path] = None
+    source: Path | None = None
     sweep: Any = None  # {dotted.key: [values]}: run once per value (see sweep.py)
     raw: dict = field(default_factory=dict)  # the resolved YAML, as written to the run folder
 
@@ -120,8 +132,22 @@ class Recipe:
         return stage in self.stages
 
 
-TOP_KEYS = ("name", "persona", "model", "data", "stages", "clean", "split", "budget", "sft", "fuse",
-            "pairs", "dpo", "eval", "sweep")
+TOP_KEYS = (
+    "name",
+    "persona",
+    "model",
+    "data",
+    "stages",
+    "clean",
+    "split",
+    "budget",
+    "sft",
+    "fuse",
+    "pairs",
+    "dpo",
+    "eval",
+    "sweep",
+)
 
 
 def _resolve_path(raw: str, recipe_dir: Path) -> Path:
@@ -134,7 +160,7 @@ def _resolve_path(raw: str, recipe_dir: Path) -> Path:
     return (recipe_dir / p).resolve()
 
 
-def load_recipe(path: Path, overrides: tuple = (), name: Optional[str] = None) -> Recipe:
+def load_recipe(path: Path, overrides: tuple = (), name: str | None = None) -> Recipe:
     """Read, override, type-check and validate a recipe; raises PersonaError with file:line."""
     path = Path(path)
     if not path.is_file():
@@ -197,14 +223,23 @@ def load_recipe(path: Path, overrides: tuple = (), name: Optional[str] = None) -
             raw = {**raw, "splits": (split.train, split.valid, split.test), "seed": split.seed}
         blocks[key] = cls.from_mapping(raw, at(key))
 
-    recipe = Recipe(name=str(name or data.get("name") or path.stem), persona=persona, model=model.strip(),
-                    data=sources, stages=tuple(stages), source=path.resolve(), sweep=data.get("sweep"), **blocks)
+    recipe = Recipe(
+        name=str(name or data.get("name") or path.stem),
+        persona=persona,
+        model=model.strip(),
+        data=sources,
+        stages=tuple(stages),
+        source=path.resolve(),
+        sweep=data.get("sweep"),
+        **blocks,
+    )
     recipe.raw = to_dict(recipe)
     return recipe
 
 
 def to_dict(recipe: Recipe) -> dict:
     """The resolved recipe as plain data (written as the run folder's recipe.yaml)."""
+
     def plain(v):
         if dataclasses.is_dataclass(v):
             return {k: plain(x) for k, x in dataclasses.asdict(v).items()}

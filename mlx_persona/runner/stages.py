@@ -15,9 +15,10 @@ the whole folder). MLX-heavy stages start their own child processes from the fun
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
@@ -43,12 +44,12 @@ class Context:
 class Stage:
     name: str
     run: Callable[[Context, bool], dict]  # (context, resume) -> a short summary for the manifest
-    folder: Optional[str]                 # its folder in the run (layout.py); None: files at the top
-    inputs: tuple = ()                    # the stages whose outputs it reads
-    settings: tuple = ()                  # the recipe blocks its input fingerprint covers
-    outputs: Optional[tuple] = None       # what its output fingerprint covers (None: its whole folder)
-    resumable: bool = False               # an interrupted run continues from a checkpoint
-    trains: bool = False                  # a training stage: the budget preflight checks it first
+    folder: str | None  # its folder in the run (layout.py); None: files at the top
+    inputs: tuple = ()  # the stages whose outputs it reads
+    settings: tuple = ()  # the recipe blocks its input fingerprint covers
+    outputs: tuple | None = None  # what its output fingerprint covers (None: its whole folder)
+    resumable: bool = False  # an interrupted run continues from a checkpoint
+    trains: bool = False  # a training stage: the budget preflight checks it first
 
 
 # -- how each stage runs -------------------------------------------------------------------
@@ -107,8 +108,9 @@ def _dpo_fuse(ctx: Context, resume: bool) -> dict:
 def _pairs(ctx: Context, resume: bool) -> dict:
     from mlx_persona.pairs.build import run_pairs
 
-    return run_pairs(ctx.model_dir, ctx.path("sft_fuse"), ctx.path("clean"), ctx.path("pairs"), ctx.recipe.pairs,
-                     log=ctx.log)
+    return run_pairs(
+        ctx.model_dir, ctx.path("sft_fuse"), ctx.path("clean"), ctx.path("pairs"), ctx.recipe.pairs, log=ctx.log
+    )
 
 
 def _twin(ctx: Context, resume: bool) -> dict:
@@ -127,9 +129,18 @@ def _eval(ctx: Context, resume: bool) -> dict:
     e = ctx.recipe.eval
     specs, skipped = find_models(run=ctx.run_dir)
     twin = run_twin(ctx.run_dir) if ctx.recipe.enabled("twin") else None
-    result = run_eval(ctx.path("clean") / layout.TEST_SPLIT, ctx.path("eval"), specs, skipped, max_tokens=e.max_tokens,
-                      batch_size=e.batch_size, limit=e.limit, perplexity=e.perplexity, log=ctx.log,
-                      twin=twin[0] if twin else None)
+    result = run_eval(
+        ctx.path("clean") / layout.TEST_SPLIT,
+        ctx.path("eval"),
+        specs,
+        skipped,
+        max_tokens=e.max_tokens,
+        batch_size=e.batch_size,
+        limit=e.limit,
+        perplexity=e.perplexity,
+        log=ctx.log,
+        twin=twin[0] if twin else None,
+    )
     return {"models": list(result.get("models", {})), "skipped": len(result.get("skipped", []))}
 
 
@@ -144,18 +155,52 @@ def _report(ctx: Context, resume: bool) -> dict:
 ADAPTER = (layout.ADAPTER_WEIGHTS, layout.ADAPTER_CONFIG)
 
 STAGES: tuple[Stage, ...] = (
-    Stage("clean", _clean, layout.CLEAN_DIR, settings=("persona", "data", "clean"),
-          outputs=(layout.TRAIN_SPLIT, layout.VALID_SPLIT, layout.TEST_SPLIT)),
-    Stage("sft", _sft, layout.SFT_DIR, inputs=("clean",), settings=("model", "sft"), outputs=ADAPTER,
-          resumable=True, trains=True),
+    Stage(
+        "clean",
+        _clean,
+        layout.CLEAN_DIR,
+        settings=("persona", "data", "clean"),
+        outputs=(layout.TRAIN_SPLIT, layout.VALID_SPLIT, layout.TEST_SPLIT),
+    ),
+    Stage(
+        "sft",
+        _sft,
+        layout.SFT_DIR,
+        inputs=("clean",),
+        settings=("model", "sft"),
+        outputs=ADAPTER,
+        resumable=True,
+        trains=True,
+    ),
     Stage("sft_fuse", _sft_fuse, layout.SFT_FUSED_DIR, inputs=("sft",), settings=("fuse",)),
-    Stage("pairs", _pairs, layout.PAIRS_DIR, inputs=("clean", "sft_fuse"), settings=("pairs",),
-          outputs=(layout.TRAIN_SPLIT, layout.VALID_SPLIT), resumable=True),
-    Stage("dpo", _dpo, layout.DPO_DIR, inputs=("pairs", "sft_fuse"), settings=("dpo",), outputs=ADAPTER,
-          resumable=True, trains=True),
+    Stage(
+        "pairs",
+        _pairs,
+        layout.PAIRS_DIR,
+        inputs=("clean", "sft_fuse"),
+        settings=("pairs",),
+        outputs=(layout.TRAIN_SPLIT, layout.VALID_SPLIT),
+        resumable=True,
+    ),
+    Stage(
+        "dpo",
+        _dpo,
+        layout.DPO_DIR,
+        inputs=("pairs", "sft_fuse"),
+        settings=("dpo",),
+        outputs=ADAPTER,
+        resumable=True,
+        trains=True,
+    ),
     Stage("dpo_fuse", _dpo_fuse, layout.DPO_FUSED_DIR, inputs=("dpo", "sft_fuse"), settings=("fuse",)),
-    Stage("twin", _twin, layout.TWIN_DIR, inputs=("clean", "sft_fuse", "dpo_fuse"), settings=("eval",),
-          outputs=(layout.TWIN_FILE,)),
+    Stage(
+        "twin",
+        _twin,
+        layout.TWIN_DIR,
+        inputs=("clean", "sft_fuse", "dpo_fuse"),
+        settings=("eval",),
+        outputs=(layout.TWIN_FILE,),
+    ),
     Stage("eval", _eval, layout.EVAL_DIR, inputs=("clean", "sft", "sft_fuse", "dpo_fuse", "twin"), settings=("eval",)),
     Stage("report", _report, None, inputs=("eval",), outputs=(layout.REPORT_MD,)),
 )

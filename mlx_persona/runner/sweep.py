@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
@@ -42,7 +42,7 @@ def variant_name(base: str, value) -> str:
     return f"{base}-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", str(value))
 
 
-def _read(path: Path) -> Optional[dict]:
+def _read(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -67,8 +67,18 @@ def compare(runs_root: Path, base: str, key: str, values: list) -> tuple[Path, P
     """Write the comparison of the sweep's runs; returns (markdown, html)."""
     from mlx_persona.report.render import to_html, to_markdown
 
-    headers = [key, "SFT best val loss", "twin", "perplexity", "similarity (mean)", "twin score",
-               "slop / 1k words", "median words (real)", "peak memory GB", "minutes"]
+    headers = [
+        key,
+        "SFT best val loss",
+        "twin",
+        "perplexity",
+        "similarity (mean)",
+        "twin score",
+        "slop / 1k words",
+        "median words (real)",
+        "peak memory GB",
+        "minutes",
+    ]
     rows = []
     for v in values:
         run = runs_root / variant_name(base, v)
@@ -80,14 +90,26 @@ def compare(runs_root: Path, base: str, key: str, values: list) -> tuple[Path, P
         secs = sum(s.get("seconds") or 0 for s in stages.values() if isinstance(s, dict))
         length = tm.get("style", {}).get("length", {}) if tm else {}
         words = f"{length.get('median_words', '-')} ({length.get('real_median_words', '-')})" if length else "-"
-        rows.append([str(v), _num(sft, "best_val_loss", fmt="{:.4f}"), which,
-                     _num(tm, "perplexity", "perplexity", fmt="{:.1f}"), _num(tm, "similarity", "mean"),
-                     _num(tm, "twin_score", "share", fmt="{:.2f}"), _num(tm, "style", "slop", "per_1000_words", fmt="{:.1f}"),
-                     words, f"{max(peaks):.2f}" if peaks else "-", f"{secs / 60:.1f}"])
-    blocks = [("h1", f"{base}: {key} compared"),
-              ("p", f"One run per value of {key}; each run folder has its own report and twin."),
-              ("table", headers, rows),
-              ("list", [f"{v}: {runs_root / variant_name(base, v)}" for v in values])]
+        rows.append(
+            [
+                str(v),
+                _num(sft, "best_val_loss", fmt="{:.4f}"),
+                which,
+                _num(tm, "perplexity", "perplexity", fmt="{:.1f}"),
+                _num(tm, "similarity", "mean"),
+                _num(tm, "twin_score", "share", fmt="{:.2f}"),
+                _num(tm, "style", "slop", "per_1000_words", fmt="{:.1f}"),
+                words,
+                f"{max(peaks):.2f}" if peaks else "-",
+                f"{secs / 60:.1f}",
+            ]
+        )
+    blocks = [
+        ("h1", f"{base}: {key} compared"),
+        ("p", f"One run per value of {key}; each run folder has its own report and twin."),
+        ("table", headers, rows),
+        ("list", [f"{v}: {runs_root / variant_name(base, v)}" for v in values]),
+    ]
     md = runs_root / f"{base}-compare.md"
     html = runs_root / f"{base}-compare.html"
     atomic_write_text(md, to_markdown(blocks, runs_root, "."))

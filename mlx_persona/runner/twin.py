@@ -21,8 +21,8 @@ it through :func:`mlx_persona.core.runs.run_twin`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from mlx_persona.core import layout
 from mlx_persona.core.runs import atomic_write_json
@@ -32,8 +32,10 @@ CANDIDATES = (("sft", layout.SFT_FUSED_DIR), ("dpo", layout.DPO_FUSED_DIR))
 
 def describe(scores: dict, name: str) -> str:
     s = scores[name]
-    return (f"{name} {s['score']:.3f} (similarity {s['similarity']:.3f}, length distance "
-            f"{s['length_distance']:.3f}, habit distance {s['habit_distance']:.3f})")
+    return (
+        f"{name} {s['score']:.3f} (similarity {s['similarity']:.3f}, length distance "
+        f"{s['length_distance']:.3f}, habit distance {s['habit_distance']:.3f})"
+    )
 
 
 def decide(scores: dict, prompts: int) -> tuple[str, str]:
@@ -44,14 +46,25 @@ def decide(scores: dict, prompts: int) -> tuple[str, str]:
         (name,) = scores
         return name, f"{name} is the only trained model ({describe(scores, name)})"
     if scores["dpo"]["score"] > scores["sft"]["score"]:
-        return "dpo", (f"dpo scores higher than sft on {prompts} validation prompts: {describe(scores, 'dpo')} "
-                       f"against {describe(scores, 'sft')}")
-    return "sft", (f"dpo did not beat sft on {prompts} validation prompts: {describe(scores, 'sft')} "
-                   f"against {describe(scores, 'dpo')}")
+        return "dpo", (
+            f"dpo scores higher than sft on {prompts} validation prompts: {describe(scores, 'dpo')} "
+            f"against {describe(scores, 'sft')}"
+        )
+    return "sft", (
+        f"dpo did not beat sft on {prompts} validation prompts: {describe(scores, 'sft')} "
+        f"against {describe(scores, 'dpo')}"
+    )
 
 
-def pick_twin(run_dir: Path, out: Path, max_tokens: int, batch_size: int, limit: Optional[int] = None,
-              log: Callable = print, embed: Optional[Callable] = None) -> dict:
+def pick_twin(
+    run_dir: Path,
+    out: Path,
+    max_tokens: int,
+    batch_size: int,
+    limit: int | None = None,
+    log: Callable = print,
+    embed: Callable | None = None,
+) -> dict:
     """Generate with each fused model on ``clean/valid.jsonl``, score, decide; write ``twin.json``."""
     from mlx_persona.eval.evaluate import run_eval
     from mlx_persona.eval.models import ModelSpec
@@ -62,18 +75,37 @@ def pick_twin(run_dir: Path, out: Path, max_tokens: int, batch_size: int, limit:
     if not specs:
         raise FileNotFoundError(f"{run_dir}: neither {layout.SFT_FUSED_DIR}/ nor {layout.DPO_FUSED_DIR}/ holds a model")
     clean = run_dir / layout.CLEAN_DIR
-    result = run_eval(clean / layout.VALID_SPLIT, out, specs, [], max_tokens=max_tokens, batch_size=batch_size,
-                      limit=limit, perplexity=False, log=log, train=clean / layout.TRAIN_SPLIT)
+    result = run_eval(
+        clean / layout.VALID_SPLIT,
+        out,
+        specs,
+        [],
+        max_tokens=max_tokens,
+        batch_size=batch_size,
+        limit=limit,
+        perplexity=False,
+        log=log,
+        train=clean / layout.TRAIN_SPLIT,
+    )
     rows = [json.loads(line) for line in (out / layout.EVAL_SAMPLES).read_text().splitlines() if line.strip()]
     real = [r["real"] for r in rows]
-    scores = {s.name: twin_score([r[s.name] or "" for r in rows], real, embed=embed)
-              for s in specs if rows and all(r.get(s.name) is not None for r in rows)}
+    scores = {
+        s.name: twin_score([r[s.name] or "" for r in rows], real, embed=embed)
+        for s in specs
+        if rows and all(r.get(s.name) is not None for r in rows)
+    }
     if not scores:
         reasons = "; ".join(f"{s['item']}: {s['reason']}" for s in result.get("skipped", []))
         raise RuntimeError(f"no model answered the validation prompts ({reasons or 'see the log'})")
     name, why = decide(scores, len(rows))
-    record = {"twin": name, "folder": dict(CANDIDATES)[name], "split": "valid", "prompts": len(rows),
-              "scores": scores, "why": why}
+    record = {
+        "twin": name,
+        "folder": dict(CANDIDATES)[name],
+        "split": "valid",
+        "prompts": len(rows),
+        "scores": scores,
+        "why": why,
+    }
     atomic_write_json(out / layout.TWIN_FILE, record)
     log(f"twin: {why}")
     return record

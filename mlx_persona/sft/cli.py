@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import click
 
@@ -19,7 +18,6 @@ from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_write_json
 from mlx_persona.sft.config import SFTConfig
 from mlx_persona.train.launch import console, launch, layered_settings, read_json, run_preflight
-
 
 
 def check_data(data: Path, batch_size: int) -> int:
@@ -47,8 +45,9 @@ def check_data(data: Path, batch_size: int) -> int:
     return counts["train"]
 
 
-def resolve_settings(out: Path, model: Optional[str], data: Optional[str], config: Optional[str],
-                     overrides: dict, resume: bool) -> tuple[str, Path, SFTConfig]:
+def resolve_settings(
+    out: Path, model: str | None, data: str | None, config: str | None, overrides: dict, resume: bool
+) -> tuple[str, Path, SFTConfig]:
     cfg, saved = layered_settings(out, SFTConfig, "sft", "an SFT", config, overrides, resume)
     model = model or (saved and saved["model"]) or "default"
     data = data or (saved and saved["data"])
@@ -63,8 +62,12 @@ _config_options = SFTConfig.click_options(skip=("optimizer_config",))
 @click.command("sft")
 @click.option("--model", help="Base model: a folder, a hub id, or 'default' (SmolLM2-135M-Instruct).")
 @click.option("--data", help="Folder with train.jsonl and valid.jsonl (mlx_lm chat JSONL).")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Stage folder for metrics, adapters, checkpoints.")
-@click.option("--config", "config_file", type=click.Path(), help="YAML/JSON with the sft settings (a recipe's sft: block works).")
+@click.option(
+    "--out", required=True, type=click.Path(path_type=Path), help="Stage folder for metrics, adapters, checkpoints."
+)
+@click.option(
+    "--config", "config_file", type=click.Path(), help="YAML/JSON with the sft settings (a recipe's sft: block works)."
+)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--device", help="Budget preflight device profile (default: this machine).")
 @click.option("--force", is_flag=True, help="Start even when the budget says it will not fit.")
@@ -81,14 +84,25 @@ def sft_command(model, data, out, config_file, resume, device, force, **override
     n_train = check_data(data_dir, cfg.batch_size)
     model_dir = resolve_model(model)
     saved = read_json(out / layout.stage_config("sft")) if resume else None
-    if saved and (Path(saved["model"]).resolve(), Path(saved["data"]).resolve()) != (model_dir.resolve(), data_dir.resolve()):
-        raise PersonaError(f"{out} was started on model {saved['model']} and data {saved['data']}; "
-                           "resume with the same ones or choose another --out")
+    if saved and (Path(saved["model"]).resolve(), Path(saved["data"]).resolve()) != (
+        model_dir.resolve(),
+        data_dir.resolve(),
+    ):
+        raise PersonaError(
+            f"{out} was started on model {saved['model']} and data {saved['data']}; "
+            "resume with the same ones or choose another --out"
+        )
     run_preflight(model_dir, cfg, device, force)
     iters = cfg.resolve_iters(n_train)
     if not resume:
-        atomic_write_json(out / layout.stage_config("sft"), {"model": str(model_dir), "data": str(data_dir), "sft": cfg.to_dict()})
-    console.print(f"sft: {cfg.fine_tune_type} r{cfg.rank} on {model_dir.name}, {iters} steps, log {out / layout.stage_log('sft')}")
+        atomic_write_json(
+            out / layout.stage_config("sft"), {"model": str(model_dir), "data": str(data_dir), "sft": cfg.to_dict()}
+        )
+    console.print(
+        f"sft: {cfg.fine_tune_type} r{cfg.rank} on {model_dir.name}, {iters} steps, log {out / layout.stage_log('sft')}"
+    )
     summary = launch(model_dir, data_dir, out, resume)
-    console.print(f"[green]✓[/] sft {summary['state']} at step {summary['iteration']}: best val loss "
-                  f"{summary['best_val_loss']:.4f} (step {summary['best_iter']}); adapter in {out}")
+    console.print(
+        f"[green]✓[/] sft {summary['state']} at step {summary['iteration']}: best val loss "
+        f"{summary['best_val_loss']:.4f} (step {summary['best_iter']}); adapter in {out}"
+    )

@@ -34,10 +34,8 @@ import math
 import os
 import time
 import types
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
-
-import mlx.core as mx
 
 from mlx_persona.core import layout
 from mlx_persona.core.child import child_main
@@ -46,8 +44,15 @@ from mlx_persona.core.runs import atomic_write_json, fingerprint
 from mlx_persona.sft.config import SFTConfig
 from mlx_persona.train.batches import BatchOrder
 from mlx_persona.train.checkpoint import latest_checkpoint, read_state, restore_checkpoint
-from mlx_persona.train.loop import (Metrics, TrainingRun, adapter_config, attach_trainable, build_optimizer,
-                                    kill_after_var, load_base)
+from mlx_persona.train.loop import (
+    Metrics,
+    TrainingRun,
+    adapter_config,
+    attach_trainable,
+    build_optimizer,
+    kill_after_var,
+    load_base,
+)
 
 KILL_AFTER_VAR = kill_after_var("sft")  # test hook (see mlx_persona.train.loop)
 
@@ -82,12 +87,20 @@ class SFTRun(TrainingRun):
         w["time"] += step_time
         if k % self.cfg.steps_per_report == 0 or k == self.iters:
             if not math.isfinite(w["loss"]):
-                raise PersonaError(f"train loss is {w['loss']} by step {k}: lower learning_rate, or check that "
-                                   f"mask_prompt with max_seq_length={self.cfg.max_seq_length} leaves reply tokens")
+                raise PersonaError(
+                    f"train loss is {w['loss']} by step {k}: lower learning_rate, or check that "
+                    f"mask_prompt with max_seq_length={self.cfg.max_seq_length} leaves reply tokens"
+                )
             self.trained_tokens += w["tokens"]
-            self.metrics.write(iter=k, train_loss=w["loss"] / w["steps"], lr=info["learning_rate"],
-                               tokens_per_sec=w["tokens"] / w["time"], peak_memory_gb=round(info["peak_memory"], 4),
-                               trained_tokens=int(self.trained_tokens), elapsed=self.elapsed())
+            self.metrics.write(
+                iter=k,
+                train_loss=w["loss"] / w["steps"],
+                lr=info["learning_rate"],
+                tokens_per_sec=w["tokens"] / w["time"],
+                peak_memory_gb=round(info["peak_memory"], 4),
+                trained_tokens=int(self.trained_tokens),
+                elapsed=self.elapsed(),
+            )
             self.window = self.empty_window()
         if k == self.iters or ((k + 1) % self.cfg.steps_per_eval == 0 and k + 1 < self.iters):
             self.run_validation(k)
@@ -102,17 +115,26 @@ class SFTRun(TrainingRun):
         from mlx_lm.tuner.trainer import evaluate
 
         tic = time.perf_counter()
-        val_loss = evaluate(self.model, self.val_set, batch_size=self.cfg.batch_size, num_batches=self.cfg.val_batches,
-                            max_seq_length=self.cfg.max_seq_length, iterate_batches=self.order.eval_batches)
+        val_loss = evaluate(
+            self.model,
+            self.val_set,
+            batch_size=self.cfg.batch_size,
+            num_batches=self.cfg.val_batches,
+            max_seq_length=self.cfg.max_seq_length,
+            iterate_batches=self.order.eval_batches,
+        )
         self.model.train()
         if not math.isfinite(val_loss):
-            raise PersonaError(f"validation loss is {val_loss} at step {k}: some conversations have no tokens to "
-                               f"score (mask_prompt with max_seq_length={self.cfg.max_seq_length} truncates the reply away?)")
+            raise PersonaError(
+                f"validation loss is {val_loss} at step {k}: some conversations have no tokens to "
+                f"score (mask_prompt with max_seq_length={self.cfg.max_seq_length} truncates the reply away?)"
+            )
         self.record_validation(k, val_loss, tic)
 
 
-def run_sft(model_dir: Path, data_dir: Path, out: Path, cfg: SFTConfig, resume: bool = False,
-            log: Callable = print) -> dict:
+def run_sft(
+    model_dir: Path, data_dir: Path, out: Path, cfg: SFTConfig, resume: bool = False, log: Callable = print
+) -> dict:
     """Train; return the summary also written to ``out/status.json``."""
     from mlx_lm.tuner.datasets import CacheDataset, load_dataset
     from mlx_lm.tuner.trainer import TrainingArgs, train
@@ -120,13 +142,17 @@ def run_sft(model_dir: Path, data_dir: Path, out: Path, cfg: SFTConfig, resume: 
     model_dir, data_dir, out = Path(model_dir), Path(data_dir), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_base(model_dir, cfg, log)
-    args = types.SimpleNamespace(data=str(data_dir), train=True, test=False, mask_prompt=cfg.mask_prompt, hf_dataset=False)
+    args = types.SimpleNamespace(
+        data=str(data_dir), train=True, test=False, mask_prompt=cfg.mask_prompt, hf_dataset=False
+    )
     try:
         train_set, val_set, _ = (CacheDataset(s) if len(s) else s for s in load_dataset(args, tokenizer))
     except (ValueError, KeyError) as e:
         raise PersonaError(f"{data_dir}: {e}") from None
     if len(val_set) < cfg.batch_size:
-        raise PersonaError(f"{data_dir}/valid.jsonl: needs at least batch_size={cfg.batch_size} conversations, has {len(val_set)}")
+        raise PersonaError(
+            f"{data_dir}/valid.jsonl: needs at least batch_size={cfg.batch_size} conversations, has {len(val_set)}"
+        )
     iters = cfg.resolve_iters(len(train_set))
     attach_trainable(model, cfg)
     optimizer = build_optimizer(cfg, iters)
@@ -134,9 +160,11 @@ def run_sft(model_dir: Path, data_dir: Path, out: Path, cfg: SFTConfig, resume: 
         order = BatchOrder(train_set, cfg.batch_size, cfg.max_seq_length, cfg.seed)
     except ValueError as e:
         raise PersonaError(f"{data_dir}/train.jsonl: {e}") from None
-    fingerprints = {"config_fingerprint": fingerprint(cfg.to_dict(), iters),
-              "data_fingerprint": data_fingerprint(data_dir),
-              "model_fingerprint": fingerprint((model_dir / layout.MODEL_CONFIG).read_bytes())}
+    fingerprints = {
+        "config_fingerprint": fingerprint(cfg.to_dict(), iters),
+        "data_fingerprint": data_fingerprint(data_dir),
+        "model_fingerprint": fingerprint((model_dir / layout.MODEL_CONFIG).read_bytes()),
+    }
     run = SFTRun(model, optimizer, order, val_set, cfg, iters, out, fingerprints, log)
 
     ckpt = latest_checkpoint(out) if resume else None
@@ -155,20 +183,37 @@ def run_sft(model_dir: Path, data_dir: Path, out: Path, cfg: SFTConfig, resume: 
         run.run_validation(0)  # the base's val loss; also mlx_lm's "before step 1" validation
     if run.iteration < iters and not run.stopped_early:
         run.offset = run.iteration
-        targs = TrainingArgs(batch_size=cfg.batch_size, iters=iters - run.iteration, val_batches=cfg.val_batches,
-                             steps_per_report=1, steps_per_eval=iters + 1, steps_per_save=iters + 1,
-                             max_seq_length=cfg.max_seq_length, adapter_file=str(out / layout.MLX_LM_SCRATCH),
-                             grad_checkpoint=cfg.grad_checkpoint, grad_accumulation_steps=cfg.grad_accumulation_steps)
+        targs = TrainingArgs(
+            batch_size=cfg.batch_size,
+            iters=iters - run.iteration,
+            val_batches=cfg.val_batches,
+            steps_per_report=1,
+            steps_per_eval=iters + 1,
+            steps_per_save=iters + 1,
+            max_seq_length=cfg.max_seq_length,
+            adapter_file=str(out / layout.MLX_LM_SCRATCH),
+            grad_checkpoint=cfg.grad_checkpoint,
+            grad_accumulation_steps=cfg.grad_accumulation_steps,
+        )
         try:
-            train(model, optimizer, train_set, val_dataset=None, args=targs,
-                  iterate_batches=order.train_batches, training_callback=run)
+            train(
+                model,
+                optimizer,
+                train_set,
+                val_dataset=None,
+                args=targs,
+                iterate_batches=order.train_batches,
+                training_callback=run,
+            )
         except EarlyStop:
             pass
         (out / layout.MLX_LM_SCRATCH).unlink(missing_ok=True)
     summary = run.finish()
     atomic_write_json(out / layout.STATUS, summary)
-    log(f"sft {summary['state']}: {summary['iteration']}/{iters} steps, best val loss "
-        f"{summary['best_val_loss']:.4f} at iteration {summary['best_iter']}")
+    log(
+        f"sft {summary['state']}: {summary['iteration']}/{iters} steps, best val loss "
+        f"{summary['best_val_loss']:.4f} at iteration {summary['best_iter']}"
+    )
     return summary
 
 

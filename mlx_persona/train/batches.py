@@ -20,7 +20,7 @@ a suspended generator.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import mlx.core as mx
 import numpy as np
@@ -33,7 +33,7 @@ def length_sorted_batches(dataset, batch_size: int) -> list[list[int]]:
     if len(dataset) < batch_size:
         raise ValueError(f"need at least batch_size={batch_size} examples, have {len(dataset)}")
     order = sorted(range(len(dataset)), key=dataset.itemlen)
-    return [order[i:i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
 
 
 def collate(examples: list, max_seq_length: int) -> tuple[mx.array, mx.array]:
@@ -94,8 +94,13 @@ class BatchOrder:
         """JSON-able: RNG state, epoch, cursor and the current permutation."""
         name, keys, pos, has_gauss, gauss = self.rng.get_state()
         return {
-            "rng": {"name": name, "keys": keys.tolist(), "pos": int(pos),
-                    "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)},
+            "rng": {
+                "name": name,
+                "keys": keys.tolist(),
+                "pos": int(pos),
+                "has_gauss": int(has_gauss),
+                "cached_gaussian": float(gauss),
+            },
             "epoch": self.epoch,
             "cursor": self.cursor,
             "permutation": self.permutation.tolist(),
@@ -106,9 +111,9 @@ class BatchOrder:
         if state["batches"] != len(self.batches):
             raise ValueError("the training data changed since the checkpoint")
         r = state["rng"]
-        self.rng.set_state((r["name"], np.array(r["keys"], dtype=np.uint32), r["pos"],
-                            r["has_gauss"], r["cached_gaussian"]))
+        self.rng.set_state(
+            (r["name"], np.array(r["keys"], dtype=np.uint32), r["pos"], r["has_gauss"], r["cached_gaussian"])
+        )
         self.epoch = state["epoch"]
         self.cursor = state["cursor"]
         self.permutation = np.array(state["permutation"], dtype=np.int64)
-

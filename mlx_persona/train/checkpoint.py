@@ -20,14 +20,12 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Optional
 
 import mlx.core as mx
 from mlx.utils import tree_flatten, tree_map_with_path
 
 from mlx_persona.core import layout
 from mlx_persona.core.runs import atomic_dir, atomic_write_json
-
 
 
 def save_weights(path: Path, weights: dict) -> None:
@@ -69,7 +67,7 @@ def save_checkpoint(out: Path, iteration: int, model, optimizer, state: dict) ->
     return folder
 
 
-def latest_checkpoint(out: Path) -> Optional[Path]:
+def latest_checkpoint(out: Path) -> Path | None:
     """The folder ``checkpoint.json`` points at, or None when the run has none yet."""
     pointer = Path(out) / layout.CHECKPOINT
     if not pointer.is_file():

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Optional
+from typing import Any, ClassVar
 
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.settings import Settings, Where, load_yaml_with_lines
@@ -27,35 +28,77 @@ LR_SCHEDULES = ("constant", "cosine")
 class TrainConfig(Settings):
     block: ClassVar[str] = "sft"  # the recipe block (and settings-file key) a subclass reads
 
-    fine_tune_type: str = field(default="lora", metadata={"help": "lora, dora (magnitude + direction) or full (all weights of the tuned layers)."})
+    fine_tune_type: str = field(
+        default="lora",
+        metadata={"help": "lora, dora (magnitude + direction) or full (all weights of the tuned layers)."},
+    )
     rank: int = field(default=8, metadata={"help": "LoRA/DoRA rank: 8 is plenty for a persona's style."})
     scale: float = field(default=20.0, metadata={"help": "LoRA scale (mlx_lm's meaning: the update is scale * B @ A)."})
-    alpha: Optional[float] = field(default=None, metadata={"help": "PEFT-style alpha; when set, scale = alpha / rank."})
+    alpha: float | None = field(default=None, metadata={"help": "PEFT-style alpha; when set, scale = alpha / rank."})
     dropout: float = field(default=0.0, metadata={"help": "Dropout on the LoRA input (0.0 to 0.1 is usual)."})
-    keys: Optional[list] = field(default=None, metadata={"help": "Modules to adapt, e.g. self_attn.q_proj,self_attn.v_proj (default: every linear)."})
-    num_layers: int = field(default=16, metadata={"help": "How many of the last transformer blocks to tune; -1 for all."})
+    keys: list | None = field(
+        default=None,
+        metadata={"help": "Modules to adapt, e.g. self_attn.q_proj,self_attn.v_proj (default: every linear)."},
+    )
+    num_layers: int = field(
+        default=16, metadata={"help": "How many of the last transformer blocks to tune; -1 for all."}
+    )
     optimizer: str = field(default="adam", metadata={"help": "adam, adamw, sgd, adafactor or muon (mlx.optimizers)."})
-    optimizer_config: dict = field(default_factory=dict, metadata={"help": "Extra optimizer arguments, e.g. {weight_decay: 0.01} (YAML only)."})
+    optimizer_config: dict = field(
+        default_factory=dict, metadata={"help": "Extra optimizer arguments, e.g. {weight_decay: 0.01} (YAML only)."}
+    )
     learning_rate: float = field(default=1e-5, metadata={"help": "Peak learning rate (1e-5 .. 1e-4 for LoRA)."})
-    lr_schedule: str = field(default="constant", metadata={"help": "constant, or cosine decay to min_learning_rate by the last iteration."})
-    warmup_steps: int = field(default=0, metadata={"help": "Linear warmup from warmup_init to learning_rate over this many updates."})
+    lr_schedule: str = field(
+        default="constant", metadata={"help": "constant, or cosine decay to min_learning_rate by the last iteration."}
+    )
+    warmup_steps: int = field(
+        default=0, metadata={"help": "Linear warmup from warmup_init to learning_rate over this many updates."}
+    )
     warmup_init: float = field(default=0.0, metadata={"help": "Learning rate at the first warmup step."})
     min_learning_rate: float = field(default=0.0, metadata={"help": "Where the cosine decay ends."})
     batch_size: int = field(default=4, metadata={"help": "Conversations per step."})
-    grad_accumulation_steps: int = field(default=1, metadata={"help": "Steps whose gradients add up before one optimizer update."})
-    grad_checkpoint: bool = field(default=False, metadata={"help": "Recompute activations in the backward pass: less memory, ~30% slower."})
-    max_seq_length: int = field(default=2048, metadata={"help": "Longer conversations are truncated to this many tokens."})
-    mask_prompt: bool = field(default=False, metadata={"help": "Train only on the last (assistant) message of each conversation."})
+    grad_accumulation_steps: int = field(
+        default=1, metadata={"help": "Steps whose gradients add up before one optimizer update."}
+    )
+    grad_checkpoint: bool = field(
+        default=False, metadata={"help": "Recompute activations in the backward pass: less memory, ~30% slower."}
+    )
+    max_seq_length: int = field(
+        default=2048, metadata={"help": "Longer conversations are truncated to this many tokens."}
+    )
+    mask_prompt: bool = field(
+        default=False, metadata={"help": "Train only on the last (assistant) message of each conversation."}
+    )
     iters: int = field(default=1000, metadata={"help": "Training steps (ignored when epochs is set)."})
-    epochs: Optional[float] = field(default=None, metadata={"help": "Passes over the training set; sets iters = ceil(epochs * batches per epoch)."})
+    epochs: float | None = field(
+        default=None, metadata={"help": "Passes over the training set; sets iters = ceil(epochs * batches per epoch)."}
+    )
     steps_per_report: int = field(default=10, metadata={"help": "Steps per train-loss line in metrics.jsonl."})
-    steps_per_eval: int = field(default=200, metadata={"help": "Steps between validations (mlx_lm's cadence: before step 1, every N-th step, and at the end)."})
-    val_batches: int = field(default=25, metadata={"help": "Validation batches per evaluation; -1 for the whole validation set."})
-    save_every: int = field(default=100, metadata={"help": "Steps between resumable checkpoints (a multiple of grad_accumulation_steps)."})
-    early_stopping_patience: int = field(default=0, metadata={"help": "Stop after this many validations without improvement; 0 turns it off."})
-    early_stopping_min_delta: float = field(default=0.0, metadata={"help": "A validation loss must beat the best by more than this to count."})
+    steps_per_eval: int = field(
+        default=200,
+        metadata={
+            "help": "Steps between validations (mlx_lm's cadence: before step 1, every N-th step, and at the end)."
+        },
+    )
+    val_batches: int = field(
+        default=25, metadata={"help": "Validation batches per evaluation; -1 for the whole validation set."}
+    )
+    save_every: int = field(
+        default=100, metadata={"help": "Steps between resumable checkpoints (a multiple of grad_accumulation_steps)."}
+    )
+    early_stopping_patience: int = field(
+        default=0, metadata={"help": "Stop after this many validations without improvement; 0 turns it off."}
+    )
+    early_stopping_min_delta: float = field(
+        default=0.0, metadata={"help": "A validation loss must beat the best by more than this to count."}
+    )
     seed: int = field(default=0, metadata={"help": "Seeds the LoRA init, the data order and dropout."})
-    dequantize_on_cpu: bool = field(default=True, metadata={"help": "On MLX's CPU backend, train a quantized base on a float32 copy (4-bit matmuls are slow there)."})
+    dequantize_on_cpu: bool = field(
+        default=True,
+        metadata={
+            "help": "On MLX's CPU backend, train a quantized base on a float32 copy (4-bit matmuls are slow there)."
+        },
+    )
 
     # ----------------------------------------------------------------- derived values
     @property
@@ -75,7 +118,7 @@ class TrainConfig(Settings):
             return self.iters
         return max(1, math.ceil(self.epochs * (train_examples // self.batch_size)))
 
-    def lr_schedule_config(self, iters: int) -> Optional[dict]:
+    def lr_schedule_config(self, iters: int) -> dict | None:
         """The schedule in mlx_lm's ``lr_schedule`` form (``build_schedule`` input); None = constant."""
         if self.lr_schedule == "cosine":
             decay = max(1, iters - self.warmup_steps)
@@ -90,7 +133,7 @@ class TrainConfig(Settings):
 
     # ----------------------------------------------------------------- loading + checks
     @classmethod
-    def load(cls, path: Optional[Path], overrides: Optional[Mapping[str, Any]] = None) -> "TrainConfig":
+    def load(cls, path: Path | None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
         """Read a YAML/JSON file (a bare block, or one with the block's key: a recipe, or the
         stage's ``<block>_config.json``), then apply ``overrides``; a YAML file's errors name
         its line."""
@@ -119,12 +162,12 @@ class TrainConfig(Settings):
         return cls.from_mapping(data, at)
 
     @classmethod
-    def from_dict(cls, data: Optional[Mapping[str, Any]], where: Optional[str] = None) -> "TrainConfig":
+    def from_dict(cls, data: Mapping[str, Any] | None, where: str | None = None) -> TrainConfig:
         """The old name of :meth:`from_mapping`, left only for tests/test_dpo_loss.py (another
         change owns it); new code calls ``from_mapping``."""
         return cls.from_mapping(data, where)
 
-    def validate(self, where: Optional[str] = None) -> None:
+    def validate(self, where: str | None = None) -> None:
         where = where or self.block
 
         def bad(name: str, why: str) -> PersonaError:
@@ -134,12 +177,25 @@ class TrainConfig(Settings):
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise bad(name, "must be one of " + ", ".join(allowed))
-        for name in ("rank", "batch_size", "grad_accumulation_steps", "iters", "steps_per_report",
-                     "steps_per_eval", "save_every", "max_seq_length"):
+        for name in (
+            "rank",
+            "batch_size",
+            "grad_accumulation_steps",
+            "iters",
+            "steps_per_report",
+            "steps_per_eval",
+            "save_every",
+            "max_seq_length",
+        ):
             if getattr(self, name) < 1:
                 raise bad(name, "must be at least 1")
-        for name in ("warmup_steps", "early_stopping_patience", "warmup_init", "min_learning_rate",
-                     "early_stopping_min_delta"):
+        for name in (
+            "warmup_steps",
+            "early_stopping_patience",
+            "warmup_init",
+            "min_learning_rate",
+            "early_stopping_min_delta",
+        ):
             if getattr(self, name) < 0:
                 raise bad(name, "must not be negative")
         if not self.learning_rate > 0 or not math.isfinite(self.learning_rate):
@@ -153,8 +209,10 @@ class TrainConfig(Settings):
         if self.epochs is not None and not self.epochs > 0:
             raise bad("epochs", "must be positive")
         if self.save_every % self.grad_accumulation_steps:
-            raise bad("save_every", f"must be a multiple of grad_accumulation_steps ({self.grad_accumulation_steps}) "
-                      "so a checkpoint never splits an accumulated update")
+            raise bad(
+                "save_every",
+                f"must be a multiple of grad_accumulation_steps ({self.grad_accumulation_steps}) "
+                "so a checkpoint never splits an accumulated update",
+            )
         if self.alpha is not None and not self.alpha > 0:
             raise bad("alpha", "must be positive")
-

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -28,8 +27,7 @@ from mlx_persona.core.errors import PersonaError
 console = Console(stderr=True)
 
 
-def layered_settings(out: Path, cls, key: str, label: str, config: Optional[str], overrides: dict,
-                     resume: bool) -> tuple:
+def layered_settings(out: Path, cls, key: str, label: str, config: str | None, overrides: dict, resume: bool) -> tuple:
     """A training stage's settings, CLI > --config file > the stage's saved settings (on --resume)
     > defaults; returns (settings, saved ``<key>_config.json`` or None). Refuses to start over a
     run that exists, to resume one that does not, and to resume with changed settings."""
@@ -49,12 +47,14 @@ def layered_settings(out: Path, cls, key: str, label: str, config: Optional[str]
         changed = [k for k, v in cfg.to_dict().items() if saved[key].get(k) != v]
         if changed:
             k = changed[0]
-            raise PersonaError(f"{out} was started with {k}={saved[key].get(k)!r}, now {getattr(cfg, k)!r}; "
-                               "resume with the same settings or choose another --out")
+            raise PersonaError(
+                f"{out} was started with {k}={saved[key].get(k)!r}, now {getattr(cfg, k)!r}; "
+                "resume with the same settings or choose another --out"
+            )
     return cfg, saved
 
 
-def run_preflight(model_dir: Path, cfg, device: Optional[str], force: bool, stage: str = "sft") -> None:
+def run_preflight(model_dir: Path, cfg, device: str | None, force: bool, stage: str = "sft") -> None:
     """The budget's verdict for this stage, printed; a run that will not fit stops here."""
     from mlx_persona.budget.fit import preflight_stage
 
@@ -62,14 +62,27 @@ def run_preflight(model_dir: Path, cfg, device: Optional[str], force: bool, stag
     console.print(f"budget: ~{est.total_gb:.2f} GB of {est.usable_gb:.2f} GB on {est.device} ({est.verdict})")
 
 
-def launch(model_dir: Path, data: Path, out: Path, resume: bool, show_progress: bool = True, stage: str = "sft") -> dict:
+def launch(
+    model_dir: Path, data: Path, out: Path, resume: bool, show_progress: bool = True, stage: str = "sft"
+) -> dict:
     """Run the child to the end, drawing progress from metrics.jsonl; return its status.json.
 
     ``stage`` names the child module (``python -m mlx_persona.<stage>``), its settings file
     ``<stage>_config.json`` and log ``<stage>.log`` in ``out``; the DPO stage reuses this."""
     log_file = out / layout.stage_log(stage)
-    cmd = [sys.executable, "-m", f"mlx_persona.{stage}", "--model", str(model_dir), "--data", str(data),
-           "--out", str(out), "--config", str(out / layout.stage_config(stage))] + (["--resume"] if resume else [])
+    cmd = [
+        sys.executable,
+        "-m",
+        f"mlx_persona.{stage}",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--config",
+        str(out / layout.stage_config(stage)),
+    ] + (["--resume"] if resume else [])
     with open(log_file, "a") as log:
         child = subprocess.Popen(cmd, env=blas.fast_blas_env(), stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -87,8 +100,16 @@ def launch(model_dir: Path, data: Path, out: Path, resume: bool, show_progress: 
 
 
 def follow(child: subprocess.Popen, out: Path, metrics: Path, show: bool, label: str = "sft") -> None:
-    cols = [TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-            TextColumn("val {task.fields[val]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+    cols = [
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("val {task.fields[val]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    ]
     with Progress(*cols, console=console, disable=not show) as bar:
         task = bar.add_task(label, total=None, loss="-", val="-")
         pending, offset = "", 0
@@ -107,17 +128,19 @@ def follow(child: subprocess.Popen, out: Path, metrics: Path, show: bool, label:
                 *lines, pending = pending.split("\n")
                 for line in lines:
                     event = json.loads(line)
-                    fields = {"loss": f"{event['train_loss']:.3f}"} if "train_loss" in event else {"val": f"{event['val_loss']:.3f}"}
+                    fields = (
+                        {"loss": f"{event['train_loss']:.3f}"}
+                        if "train_loss" in event
+                        else {"val": f"{event['val_loss']:.3f}"}
+                    )
                     bar.update(task, completed=event["iter"], **fields)
             if done:
                 return
             time.sleep(0.5)
 
 
-def read_json(path: Path) -> Optional[dict]:
+def read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-

@@ -15,8 +15,8 @@ import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import mlx.core as mx
 import mlx.optimizers as optim
@@ -27,7 +27,13 @@ from mlx_persona.core.runs import atomic_dir, atomic_write_text
 from mlx_persona.train.checkpoint import save_checkpoint, save_weights, trainable_weights
 from mlx_persona.train.config import TrainConfig
 
-OPTIMIZERS = {"adam": optim.Adam, "adamw": optim.AdamW, "sgd": optim.SGD, "adafactor": optim.Adafactor, "muon": optim.Muon}
+OPTIMIZERS = {
+    "adam": optim.Adam,
+    "adamw": optim.AdamW,
+    "sgd": optim.SGD,
+    "adafactor": optim.Adafactor,
+    "muon": optim.Muon,
+}
 
 
 def kill_after_var(stage: str) -> str:
@@ -45,8 +51,10 @@ def load_base(model_dir: Path, cfg: TrainConfig, log: Callable):
     quantized = "quantization" in config or "quantization_config" in config
     if quantized and cfg.dequantize_on_cpu and mx.default_device().type == mx.DeviceType.cpu:
         bits = (config.get("quantization") or {}).get("bits", "?")
-        log(f"base is {bits}-bit quantized and MLX runs on the CPU: training on a dequantized float32 copy "
-            "(the adapter still loads on the quantized base)")
+        log(
+            f"base is {bits}-bit quantized and MLX runs on the CPU: training on a dequantized float32 copy "
+            "(the adapter still loads on the quantized base)"
+        )
         model = dequantize_model(model)
         model.set_dtype(mx.float32)
     return model, tokenizer
@@ -57,11 +65,13 @@ def attach_trainable(model, cfg: TrainConfig) -> None:
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
     if cfg.num_layers > len(model.layers):
-        raise PersonaError(f"{cfg.block}.num_layers: the model has {len(model.layers)} layers, asked for {cfg.num_layers}")
+        raise PersonaError(
+            f"{cfg.block}.num_layers: the model has {len(model.layers)} layers, asked for {cfg.num_layers}"
+        )
     mx.random.seed(cfg.seed)  # same point as mlx_lm: the LoRA init draws from this
     model.freeze()
     if cfg.fine_tune_type == "full":
-        for layer in model.layers[-max(cfg.num_layers, 0):]:
+        for layer in model.layers[-max(cfg.num_layers, 0) :]:
             layer.unfreeze()
     else:
         try:
@@ -83,8 +93,14 @@ def build_optimizer(cfg: TrainConfig, iters: int):
 
 def adapter_config(cfg: TrainConfig, model_dir: Path, iters: int) -> dict:
     """What ``mlx_lm.load(..., adapter_path=...)`` reads, plus our full settings for the record."""
-    return {"model": str(model_dir), "fine_tune_type": cfg.fine_tune_type, "num_layers": cfg.num_layers,
-            "lora_parameters": cfg.lora_parameters(), "iters": iters, f"persona_{cfg.block}": cfg.to_dict()}
+    return {
+        "model": str(model_dir),
+        "fine_tune_type": cfg.fine_tune_type,
+        "num_layers": cfg.num_layers,
+        "lora_parameters": cfg.lora_parameters(),
+        "iters": iters,
+        f"persona_{cfg.block}": cfg.to_dict(),
+    }
 
 
 class Metrics:
@@ -132,16 +148,27 @@ class TrainingRun:
 
     # -- what a checkpoint carries
     def state(self) -> dict:
-        return {"best_val": self.best_val, "best_iter": self.best_iter, "bad_evals": self.bad_evals,
-                "best_measure": self.best_measure, "window": self.window, "trained_tokens": self.trained_tokens, "elapsed": self.elapsed(),
-                "order": self.order.state(), "stopped_early": self.stopped_early, **self.fingerprints}
+        return {
+            "best_val": self.best_val,
+            "best_iter": self.best_iter,
+            "bad_evals": self.bad_evals,
+            "best_measure": self.best_measure,
+            "window": self.window,
+            "trained_tokens": self.trained_tokens,
+            "elapsed": self.elapsed(),
+            "order": self.order.state(),
+            "stopped_early": self.stopped_early,
+            **self.fingerprints,
+        }
 
     def load(self, state: dict) -> None:
         for key, theirs in self.fingerprints.items():
             if state.get(key) != theirs:
                 what = key.split("_")[0]
-                raise PersonaError(f"the checkpoint in {self.out} was made with a different {what}; "
-                                   "resume with the same settings or start a new --out")
+                raise PersonaError(
+                    f"the checkpoint in {self.out} was made with a different {what}; "
+                    "resume with the same settings or start a new --out"
+                )
         self.iteration = state["iteration"]
         self.best_val, self.best_iter, self.bad_evals = state["best_val"], state["best_iter"], state["bad_evals"]
         self.best_measure = state.get("best_measure")
@@ -171,13 +198,21 @@ class TrainingRun:
             save_weights(self.out / layout.ADAPTER_WEIGHTS, trainable_weights(self.model))
         else:
             self.bad_evals += 1
-        self.metrics.write(iter=k, val_loss=val_loss, **extra, val_time=round(time.perf_counter() - tic, 3),
-                           best=improved, elapsed=self.elapsed())
+        self.metrics.write(
+            iter=k,
+            val_loss=val_loss,
+            **extra,
+            val_time=round(time.perf_counter() - tic, 3),
+            best=improved,
+            elapsed=self.elapsed(),
+        )
         patience = self.cfg.early_stopping_patience
         if patience and self.bad_evals >= patience and k < self.iters:
             what, best = ("val-loss", self.best_val) if measure is None else ("measure", self.best_measure)
-            self.log(f"early stop at iteration {k}: no {what} gain in {patience} validations "
-                     f"(best {best:.4f} at {self.best_iter})")
+            self.log(
+                f"early stop at iteration {k}: no {what} gain in {patience} validations "
+                f"(best {best:.4f} at {self.best_iter})"
+            )
             self.stopped_early = True
 
     def after_step(self, k: int) -> None:
@@ -193,5 +228,11 @@ class TrainingRun:
             mx.save_safetensors(str(tmp / layout.ADAPTER_WEIGHTS), trainable_weights(self.model))
             (tmp / layout.ADAPTER_CONFIG).write_text((self.out / layout.ADAPTER_CONFIG).read_text())
         save_checkpoint(self.out, self.iteration, self.model, self.optimizer, self.state())
-        return {"state": "stopped_early" if self.stopped_early else "done", "iteration": self.iteration,
-                "iters": self.iters, "best_iter": self.best_iter, "best_val_loss": self.best_val, "elapsed": self.elapsed()}
+        return {
+            "state": "stopped_early" if self.stopped_early else "done",
+            "iteration": self.iteration,
+            "iters": self.iters,
+            "best_iter": self.best_iter,
+            "best_val_loss": self.best_val,
+            "elapsed": self.elapsed(),
+        }

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -67,8 +67,9 @@ def twin_score(generated: Sequence[str], real: Sequence[str], embed: Callable | 
     docstring; ``length_ratio`` is the plain median ratio, None when the real median is 0).
     """
     if len(generated) != len(real) or not real:
-        raise ValueError(f"twin_score needs as many generated as real replies, at least one "
-                         f"(got {len(generated)} and {len(real)})")
+        raise ValueError(
+            f"twin_score needs as many generated as real replies, at least one (got {len(generated)} and {len(real)})"
+        )
     if embed is None:
         from mlx_persona.models.embed import embed
     similarity = mean_similarity(generated, real, embed)
@@ -78,6 +79,11 @@ def twin_score(generated: Sequence[str], real: Sequence[str], embed: Callable | 
     hg, hr = habits(generated), habits(real)
     gaps = {name: relative_gap(hg[key], hr[key], floor) for key, (name, floor) in HABITS.items()}
     habit_distance = sum(gaps.values()) / len(gaps)
-    return {"score": similarity - length_distance - habit_distance, "similarity": similarity,
-            "length_distance": length_distance, "length_ratio": med_g / med_r if med_r else None,
-            "habit_distance": habit_distance, **gaps}
+    return {
+        "score": similarity - length_distance - habit_distance,
+        "similarity": similarity,
+        "length_distance": length_distance,
+        "length_ratio": med_g / med_r if med_r else None,
+        "habit_distance": habit_distance,
+        **gaps,
+    }

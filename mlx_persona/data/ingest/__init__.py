@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.data.ingest import alpaca, chatml, completion, csv_script, sharegpt, telegram, whatsapp
@@ -40,11 +39,11 @@ class Source:
     """One input file, as a recipe's ``data.sources`` entry names it."""
 
     path: str
-    format: Optional[str] = None  # None: detect from the file
-    persona: Optional[str] = None  # None: the persona given to clean()
+    format: str | None = None  # None: detect from the file
+    persona: str | None = None  # None: the persona given to clean()
 
 
-def _record_format(record) -> Optional[str]:
+def _record_format(record) -> str | None:
     if isinstance(record, dict):
         for name in RECORD_FORMATS:
             if FORMATS[name].looks_like(record):

@@ -5,7 +5,7 @@ Optional ``system`` and ``history`` (``[[question, answer], ...]`` before this e
 
 from __future__ import annotations
 
-from mlx_persona.data.ingest.base import Conversation, Reject, ReadResult, Turn, read_json_records
+from mlx_persona.data.ingest.base import Conversation, ReadResult, Reject, Turn, read_json_records
 
 
 def looks_like(record: dict) -> bool:

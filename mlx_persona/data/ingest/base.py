@@ -8,8 +8,8 @@ CSV column is absent) are errors the user must fix.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
 
 # Role words that sources use for "the other side" and "the model / the persona".
 USER_ROLES = {"user", "human", "prompter", "input", "prompt", "instruction"}
@@ -24,8 +24,8 @@ class Turn:
     speaker: str  # a person's name, or a role word for role-based sources
     text: str
     line: int  # 1-based line in the source file where the message starts
-    time: Optional[float] = None  # seconds (any epoch: only differences are used)
-    role: Optional[str] = None  # "user" / "assistant" when the source says so
+    time: float | None = None  # seconds (any epoch: only differences are used)
+    role: str | None = None  # "user" / "assistant" when the source says so
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Conversation:
     source: str
     line: int
     turns: list[Turn]
-    system: Optional[str] = None
+    system: str | None = None
     named: bool = True  # speakers are people's names (WhatsApp, CSV) rather than roles
 
     @property
@@ -54,8 +54,13 @@ class Reject:
     text: str = ""
 
     def to_json(self) -> dict:
-        return {"source": self.source, "line": self.line, "rule": self.rule,
-                "reason": self.reason, "text": self.text[:200]}
+        return {
+            "source": self.source,
+            "line": self.line,
+            "rule": self.rule,
+            "reason": self.reason,
+            "text": self.text[:200],
+        }
 
 
 # Rules that mean the *input* is damaged (counted as warnings), not that a rule filtered it.
@@ -69,12 +74,12 @@ class ReadResult:
     messages: int = 0  # raw messages seen, kept or not
 
 
-def decode_lines(raw: bytes, source: str) -> tuple[list[Optional[str]], list[Reject]]:
+def decode_lines(raw: bytes, source: str) -> tuple[list[str | None], list[Reject]]:
     """Split ``raw`` into physical lines; a line that is not UTF-8 becomes ``None`` and a reject."""
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
-        lines: list[Optional[str]] = raw.decode("utf-8").split("\n")
+        lines: list[str | None] = raw.decode("utf-8").split("\n")
         bad: list[Reject] = []
     except UnicodeDecodeError:
         lines, bad = [], []
@@ -83,13 +88,19 @@ def decode_lines(raw: bytes, source: str) -> tuple[list[Optional[str]], list[Rej
                 lines.append(chunk.decode("utf-8"))
             except UnicodeDecodeError as e:
                 lines.append(None)
-                bad.append(Reject(source, i, "undecodable", f"not UTF-8 at byte {e.start} of the line",
-                                  chunk.decode("utf-8", "replace")))
+                bad.append(
+                    Reject(
+                        source,
+                        i,
+                        "undecodable",
+                        f"not UTF-8 at byte {e.start} of the line",
+                        chunk.decode("utf-8", "replace"),
+                    )
+                )
     return [ln[:-1] if ln and ln.endswith("\r") else ln for ln in lines], bad
 
 
-def iter_json_records(lines: list[Optional[str]], source: str,
-                      result: ReadResult) -> Iterator[tuple[int, dict]]:
+def iter_json_records(lines: list[str | None], source: str, result: ReadResult) -> Iterator[tuple[int, dict]]:
     """Yield ``(line, record)`` for each JSON object in a JSONL file (or a JSON array file).
 
     Malformed lines become rejects in ``result``; undecodable ones were reported already.
@@ -165,7 +176,7 @@ def content_text(content) -> str:
     return str(content)
 
 
-def role_of(word: str) -> Optional[str]:
+def role_of(word: str) -> str | None:
     """Map a source's role word to ``user`` / ``assistant`` / ``system`` (None if unknown)."""
     w = str(word).strip().lower()
     if w in ASSISTANT_ROLES:

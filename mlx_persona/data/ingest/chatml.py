@@ -6,7 +6,15 @@ of it); tool results and content-less tool calls are not anyone's voice and are 
 
 from __future__ import annotations
 
-from mlx_persona.data.ingest.base import Conversation, Reject, ReadResult, Turn, content_text, read_json_records, role_of
+from mlx_persona.data.ingest.base import (
+    Conversation,
+    ReadResult,
+    Reject,
+    Turn,
+    content_text,
+    read_json_records,
+    role_of,
+)
 
 TOOL_ROLES = {"tool", "function", "ipython"}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 
 from mlx_persona.core.errors import PersonaError
-from mlx_persona.data.ingest.base import Conversation, Reject, ReadResult, Turn, decode_lines
+from mlx_persona.data.ingest.base import Conversation, ReadResult, Reject, Turn, decode_lines
 
 
 def _columns(header: list[str], source: str, options) -> tuple[int, int, list[int]]:
@@ -19,10 +19,13 @@ def _columns(header: list[str], source: str, options) -> tuple[int, int, list[in
     text = getattr(options, "text_column", "text").lower()
     missing = [c for c in (speaker, text) if c not in lower]
     if missing:
-        raise PersonaError(f"{source}: no column {' or '.join(map(repr, missing))} in the header "
-                           f"({', '.join(header)}); name them with --speaker-column / --text-column")
-    bounds = [lower.index(b.lower()) for b in getattr(options, "bound_columns", ("episode", "scene"))
-              if b.lower() in lower]
+        raise PersonaError(
+            f"{source}: no column {' or '.join(map(repr, missing))} in the header "
+            f"({', '.join(header)}); name them with --speaker-column / --text-column"
+        )
+    bounds = [
+        lower.index(b.lower()) for b in getattr(options, "bound_columns", ("episode", "scene")) if b.lower() in lower
+    ]
     return lower.index(speaker), lower.index(text), bounds
 
 
@@ -50,14 +53,26 @@ def read(raw: bytes, source: str, options=None) -> ReadResult:
         if any(b in bad_lines for b in range(start, prev_end + 1)):
             continue  # its undecodable line is already in the rejects
         if len(row) < need or not row[si].strip() or not row[ti].strip():
-            result.rejects.append(Reject(source, start, "csv-missing-column",
-                                         f"row has {len(row)} of {len(header)} columns or an empty "
-                                         f"speaker/text", ",".join(row)))
+            result.rejects.append(
+                Reject(
+                    source,
+                    start,
+                    "csv-missing-column",
+                    f"row has {len(row)} of {len(header)} columns or an empty speaker/text",
+                    ",".join(row),
+                )
+            )
             continue
-        if len(row) > len(header) and any(cell.strip() for cell in row[len(header):]):
-            result.rejects.append(Reject(source, start, "csv-extra-column",
-                                         f"row has {len(row)} columns, the header {len(header)} "
-                                         "(an unquoted comma?)", ",".join(row)))
+        if len(row) > len(header) and any(cell.strip() for cell in row[len(header) :]):
+            result.rejects.append(
+                Reject(
+                    source,
+                    start,
+                    "csv-extra-column",
+                    f"row has {len(row)} columns, the header {len(header)} (an unquoted comma?)",
+                    ",".join(row),
+                )
+            )
             continue
         key = tuple(row[b] for b in bi)
         if turns and key != scene:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from mlx_persona.data.ingest.base import Conversation, Reject, ReadResult, Turn, content_text, read_json_records, role_of
+from mlx_persona.data.ingest.base import (
+    Conversation,
+    ReadResult,
+    Reject,
+    Turn,
+    content_text,
+    read_json_records,
+    role_of,
+)
 
 
 def looks_like(record: dict) -> bool:

@@ -11,7 +11,7 @@ import datetime as _dt
 import json
 import re
 
-from mlx_persona.data.ingest.base import Conversation, Reject, ReadResult, Turn, decode_lines
+from mlx_persona.data.ingest.base import Conversation, ReadResult, Reject, Turn, decode_lines
 
 _ID_LINE = re.compile(r'^\s*"id":\s*(-?\d+),?\s*$')
 MEDIA_KEYS = ("photo", "file", "media_type", "sticker_emoji", "poll", "location_information")
@@ -30,8 +30,7 @@ def text_of(value) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, list):
-        return "".join(p if isinstance(p, str) else str(p.get("text", "")) for p in value
-                       if isinstance(p, (str, dict)))
+        return "".join(p if isinstance(p, str) else str(p.get("text", "")) for p in value if isinstance(p, (str, dict)))
     return ""
 
 
@@ -77,8 +76,9 @@ def read(raw: bytes, source: str, options=None) -> ReadResult:
                 continue  # its undecodable line is already in the rejects
             body = text_of(m.get("text"))
             if m.get("type") != "message":
-                result.rejects.append(Reject(source, line, "system-line",
-                                             f"Telegram {m.get('type')}: {m.get('action', '')}", body))
+                result.rejects.append(
+                    Reject(source, line, "system-line", f"Telegram {m.get('type')}: {m.get('action', '')}", body)
+                )
                 continue
             if not body.strip() and any(k2 in m for k2 in MEDIA_KEYS):
                 body = "<Media omitted>"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 
-from mlx_persona.data.ingest.base import Conversation, Reject, ReadResult, Turn, decode_lines
+from mlx_persona.data.ingest.base import Conversation, ReadResult, Reject, Turn, decode_lines
 
 _DATE = r"(\d{1,4})[/.\-](\d{1,2})[/.\-](\d{1,4})"
 _TIME = r"(\d{1,2})[:.](\d{2})(?:[:.](\d{2}))?(?:\s*([AaPp])\.?\s*[Mm]\.?)?"
@@ -83,8 +83,7 @@ def read(raw: bytes, source: str, options=None) -> ReadResult:
             continue
         m = IOS.match(ln) or ANDROID.match(ln)
         parsed.append((i, m.groups() if m else None, ln))
-    order = _date_order([p[1][:7] for p in parsed if isinstance(p[1], tuple)],
-                        getattr(options, "date_order", "auto"))
+    order = _date_order([p[1][:7] for p in parsed if isinstance(p[1], tuple)], getattr(options, "date_order", "auto"))
 
     turns: list[Turn] = []
     current = None  # [line, speaker, time, text parts, damaged]
