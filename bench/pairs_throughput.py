@@ -65,7 +65,7 @@ def main() -> None:
 
     from mlx_persona.models.generate import chat_prompt, generate_batched
     from mlx_persona.models.resolve import resolve_model
-    from mlx_persona.pairs.build import chat_messages, read_prompts
+    from mlx_persona.pairs.prompts import chat_messages, read_prompts
 
     model_dir = resolve_model(a.model)
     model, tok = load(str(model_dir))

@@ -34,7 +34,7 @@ from mlx_persona.core.settings import (
 )
 from mlx_persona.data.clean import CleanConfig
 from mlx_persona.dpo.config import DPOConfig
-from mlx_persona.pairs.build import PairsConfig
+from mlx_persona.pairs.config import PairsConfig
 from mlx_persona.runner.stages import STAGE_NAMES
 from mlx_persona.sft.config import SFTConfig
 

@@ -1,0 +1,144 @@
+"""The pair generator's child process: one model answers the prompts, ``python -m mlx_persona.pairs``.
+
+The parent (:func:`mlx_persona.pairs.build.run_pairs`) starts one child per model
+(:func:`run_generator`: the base model, then the fused twin), so only one model is in memory at a
+time. The child (:func:`main`, :func:`generate_child`) loads its model, answers every prompt not
+yet in its replies file with batched sampling (:func:`mlx_persona.models.generate.generate_batched`)
+and appends each reply as it finishes; a re-run skips what is answered, so a killed run resumes
+where it stopped. It prints its generation stats as one JSON line on stdout and logs to stderr;
+a user mistake goes into ``status.json`` for the parent (:mod:`mlx_persona.core.child`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from mlx_persona.core import layout
+from mlx_persona.core.child import child_error, child_main
+from mlx_persona.core.errors import PersonaError
+from mlx_persona.core.runs import atomic_write_text
+from mlx_persona.pairs.config import PairsConfig
+from mlx_persona.pairs.prompts import chat_messages, read_replies
+
+
+def generate_child(
+    model_dir: Path,
+    prompts_file: Path,
+    out_file: Path,
+    cfg: PairsConfig,
+    only: set | None = None,
+    log: Callable = print,
+) -> dict:
+    """Answer every prompt not yet in ``out_file`` with ``model_dir``; append replies as they finish."""
+    import mlx.core as mx
+    from mlx_lm import load
+
+    from mlx_persona.models.generate import chat_prompt, generate_batched, make_sampler
+
+    prompts = [json.loads(line) for line in prompts_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    done = read_replies(out_file)
+    todo = [p for p in prompts if p["id"] not in done and (only is None or p["id"] in only)]
+    if done and out_file.read_bytes()[-1:] != b"\n":  # a killed child left half a line: cut it
+        keep = out_file.read_bytes().rsplit(b"\n", 1)[0]
+        atomic_write_text(out_file, keep.decode("utf-8", "replace") + "\n")
+    log(f"{model_dir.name}: {len(done)} replies on disk, {len(todo)} to generate")
+    if not todo:
+        return {"generated": 0}
+    model, tokenizer = load(str(model_dir))
+    mx.random.seed(cfg.seed + len(done))  # a resumed run draws fresh samples, not the same ones again
+    ids = [chat_prompt(tokenizer, chat_messages(p)) for p in todo]
+    with open(out_file, "a", encoding="utf-8") as f:
+
+        def write(reply):
+            p = todo[reply.index]
+            f.write(
+                json.dumps(
+                    {"id": p["id"], "text": reply.text, "finish_reason": reply.finish_reason, "tokens": reply.tokens},
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
+            f.flush()
+
+        _, stats = generate_batched(
+            model,
+            tokenizer,
+            ids,
+            cfg.max_tokens,
+            cfg.batch_size,
+            make_sampler(cfg.temperature, cfg.top_p),
+            on_reply=write,
+        )
+    log(
+        f"{model_dir.name}: {stats['generated_tokens']} tokens in {stats['seconds']:.1f} s "
+        f"({stats['tokens_per_sec']:.1f} tokens/s, batch {cfg.batch_size})"
+    )
+    return {"generated": len(todo), **stats}
+
+
+def run_generator(model_dir: Path, out: Path, role: str, only: set | None, log: Callable) -> dict:
+    """Run the child for ``role`` (base or twin) on the prompts in ``out``, answering only the ids in
+    ``only`` (all when None); relay its log, and return its generation stats."""
+    from mlx_persona.core import blas
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlx_persona.pairs",
+        "--model",
+        str(model_dir),
+        "--prompts",
+        str(out / layout.PAIRS_PROMPTS),
+        "--out",
+        str(out / layout.replies_file(role)),
+        "--config",
+        str(out / layout.stage_config("pairs")),
+    ]
+    if only is not None:
+        (out / layout.only_file(role)).write_text(json.dumps(sorted(only)))
+        cmd += ["--only", str(out / layout.only_file(role))]
+    status = out / layout.STATUS  # where the child records a failure (core/child.py)
+    status.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        cmd + ["--status", str(status)],
+        env=blas.fast_blas_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stdout, stderr = proc.communicate()
+    if proc.returncode == 0:
+        for line in stderr.splitlines():
+            log(line)
+    else:
+        why = child_error(status, proc.pid) or " | ".join(stderr.strip().splitlines()[-3:])
+        raise PersonaError(f"pairs: the {role} generator failed: {why}")
+    return json.loads(stdout.strip().splitlines()[-1]) if stdout.strip() else {}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(
+        prog="python -m mlx_persona.pairs", description="Pair generator child: one model answers the prompts."
+    )
+    p.add_argument("--model", required=True, help="MLX model folder (base, or the fused twin).")
+    p.add_argument("--prompts", required=True, help="prompts.jsonl written by the parent.")
+    p.add_argument("--out", required=True, help="JSONL to append replies to (resumable).")
+    p.add_argument("--config", required=True, help="pairs_config.json.")
+    p.add_argument("--only", help="JSON list of prompt ids to answer (default: all).")
+    p.add_argument("--status", help="status.json to record a failure in, for the parent.")
+    a = p.parse_args(argv)
+
+    def work() -> None:
+        cfg = PairsConfig.from_mapping(json.loads(Path(a.config).read_text()))
+        only = set(json.loads(Path(a.only).read_text())) if a.only else None
+        stats = generate_child(
+            Path(a.model), Path(a.prompts), Path(a.out), cfg, only, log=lambda m: print(m, file=sys.stderr, flush=True)
+        )
+        print(json.dumps(stats), flush=True)
+
+    child_main(work, Path(a.status) if a.status else None)

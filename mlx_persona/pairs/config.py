@@ -1,0 +1,102 @@
+"""The pair generator's settings (the recipe's ``pairs:`` block, the ``pairs`` command's options).
+
+Each knob is one step of the story in :mod:`mlx_persona.pairs.build`: who writes the chosen and
+the rejected reply, how the models sample, and how strict the filters are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from mlx_persona.core.errors import PersonaError
+from mlx_persona.core.settings import Settings
+
+SPLITS = ("train", "valid")
+FILTERS = ("empty", "truncated", "identical", "length_ratio", "too_similar", "twin_close")
+REJECTED_FROM = ("base", "twin", "both")
+
+
+@dataclass
+class PairsConfig(Settings):
+    block: ClassVar[str] = "pairs"
+
+    chosen: str = field(
+        default="real",
+        metadata={
+            "help": "real: the person's reply (twin only where none); twin: always the fused twin's.",
+            "choices": ("real", "twin"),
+        },
+    )
+    max_tokens: int = field(
+        default=128, metadata={"help": "Longest generated reply; a reply cut here counts as truncated and is dropped."}
+    )
+    temperature: float = field(default=0.7, metadata={"help": "Sampling temperature for both models (0 = greedy)."})
+    top_p: float = field(default=0.9, metadata={"help": "Nucleus sampling mass (1 = off)."})
+    batch_size: int = field(
+        default=8, metadata={"help": "Sequences generated together (8 gave ~4x the tokens/s of one at a time)."}
+    )
+    similarity_threshold: float = field(
+        default=0.9,
+        metadata={"help": "Drop a pair whose chosen and rejected have a MiniLM cosine above this (1 = off)."},
+    )
+    rejected_from: str = field(
+        default="base",
+        metadata={
+            "help": "Who writes the rejected reply: base (the base model's assistant voice), twin (the fused SFT model's own replies far from the person's: on-policy negatives) or both (a base and a twin pair per prompt).",
+            "choices": ("base", "twin", "both"),
+        },
+    )
+    twin_max_similarity: float = field(
+        default=0.5,
+        metadata={
+            "help": "rejected_from twin/both: the twin's reply is a rejected example only when its MiniLM cosine with the person's real reply is below this (1 = keep all)."
+        },
+    )
+    max_length_ratio: float = field(
+        default=0.0,
+        metadata={
+            "help": "Drop a pair whose rejected/chosen length in words is above this or below its inverse, so length alone cannot tell them apart (e.g. 2; 0 = off)."
+        },
+    )
+    trim_truncated: bool = field(
+        default=True,
+        metadata={"help": "Trim a reply cut at max_tokens back to its last full sentence (kept when one remains)."},
+    )
+    allow_truncated: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep pairs whose generated reply hit max_tokens (a base model's long answer, cut, is still a fine rejected example)."
+        },
+    )
+    max_prompts: int | None = field(
+        default=None, metadata={"help": "Use at most this many prompts per split (quick runs)."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seeds sampling in each child."})
+
+    def validate(self, where: str | None = None) -> None:
+        where = where or self.block
+
+        def need(ok, name, why):
+            if not ok:
+                raise PersonaError(f"{where}.{name}: {why} (got {getattr(self, name)!r})")
+
+        need(self.chosen in ("real", "twin"), "chosen", "must be real or twin")
+        need(self.max_tokens >= 1, "max_tokens", "must be at least 1")
+        need(self.batch_size >= 1, "batch_size", "must be at least 1")
+        need(self.temperature >= 0, "temperature", "must not be negative")
+        need(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")
+        need(0 <= self.similarity_threshold <= 1, "similarity_threshold", "must be in [0, 1]")
+        need(self.rejected_from in REJECTED_FROM, "rejected_from", "must be base, twin or both")
+        need(
+            self.rejected_from == "base" or self.chosen == "real",
+            "rejected_from",
+            "twin and both need chosen=real (the twin's reply cannot be chosen and rejected at once)",
+        )
+        need(0 <= self.twin_max_similarity <= 1, "twin_max_similarity", "must be in [0, 1]")
+        need(
+            self.max_length_ratio == 0 or self.max_length_ratio >= 1,
+            "max_length_ratio",
+            "must be 0 (off) or at least 1",
+        )
+        need(self.max_prompts is None or self.max_prompts >= 1, "max_prompts", "must be at least 1")
