@@ -246,35 +246,13 @@ def estimate_shape(shape: ModelShape, settings: TrainSettings, dev: Device) -> E
     )
 
 
-def train_settings(
-    stage: str = "sft",
-    fine_tune_type: str = "lora",
-    rank: int = 8,
-    num_layers: int = 16,
-    keys: list[str] | None = None,
-    batch_size: int = 4,
-    max_seq_length: int = 2048,
-    grad_checkpoint: bool = False,
-    grad_accumulation_steps: int = 1,
-    optimizer: str = "adam",
-    reference_in_memory: bool = False,
-) -> TrainSettings:
-    return TrainSettings(
-        stage,
-        fine_tune_type,
-        rank,
-        num_layers,
-        tuple(keys) if keys else None,
-        batch_size,
-        max_seq_length,
-        grad_checkpoint,
-        grad_accumulation_steps,
-        optimizer,
-        reference_in_memory,
-    )
+def train_settings(keys: list[str] | None = None, **settings) -> TrainSettings:
+    """:class:`TrainSettings` from keyword arguments (what :func:`estimate`, ``fit`` and
+    ``preflight`` take beside the model and device); ``keys`` may be any sequence."""
+    return TrainSettings(keys=tuple(keys) if keys else None, **settings)
 
 
 def estimate(model: str | Path, *, device: str | None = None, memory_gb: float | None = None, **settings) -> Estimate:
     """Estimate peak training memory for ``model`` (folder, 'default' or hub id); never raises
-    on the verdict. ``settings`` are :func:`preflight`'s keyword arguments."""
+    on the verdict. ``settings`` are :func:`train_settings`'s keyword arguments."""
     return estimate_shape(load_shape(model), train_settings(**settings), get_device(device, memory_gb))

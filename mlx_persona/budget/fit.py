@@ -139,37 +139,15 @@ def fit(model: str | Path, *, device: str | None = None, memory_gb: float | None
 def preflight(
     model: str | Path,
     *,
-    stage: str = "sft",
-    fine_tune_type: str = "lora",
-    rank: int = 8,
-    num_layers: int = 16,
-    keys: list[str] | None = None,
-    batch_size: int = 4,
-    max_seq_length: int = 2048,
-    grad_checkpoint: bool = False,
-    grad_accumulation_steps: int = 1,
-    optimizer: str = "adam",
-    reference_in_memory: bool = False,
     device: str | None = None,
     memory_gb: float | None = None,
     force: bool = False,
+    **settings,
 ) -> Estimate:
     """Estimate before a stage loads weights; raise :class:`PersonaError` with the fit solver's
-    overrides when the run does not fit, unless ``force``."""
-    shape, dev = load_shape(model), get_device(device, memory_gb)
-    s = train_settings(
-        stage,
-        fine_tune_type,
-        rank,
-        num_layers,
-        keys,
-        batch_size,
-        max_seq_length,
-        grad_checkpoint,
-        grad_accumulation_steps,
-        optimizer,
-        reference_in_memory,
-    )
+    overrides when the run does not fit, unless ``force``. ``settings`` are
+    :func:`~mlx_persona.budget.estimate.train_settings`'s keyword arguments."""
+    shape, s, dev = load_shape(model), train_settings(**settings), get_device(device, memory_gb)
     est = estimate_shape(shape, s, dev)
     if est.verdict == "does not fit" and not force:
         raise PersonaError(
