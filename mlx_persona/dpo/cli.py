@@ -17,9 +17,16 @@ import click
 
 from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
-from mlx_persona.core.runs import atomic_write_json
 from mlx_persona.dpo.config import DPOConfig
-from mlx_persona.train.launch import console, launch, layered_settings, read_json, run_preflight
+from mlx_persona.train.launch import (
+    already_finished,
+    console,
+    launch,
+    layered_settings,
+    run_preflight,
+    save_settings,
+    stage_options,
+)
 
 
 def resolve(
@@ -45,35 +52,20 @@ _config_options = DPOConfig.click_options(skip=("optimizer_config", "mask_prompt
 @click.command("dpo")
 @click.option("--model", help="The fused SFT model folder (`mlx-persona fuse`); 'default' works for a quick try.")
 @click.option("--pairs", help="Folder with train.jsonl and valid.jsonl pairs (`mlx-persona pairs`).")
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Stage folder: metrics, adapters, checkpoints, reference cache.",
-)
-@click.option(
-    "--config", "config_file", type=click.Path(), help="YAML/JSON with the dpo settings (a recipe's dpo: block works)."
-)
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@click.option("--device", help="Budget preflight device profile (default: this machine).")
-@click.option("--force", is_flag=True, help="Start even when the budget says it will not fit.")
+@stage_options("dpo", out_help="Stage folder: metrics, adapters, checkpoints, reference cache.")
 @_config_options
 def dpo_command(model, pairs, out, config_file, resume, device, force, **overrides):
     """Teach the twin to prefer the person's replies over the base's (DPO, cached reference)."""
     from mlx_persona.models.resolve import resolve_model
 
     model, pairs_dir, cfg = resolve(out, model, pairs, config_file, overrides, resume)
-    status = read_json(out / layout.STATUS) or {}
-    if resume and status.get("state") in ("done", "stopped_early"):
-        console.print(f"{out}: already finished ({status['state']}, best val loss {status['best_val_loss']:.4f})")
+    if already_finished(out, resume):
         return
     model_dir = resolve_model(model)
     run_preflight(model_dir, cfg, device, force, stage="dpo")
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
-        atomic_write_json(
-            out / layout.stage_config("dpo"), {"model": str(model_dir), "data": str(pairs_dir), "dpo": cfg.to_dict()}
-        )
+        save_settings(out, "dpo", model_dir, pairs_dir, cfg)
     console.print(
         f"dpo: {cfg.loss_type} loss, beta {cfg.beta}, {cfg.fine_tune_type} r{cfg.rank} on {model_dir.name}, "
         f"log {out / layout.stage_log('dpo')}"

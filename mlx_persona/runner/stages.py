@@ -64,15 +64,13 @@ def _clean(ctx: Context, resume: bool) -> dict:
 
 def _train(ctx: Context, stage: str, model_dir: Path, data_dir: Path, resume: bool) -> dict:
     """Write the stage's settings (unless resuming) and run its training child."""
-    from mlx_persona.core.runs import atomic_write_json
-    from mlx_persona.train.launch import launch
+    from mlx_persona.train.launch import launch, save_settings
 
     out, cfg = ctx.path(stage), getattr(ctx.recipe, stage)
     out.mkdir(parents=True, exist_ok=True)
-    config = out / layout.stage_config(stage)
-    resume = resume and config.exists()
+    resume = resume and (out / layout.stage_config(stage)).exists()
     if not resume:
-        atomic_write_json(config, {"model": str(model_dir), "data": str(data_dir), stage: cfg.to_dict()})
+        save_settings(out, stage, model_dir, data_dir, cfg)
     return launch(model_dir, data_dir, out, resume, show_progress=False, stage=stage)
 
 

@@ -15,9 +15,17 @@ import click
 
 from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
-from mlx_persona.core.runs import atomic_write_json
 from mlx_persona.sft.config import SFTConfig
-from mlx_persona.train.launch import console, launch, layered_settings, read_json, run_preflight
+from mlx_persona.train.launch import (
+    already_finished,
+    console,
+    launch,
+    layered_settings,
+    read_json,
+    run_preflight,
+    save_settings,
+    stage_options,
+)
 
 
 def check_data(data: Path, batch_size: int) -> int:
@@ -62,24 +70,14 @@ _config_options = SFTConfig.click_options(skip=("optimizer_config",))
 @click.command("sft")
 @click.option("--model", help="Base model: a folder, a hub id, or 'default' (SmolLM2-135M-Instruct).")
 @click.option("--data", help="Folder with train.jsonl and valid.jsonl (mlx_lm chat JSONL).")
-@click.option(
-    "--out", required=True, type=click.Path(path_type=Path), help="Stage folder for metrics, adapters, checkpoints."
-)
-@click.option(
-    "--config", "config_file", type=click.Path(), help="YAML/JSON with the sft settings (a recipe's sft: block works)."
-)
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@click.option("--device", help="Budget preflight device profile (default: this machine).")
-@click.option("--force", is_flag=True, help="Start even when the budget says it will not fit.")
+@stage_options("sft", out_help="Stage folder for metrics, adapters, checkpoints.")
 @_config_options
 def sft_command(model, data, out, config_file, resume, device, force, **overrides):
     """Fine-tune the base on the cleaned chats (LoRA, DoRA or full) with mlx_lm's trainer."""
     from mlx_persona.models.resolve import resolve_model
 
     model, data_dir, cfg = resolve_settings(out, model, data, config_file, overrides, resume)
-    status = read_json(out / layout.STATUS) or {}
-    if resume and status.get("state") in ("done", "stopped_early"):
-        console.print(f"{out}: already finished ({status['state']}, best val loss {status['best_val_loss']:.4f})")
+    if already_finished(out, resume):
         return
     n_train = check_data(data_dir, cfg.batch_size)
     model_dir = resolve_model(model)
@@ -95,9 +93,7 @@ def sft_command(model, data, out, config_file, resume, device, force, **override
     run_preflight(model_dir, cfg, device, force)
     iters = cfg.resolve_iters(n_train)
     if not resume:
-        atomic_write_json(
-            out / layout.stage_config("sft"), {"model": str(model_dir), "data": str(data_dir), "sft": cfg.to_dict()}
-        )
+        save_settings(out, "sft", model_dir, data_dir, cfg)
     console.print(
         f"sft: {cfg.fine_tune_type} r{cfg.rank} on {model_dir.name}, {iters} steps, log {out / layout.stage_log('sft')}"
     )

@@ -1,8 +1,9 @@
 """Start a training stage's child process and show its progress (the ``sft`` and ``dpo``
 commands and the runner all start their children here).
 
-The parent never imports MLX. It resolves the stage's settings (:func:`layered_settings`), asks
-the budget whether the run fits (:func:`run_preflight`), and starts
+The parent never imports MLX. The commands share their options (:func:`stage_options`); the
+parent resolves the stage's settings (:func:`layered_settings`), asks the budget whether the run
+fits (:func:`run_preflight`), writes them for the child (:func:`save_settings`), and starts
 ``python -m mlx_persona.<stage>`` with the fast BLAS (:func:`launch`). The progress bar (loss,
 val loss, ETA) comes from tailing the child's ``metrics.jsonl`` (:func:`follow`), and a failed
 child's reason from its ``status.json`` (:mod:`mlx_persona.core.child`), never from its console
@@ -15,16 +16,60 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from mlx_persona.core import blas, layout
 from mlx_persona.core.child import child_error
 from mlx_persona.core.errors import PersonaError
+from mlx_persona.core.runs import atomic_write_json
 
 console = Console(stderr=True)
+
+
+def stage_options(stage: str, out_help: str) -> Callable:
+    """The options every training command takes after its inputs, in this order: --out (the stage
+    folder, ``out_help``), --config, --resume, --device, --force."""
+    options = [
+        click.option("--out", required=True, type=click.Path(path_type=Path), help=out_help),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(),
+            help=f"YAML/JSON with the {stage} settings (a recipe's {stage}: block works).",
+        ),
+        click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint."),
+        click.option("--device", help="Budget preflight device profile (default: this machine)."),
+        click.option("--force", is_flag=True, help="Start even when the budget says it will not fit."),
+    ]
+
+    def decorate(command: Callable) -> Callable:
+        for option in reversed(options):  # click lists options in the order they are written
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def already_finished(out: Path, resume: bool) -> bool:
+    """On --resume of a run that has ended (done, or stopped early), say so: nothing to continue."""
+    status = read_json(out / layout.STATUS) or {}
+    if resume and status.get("state") in ("done", "stopped_early"):
+        console.print(f"{out}: already finished ({status['state']}, best val loss {status['best_val_loss']:.4f})")
+        return True
+    return False
+
+
+def save_settings(out: Path, stage: str, model_dir: Path, data_dir: Path, cfg) -> None:
+    """``<stage>_config.json``: the resolved model, data and settings, what the child and a later
+    --resume (:func:`layered_settings`) read."""
+    atomic_write_json(
+        out / layout.stage_config(stage), {"model": str(model_dir), "data": str(data_dir), stage: cfg.to_dict()}
+    )
 
 
 def layered_settings(out: Path, cls, key: str, label: str, config: str | None, overrides: dict, resume: bool) -> tuple:
