@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import click
-
 from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.dpo.config import DPOConfig
@@ -23,9 +21,8 @@ from mlx_persona.train.launch import (
     console,
     launch,
     layered_settings,
-    run_preflight,
-    save_settings,
-    stage_options,
+    prepare_run,
+    training_command,
 )
 
 
@@ -45,27 +42,20 @@ def resolve(
     return model, Path(pairs), cfg
 
 
-# mask_prompt: DPO scores replies only; grad accumulation: not supported by the DPO stage
-_config_options = DPOConfig.click_options(skip=("optimizer_config", "mask_prompt", "grad_accumulation_steps"))
-
-
-@click.command("dpo")
-@click.option("--model", help="The fused SFT model folder (`mlx-persona fuse`); 'default' works for a quick try.")
-@click.option("--pairs", help="Folder with train.jsonl and valid.jsonl pairs (`mlx-persona pairs`).")
-@stage_options("dpo", out_help="Stage folder: metrics, adapters, checkpoints, reference cache.")
-@_config_options
+@training_command(
+    "dpo",
+    model_help="The fused SFT model folder (`mlx-persona fuse`); 'default' works for a quick try.",
+    data=("--pairs", "Folder with train.jsonl and valid.jsonl pairs (`mlx-persona pairs`)."),
+    out_help="Stage folder: metrics, adapters, checkpoints, reference cache.",
+    # mask_prompt: DPO scores replies only; grad accumulation: not supported by the DPO stage
+    settings=DPOConfig.click_options(skip=("optimizer_config", "mask_prompt", "grad_accumulation_steps")),
+)
 def dpo_command(model, pairs, out, config_file, resume, device, force, **overrides):
     """Teach the twin to prefer the person's replies over the base's (DPO, cached reference)."""
-    from mlx_persona.models.resolve import resolve_model
-
     model, pairs_dir, cfg = resolve(out, model, pairs, config_file, overrides, resume)
     if already_finished(out, resume):
         return
-    model_dir = resolve_model(model)
-    run_preflight(model_dir, cfg, device, force, stage="dpo")
-    out.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        save_settings(out, "dpo", model_dir, pairs_dir, cfg)
+    model_dir = prepare_run(out, "dpo", model, pairs_dir, cfg, device, force, resume)
     console.print(
         f"dpo: {cfg.loss_type} loss, beta {cfg.beta}, {cfg.fine_tune_type} r{cfg.rank} on {model_dir.name}, "
         f"log {out / layout.stage_log('dpo')}"

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import click
-
 from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.sft.config import SFTConfig
@@ -21,10 +19,8 @@ from mlx_persona.train.launch import (
     console,
     launch,
     layered_settings,
-    read_json,
-    run_preflight,
-    save_settings,
-    stage_options,
+    prepare_run,
+    training_command,
 )
 
 
@@ -64,36 +60,21 @@ def resolve_settings(
     return model, Path(data), cfg
 
 
-_config_options = SFTConfig.click_options(skip=("optimizer_config",))
-
-
-@click.command("sft")
-@click.option("--model", help="Base model: a folder, a hub id, or 'default' (SmolLM2-135M-Instruct).")
-@click.option("--data", help="Folder with train.jsonl and valid.jsonl (mlx_lm chat JSONL).")
-@stage_options("sft", out_help="Stage folder for metrics, adapters, checkpoints.")
-@_config_options
+@training_command(
+    "sft",
+    model_help="Base model: a folder, a hub id, or 'default' (SmolLM2-135M-Instruct).",
+    data=("--data", "Folder with train.jsonl and valid.jsonl (mlx_lm chat JSONL)."),
+    out_help="Stage folder for metrics, adapters, checkpoints.",
+    settings=SFTConfig.click_options(skip=("optimizer_config",)),
+)
 def sft_command(model, data, out, config_file, resume, device, force, **overrides):
     """Fine-tune the base on the cleaned chats (LoRA, DoRA or full) with mlx_lm's trainer."""
-    from mlx_persona.models.resolve import resolve_model
-
     model, data_dir, cfg = resolve_settings(out, model, data, config_file, overrides, resume)
     if already_finished(out, resume):
         return
     n_train = check_data(data_dir, cfg.batch_size)
-    model_dir = resolve_model(model)
-    saved = read_json(out / layout.stage_config("sft")) if resume else None
-    if saved and (Path(saved["model"]).resolve(), Path(saved["data"]).resolve()) != (
-        model_dir.resolve(),
-        data_dir.resolve(),
-    ):
-        raise PersonaError(
-            f"{out} was started on model {saved['model']} and data {saved['data']}; "
-            "resume with the same ones or choose another --out"
-        )
-    run_preflight(model_dir, cfg, device, force)
+    model_dir = prepare_run(out, "sft", model, data_dir, cfg, device, force, resume)
     iters = cfg.resolve_iters(n_train)
-    if not resume:
-        save_settings(out, "sft", model_dir, data_dir, cfg)
     console.print(
         f"sft: {cfg.fine_tune_type} r{cfg.rank} on {model_dir.name}, {iters} steps, log {out / layout.stage_log('sft')}"
     )

@@ -1,9 +1,9 @@
 """Start a training stage's child process and show its progress (the ``sft`` and ``dpo``
 commands and the runner all start their children here).
 
-The parent never imports MLX. The commands share their options (:func:`stage_options`); the
-parent resolves the stage's settings (:func:`layered_settings`), asks the budget whether the run
-fits (:func:`run_preflight`), writes them for the child (:func:`save_settings`), and starts
+The parent never imports MLX. Both commands are built by :func:`training_command`; the
+parent resolves the stage's settings (:func:`layered_settings`), then the model, asks the budget
+whether the run fits and writes the settings for the child (:func:`prepare_run`), and starts
 ``python -m mlx_persona.<stage>`` with the fast BLAS (:func:`launch`). The progress bar (loss,
 val loss, ETA) comes from tailing the child's ``metrics.jsonl`` (:func:`follow`), and a failed
 child's reason from its ``status.json`` (:mod:`mlx_persona.core.child`), never from its console
@@ -31,10 +31,14 @@ from mlx_persona.core.runs import atomic_write_json
 console = Console(stderr=True)
 
 
-def stage_options(stage: str, out_help: str) -> Callable:
-    """The options every training command takes after its inputs, in this order: --out (the stage
-    folder, ``out_help``), --config, --resume, --device, --force."""
+def training_command(stage: str, model_help: str, data: tuple[str, str], out_help: str, settings: Callable) -> Callable:
+    """The click command of a training stage, named ``stage``, with its options in this order:
+    --model, the data folder (``data``: the option and its help), --out (the stage folder),
+    --config, --resume, --device, --force, then the stage's settings (``settings``: its config
+    class's ``click_options``)."""
     options = [
+        click.option("--model", help=model_help),
+        click.option(data[0], help=data[1]),
         click.option("--out", required=True, type=click.Path(path_type=Path), help=out_help),
         click.option(
             "--config",
@@ -45,12 +49,13 @@ def stage_options(stage: str, out_help: str) -> Callable:
         click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint."),
         click.option("--device", help="Budget preflight device profile (default: this machine)."),
         click.option("--force", is_flag=True, help="Start even when the budget says it will not fit."),
+        settings,
     ]
 
-    def decorate(command: Callable) -> Callable:
+    def decorate(command: Callable) -> click.Command:
         for option in reversed(options):  # click lists options in the order they are written
             command = option(command)
-        return command
+        return click.command(stage)(command)
 
     return decorate
 
@@ -70,6 +75,30 @@ def save_settings(out: Path, stage: str, model_dir: Path, data_dir: Path, cfg) -
     atomic_write_json(
         out / layout.stage_config(stage), {"model": str(model_dir), "data": str(data_dir), stage: cfg.to_dict()}
     )
+
+
+def prepare_run(out: Path, stage: str, model: str, data_dir: Path, cfg, device: str | None, force: bool, resume: bool):
+    """What a training command does before it starts the child: resolve ``model``, refuse to
+    resume on another model or data than the run began with, ask the budget
+    (:func:`run_preflight`), and write the settings of a new run (:func:`save_settings`).
+    Returns the model folder."""
+    from mlx_persona.models.resolve import resolve_model
+
+    model_dir = resolve_model(model)
+    saved = read_json(out / layout.stage_config(stage)) if resume else None
+    if saved and (Path(saved["model"]).resolve(), Path(saved["data"]).resolve()) != (
+        model_dir.resolve(),
+        Path(data_dir).resolve(),
+    ):
+        raise PersonaError(
+            f"{out} was started on model {saved['model']} and data {saved['data']}; "
+            "resume with the same ones or choose another --out"
+        )
+    run_preflight(model_dir, cfg, device, force, stage=stage)
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        save_settings(out, stage, model_dir, data_dir, cfg)
+    return model_dir
 
 
 def layered_settings(out: Path, cls, key: str, label: str, config: str | None, overrides: dict, resume: bool) -> tuple:
