@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -180,7 +181,7 @@ def test_resume_equals_uninterrupted(tiny_model_dir, tmp_path, monkeypatch, shar
         raise Killed()
 
     monkeypatch.setenv(dpo.KILL_AFTER_VAR, "8")  # last checkpoint at 6: steps 7-8 are lost
-    monkeypatch.setattr(dpo.os, "kill", die)
+    monkeypatch.setattr(os, "kill", die)
     cut = tmp_path / "cut"
     with pytest.raises(Killed):
         dpo.run_dpo(tiny_model_dir, pairs, cut, cfg, log=quiet)
@@ -305,7 +306,7 @@ def test_select_by_twin_resume_equals_uninterrupted(tiny_model_dir, tmp_path, mo
         raise Killed()
 
     monkeypatch.setenv(dpo.KILL_AFTER_VAR, "8")
-    monkeypatch.setattr(dpo.os, "kill", die)
+    monkeypatch.setattr(os, "kill", die)
     cut = tmp_path / "cut"
     with pytest.raises(Killed):
         dpo.run_dpo(tiny_model_dir, pairs, cut, cfg, log=quiet, measure=by_length)

@@ -58,7 +58,7 @@ def test_resume_equals_uninterrupted(tiny_model_dir, data, tmp_path, monkeypatch
         raise Killed()
 
     monkeypatch.setenv(sft.KILL_AFTER_VAR, "11")
-    monkeypatch.setattr(sft.os, "kill", die)
+    monkeypatch.setattr(os, "kill", die)  # train.loop kills the run after step N
     cut = tmp_path / "cut"
     with pytest.raises(Killed):
         sft.run_sft(tiny_model_dir, data, cut, cfg, log=lambda m: None)

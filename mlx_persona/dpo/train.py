@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,11 +42,8 @@ from mlx_persona.dpo.loss import batch_loss, shared_batch_loss
 from mlx_persona.dpo.reference import reference_logps
 from mlx_persona.models.generate import generate_batched
 from mlx_persona.train.batches import BatchOrder
-from mlx_persona.train.checkpoint import latest_checkpoint, read_state, restore_checkpoint
 from mlx_persona.train.loop import (
-    Metrics,
     TrainingRun,
-    adapter_config,
     attach_trainable,
     build_optimizer,
     kill_after_var,
@@ -323,17 +319,7 @@ def run_dpo(
     run = DPORun(
         model, optimizer, {s: PairSet(p) for s, p in sets.items()}, refs, cfg, iters, out, fingerprints, log, probe
     )
-    ckpt = latest_checkpoint(out) if resume else None
-    if ckpt is not None:
-        run.load(read_state(ckpt))
-        restore_checkpoint(ckpt, model, optimizer)
-        log(f"resuming from checkpoint at step {run.iteration} of {iters}")
-    else:
-        atomic_write_json(out / layout.ADAPTER_CONFIG, adapter_config(cfg, model_dir, iters))
-    run.metrics = Metrics(out / layout.STAGE_METRICS, keep_upto=run.iteration if ckpt is not None else None)
-    atomic_write_json(
-        out / layout.STATUS, {"state": "running", "iteration": run.iteration, "iters": iters, "pid": os.getpid()}
-    )
+    run.begin(resume, model_dir)
     if run.iteration == 0:
         run.run_validation(0)  # adapter at zero: val loss log 2 (sigmoid), accuracy 0, margin 0
     run.train()

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
 import types
 from collections.abc import Callable
@@ -43,11 +42,8 @@ from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_write_json, fingerprint
 from mlx_persona.sft.config import SFTConfig
 from mlx_persona.train.batches import BatchOrder
-from mlx_persona.train.checkpoint import latest_checkpoint, read_state, restore_checkpoint
 from mlx_persona.train.loop import (
-    Metrics,
     TrainingRun,
-    adapter_config,
     attach_trainable,
     build_optimizer,
     kill_after_var,
@@ -167,16 +163,7 @@ def run_sft(
     }
     run = SFTRun(model, optimizer, order, val_set, cfg, iters, out, fingerprints, log)
 
-    ckpt = latest_checkpoint(out) if resume else None
-    if ckpt is not None:
-        run.load(read_state(ckpt))
-        restore_checkpoint(ckpt, model, optimizer)
-        log(f"resuming from checkpoint at iteration {run.iteration} of {iters}")
-    else:
-        atomic_write_json(out / layout.ADAPTER_CONFIG, adapter_config(cfg, model_dir, iters))
-    run.metrics = Metrics(out / layout.STAGE_METRICS, keep_upto=run.iteration if ckpt is not None else None)
-    status = {"state": "running", "iteration": run.iteration, "iters": iters, "pid": os.getpid()}
-    atomic_write_json(out / layout.STATUS, status)
+    run.begin(resume, model_dir)
 
     if run.iteration == 0:
         model.train()

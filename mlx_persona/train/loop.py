@@ -2,11 +2,12 @@
 ``metrics.jsonl``, and :class:`TrainingRun`, the bookkeeping a checkpoint carries.
 
 The story of a training stage (``sft/train.py``, ``dpo/train.py``): :func:`load_base`,
-:func:`attach_trainable`, :func:`build_optimizer`; a :class:`TrainingRun` subclass steps, reports
-to :class:`Metrics`, calls :meth:`TrainingRun.record_validation` after each validation (best
-adapter, early stopping) and :meth:`TrainingRun.after_step` after each step (checkpoints), and
-:meth:`TrainingRun.finish` at the end. Everything :meth:`TrainingRun.state` returns goes into the
-checkpoint, so a resumed run is the run that never stopped.
+:func:`attach_trainable`, :func:`build_optimizer`; a :class:`TrainingRun` subclass resumes or
+starts (:meth:`TrainingRun.begin`), steps, reports to :class:`Metrics`, calls
+:meth:`TrainingRun.record_validation` after each validation (best adapter, early stopping) and
+:meth:`TrainingRun.after_step` after each step (checkpoints), and :meth:`TrainingRun.finish` at
+the end. Everything :meth:`TrainingRun.state` returns goes into the checkpoint, so a resumed run
+is the run that never stopped.
 """
 
 from __future__ import annotations
@@ -23,8 +24,15 @@ import mlx.optimizers as optim
 
 from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
-from mlx_persona.core.runs import atomic_dir, atomic_write_text
-from mlx_persona.train.checkpoint import save_checkpoint, save_weights, trainable_weights
+from mlx_persona.core.runs import atomic_dir, atomic_write_json, atomic_write_text
+from mlx_persona.train.checkpoint import (
+    latest_checkpoint,
+    read_state,
+    restore_checkpoint,
+    save_checkpoint,
+    save_weights,
+    trainable_weights,
+)
 from mlx_persona.train.config import TrainConfig
 
 OPTIMIZERS = {
@@ -145,6 +153,21 @@ class TrainingRun:
     def empty_window() -> dict:
         """Sums over the steps since the last train report."""
         return {"loss": 0.0, "steps": 0, "tokens": 0.0, "time": 0.0}
+
+    def begin(self, resume: bool, model_dir: Path) -> None:
+        """Continue from the latest checkpoint (on ``resume``, when there is one) or start fresh
+        (write ``adapter_config.json``); open ``metrics.jsonl``, cut back to the checkpoint on a
+        resume, and mark ``status.json`` running for the parent."""
+        ckpt = latest_checkpoint(self.out) if resume else None
+        if ckpt is not None:
+            self.load(read_state(ckpt))
+            restore_checkpoint(ckpt, self.model, self.optimizer)
+            self.log(f"resuming from checkpoint at step {self.iteration} of {self.iters}")
+        else:
+            atomic_write_json(self.out / layout.ADAPTER_CONFIG, adapter_config(self.cfg, model_dir, self.iters))
+        self.metrics = Metrics(self.out / layout.STAGE_METRICS, keep_upto=self.iteration if ckpt is not None else None)
+        status = {"state": "running", "iteration": self.iteration, "iters": self.iters, "pid": os.getpid()}
+        atomic_write_json(self.out / layout.STATUS, status)
 
     # -- what a checkpoint carries
     def state(self) -> dict:
