@@ -5,7 +5,7 @@ Optional ``system`` and ``history`` (``[[question, answer], ...]`` before this e
 
 from __future__ import annotations
 
-from mlx_persona.data.ingest.base import Conversation, ReadResult, Reject, Turn, read_json_records
+from mlx_persona.data.ingest.base import ReadResult, exchange, read_json_records, role_conversation, string_fields
 
 
 def looks_like(record: dict) -> bool:
@@ -13,21 +13,17 @@ def looks_like(record: dict) -> bool:
 
 
 def convert(obj: dict, source: str, line: int, result: ReadResult):
-    instruction, output = obj.get("instruction"), obj.get("output")
-    if not isinstance(instruction, str) or not isinstance(output, str):
-        result.rejects.append(Reject(source, line, "bad-record", "'instruction' and 'output' must be strings"))
+    fields = string_fields(obj, ("instruction", "output"), source, line, result)
+    if fields is None:
         return None
+    instruction, output = fields
     turns = []
     for pair in obj.get("history") or []:
         if isinstance(pair, (list, tuple)) and len(pair) == 2:
-            turns.append(Turn("user", str(pair[0]), line, None, "user"))
-            turns.append(Turn("assistant", str(pair[1]), line, None, "assistant"))
+            turns += exchange(str(pair[0]), str(pair[1]), line)
     extra = obj.get("input")
     prompt = f"{instruction}\n\n{extra}" if isinstance(extra, str) and extra.strip() else instruction
-    turns.append(Turn("user", prompt, line, None, "user"))
-    turns.append(Turn("assistant", output, line, None, "assistant"))
-    system = obj.get("system") if isinstance(obj.get("system"), str) and obj["system"].strip() else None
-    return Conversation(source, line, turns, system, named=False)
+    return role_conversation(source, line, turns + exchange(prompt, output, line), obj.get("system"))
 
 
 def read(raw: bytes, source: str, options=None) -> ReadResult:

@@ -188,6 +188,42 @@ def role_of(word: str) -> str | None:
     return None
 
 
+# -- what the role-based JSON readers (chatml, sharegpt, alpaca, completion) share
+def message_list(obj: dict, key: str, source: str, line: int, result: ReadResult) -> list | None:
+    """The record's list of messages under ``key``; None (and a bad-record reject) when absent."""
+    msgs = obj.get(key)
+    if not isinstance(msgs, list):
+        result.rejects.append(Reject(source, line, "bad-record", f"no '{key}' list"))
+        return None
+    return msgs
+
+
+def string_fields(obj: dict, keys: tuple[str, ...], source: str, line: int, result: ReadResult) -> list[str] | None:
+    """The record's values under ``keys`` when each is a string; None (and a bad-record reject) otherwise."""
+    values = [obj.get(k) for k in keys]
+    if not all(isinstance(v, str) for v in values):
+        names = " and ".join(f"'{k}'" for k in keys)
+        result.rejects.append(Reject(source, line, "bad-record", f"{names} must be strings"))
+        return None
+    return values
+
+
+def exchange(prompt: str, reply: str, line: int) -> list[Turn]:
+    """A user turn and the assistant's reply to it."""
+    return [Turn("user", prompt, line, None, "user"), Turn("assistant", reply, line, None, "assistant")]
+
+
+def role_conversation(source: str, line: int, turns: list[Turn], system: list[str] | str | None) -> Conversation:
+    """A role-based record's conversation (its speakers are roles, not names). ``system``: the
+    record's system prompt, or its parts, joined by a blank line (none: no system prompt); a
+    ``system`` field that is not a non-blank string is ignored."""
+    if isinstance(system, list):
+        system = "\n\n".join(system) if system else None
+    elif not (isinstance(system, str) and system.strip()):
+        system = None
+    return Conversation(source, line, turns, system, named=False)
+
+
 def read_json_records(raw: bytes, source: str, convert) -> ReadResult:
     """Read a JSONL (or JSON array) file, turning each record into a conversation.
 

@@ -7,12 +7,13 @@ of it); tool results and content-less tool calls are not anyone's voice and are 
 from __future__ import annotations
 
 from mlx_persona.data.ingest.base import (
-    Conversation,
     ReadResult,
     Reject,
     Turn,
     content_text,
+    message_list,
     read_json_records,
+    role_conversation,
     role_of,
 )
 
@@ -24,9 +25,8 @@ def looks_like(record: dict) -> bool:
 
 
 def convert(obj: dict, source: str, line: int, result: ReadResult):
-    msgs = obj.get("messages")
-    if not isinstance(msgs, list):
-        result.rejects.append(Reject(source, line, "bad-record", "no 'messages' list"))
+    msgs = message_list(obj, "messages", source, line, result)
+    if msgs is None:
         return None
     system, turns = [], []
     for m in msgs:
@@ -46,7 +46,7 @@ def convert(obj: dict, source: str, line: int, result: ReadResult):
             system.append(text)
             continue
         turns.append(Turn(str(m.get("name") or role), text, line, None, role))
-    return Conversation(source, line, turns, "\n\n".join(system) if system else None, named=False)
+    return role_conversation(source, line, turns, system)
 
 
 def read(raw: bytes, source: str, options=None) -> ReadResult:

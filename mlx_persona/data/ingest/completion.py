@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlx_persona.data.ingest.base import Conversation, ReadResult, Reject, Turn, read_json_records
+from mlx_persona.data.ingest.base import ReadResult, exchange, read_json_records, role_conversation, string_fields
 
 
 def looks_like(record: dict) -> bool:
@@ -10,13 +10,10 @@ def looks_like(record: dict) -> bool:
 
 
 def convert(obj: dict, source: str, line: int, result: ReadResult):
-    prompt, completion = obj.get("prompt"), obj.get("completion")
-    if not isinstance(prompt, str) or not isinstance(completion, str):
-        result.rejects.append(Reject(source, line, "bad-record", "'prompt' and 'completion' must be strings"))
+    fields = string_fields(obj, ("prompt", "completion"), source, line, result)
+    if fields is None:
         return None
-    turns = [Turn("user", prompt, line, None, "user"), Turn("assistant", completion, line, None, "assistant")]
-    system = obj.get("system") if isinstance(obj.get("system"), str) and obj["system"].strip() else None
-    return Conversation(source, line, turns, system, named=False)
+    return role_conversation(source, line, exchange(*fields, line), obj.get("system"))
 
 
 def read(raw: bytes, source: str, options=None) -> ReadResult:

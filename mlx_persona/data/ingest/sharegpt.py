@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from mlx_persona.data.ingest.base import (
-    Conversation,
     ReadResult,
     Reject,
     Turn,
     content_text,
+    message_list,
     read_json_records,
+    role_conversation,
     role_of,
 )
 
@@ -18,9 +19,8 @@ def looks_like(record: dict) -> bool:
 
 
 def convert(obj: dict, source: str, line: int, result: ReadResult):
-    msgs = obj.get("conversations")
-    if not isinstance(msgs, list):
-        result.rejects.append(Reject(source, line, "bad-record", "no 'conversations' list"))
+    msgs = message_list(obj, "conversations", source, line, result)
+    if msgs is None:
         return None
     system = [obj["system"]] if isinstance(obj.get("system"), str) and obj["system"].strip() else []
     turns = []
@@ -35,7 +35,7 @@ def convert(obj: dict, source: str, line: int, result: ReadResult):
             system.append(text)
         else:
             turns.append(Turn(role, text, line, None, role))
-    return Conversation(source, line, turns, "\n\n".join(system) if system else None, named=False)
+    return role_conversation(source, line, turns, system)
 
 
 def read(raw: bytes, source: str, options=None) -> ReadResult:
