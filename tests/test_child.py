@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from mlx_persona.core import layout
-from mlx_persona.core.child import child_error, child_main, record_failure
+from mlx_persona.core.child import child_error, child_main, record_failure, run_child
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.train import launch as launch_mod
 
@@ -62,6 +62,18 @@ def test_a_real_child_writes_its_status(tmp_path):
     assert proc.returncode == 1, proc.stderr
     s = json.loads(status.read_text())
     assert s["state"] == "failed" and "no adapters.safetensors" in s["error"]
+
+
+def test_run_child_returns_the_error_this_child_recorded(tmp_path):
+    """run_child: the same fuse child through the parents' helper; an older failure in the status
+    file is cleared first, so the error that comes back is this child's."""
+    (tmp_path / "adapter").mkdir()
+    status = tmp_path / layout.STATUS
+    record_failure(status, "an old failure")
+    cmd = [sys.executable, "-m", "mlx_persona.models.fuse", "--model", str(tmp_path)]
+    child = run_child(cmd + ["--adapter-path", str(tmp_path / "adapter"), "--out", str(tmp_path / "fused")], status)
+    assert child.returncode == 1 and "no adapters.safetensors" in child.error
+    assert "old failure" not in child.error and "error: " in child.stderr
 
 
 def _fake_child(monkeypatch, script: str):

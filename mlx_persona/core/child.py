@@ -9,15 +9,19 @@ write that keeps what the file already said, e.g. the iteration reached) and exi
 The parent learns why a child failed from that file (:func:`child_error`), never by searching
 the child's console output; the ``pid`` tells this child's failure from an older one. Only a
 child that died without a word (a crash, a kill, an import error) leaves the parent to quote
-the last lines of its log.
+the last lines of its log. :func:`run_child` starts a child that way and waits for it, for the
+parents that keep its output (fuse, the pair generator); the training stages and eval follow
+their child's output as it runs.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlx_persona.core.errors import PersonaError
@@ -58,3 +62,32 @@ def child_error(status: Path, pid: int) -> str | None:
     if s.get("state") == "failed" and s.get("pid") == pid and isinstance(s.get("error"), str):
         return s["error"]
     return None
+
+
+@dataclass
+class ChildRun:
+    """A finished child: its exit code, its captured output, and the error it recorded (if any)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    error: str | None  # the child's own one-line error when it failed with one (:func:`child_error`)
+
+
+def run_child(cmd: list[str], status: Path) -> ChildRun:
+    """Run ``cmd`` (a ``python -m mlx_persona...`` child) with the fast BLAS and ``--status status``
+    to the end, capturing its output; a failure it records in ``status`` comes back as ``error``."""
+    from mlx_persona.core import blas
+
+    status = Path(status)
+    status.unlink(missing_ok=True)  # an older run's failure is not this one's
+    proc = subprocess.Popen(
+        [*cmd, "--status", str(status)],
+        env=blas.fast_blas_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stdout, stderr = proc.communicate()
+    error = child_error(status, proc.pid) if proc.returncode != 0 else None
+    return ChildRun(proc.returncode, stdout, stderr, error)

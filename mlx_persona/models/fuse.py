@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import click
 
 from mlx_persona.core import layout
-from mlx_persona.core.child import child_error, child_main
+from mlx_persona.core.child import child_main, run_child
 from mlx_persona.core.errors import PersonaError
 
 GGUF_TYPES = ("llama", "mistral", "mixtral")  # what mlx_lm's GGUF writer handles
@@ -85,8 +84,6 @@ def run_fuse_child(
 ) -> Path:
     """Fuse in ``python -m mlx_persona.models.fuse`` (fast BLAS; its memory goes back to the OS when it
     exits); the child's own one-line error becomes ours."""
-    from mlx_persona.core import blas
-
     cmd = [
         sys.executable,
         "-m",
@@ -100,19 +97,9 @@ def run_fuse_child(
     ] + [f for f, on in (("--dequantize", dequantize), ("--gguf", gguf), ("--overwrite", overwrite)) if on]
     # the fused folder appears only when complete, so the child's status lives aside until it exits
     with tempfile.TemporaryDirectory(prefix="mlx-persona-fuse-") as tmp:
-        status = Path(tmp) / layout.STATUS
-        proc = subprocess.Popen(
-            cmd + ["--status", str(status)],
-            env=blas.fast_blas_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        _, stderr = proc.communicate()
-        if proc.returncode != 0:
-            raise PersonaError(
-                child_error(status, proc.pid) or f"fuse failed (exit {proc.returncode}): {stderr.strip()[-400:]}"
-            )
+        child = run_child(cmd, Path(tmp) / layout.STATUS)
+    if child.returncode != 0:
+        raise PersonaError(child.error or f"fuse failed (exit {child.returncode}): {child.stderr.strip()[-400:]}")
     return out
 
 

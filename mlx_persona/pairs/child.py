@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from mlx_persona.core import layout
-from mlx_persona.core.child import child_error, child_main
+from mlx_persona.core.child import child_main, run_child
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_write_text
 from mlx_persona.pairs.config import PairsConfig
@@ -84,8 +83,6 @@ def generate_child(
 def run_generator(model_dir: Path, out: Path, role: str, only: set | None, log: Callable) -> dict:
     """Run the child for ``role`` (base or twin) on the prompts in ``out``, answering only the ids in
     ``only`` (all when None); relay its log, and return its generation stats."""
-    from mlx_persona.core import blas
-
     cmd = [
         sys.executable,
         "-m",
@@ -102,23 +99,14 @@ def run_generator(model_dir: Path, out: Path, role: str, only: set | None, log: 
     if only is not None:
         (out / layout.only_file(role)).write_text(json.dumps(sorted(only)))
         cmd += ["--only", str(out / layout.only_file(role))]
-    status = out / layout.STATUS  # where the child records a failure (core/child.py)
-    status.unlink(missing_ok=True)
-    proc = subprocess.Popen(
-        cmd + ["--status", str(status)],
-        env=blas.fast_blas_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    stdout, stderr = proc.communicate()
-    if proc.returncode == 0:
-        for line in stderr.splitlines():
-            log(line)
-    else:
-        why = child_error(status, proc.pid) or " | ".join(stderr.strip().splitlines()[-3:])
+    child = run_child(cmd, out / layout.STATUS)
+    if child.returncode != 0:
+        why = child.error or " | ".join(child.stderr.strip().splitlines()[-3:])
         raise PersonaError(f"pairs: the {role} generator failed: {why}")
-    return json.loads(stdout.strip().splitlines()[-1]) if stdout.strip() else {}
+    for line in child.stderr.splitlines():
+        log(line)
+    stdout = child.stdout.strip()
+    return json.loads(stdout.splitlines()[-1]) if stdout else {}
 
 
 def main(argv=None) -> None:
