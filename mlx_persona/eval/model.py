@@ -9,7 +9,8 @@ assistant message being the person's real reply):
    the SFT stage's validation loss (ppl = exp(loss)); padding never counts (:func:`reply_nll`).
    Each conversation's NLL sum and token count are kept too, for the bootstrap intervals.
 2. **One reply per prompt, batched.** mlx_lm's ``BatchGenerator`` (continuous batching, greedy),
-   driven here so that we also see when each prompt gets its first token.
+   driven by :mod:`mlx_persona.models.generate`, which also notes when each prompt gets its
+   first token.
 3. **Speed.** Generated tokens per second of wall time, decode tokens per second, and time to
    first token. In a batched run the TTFT of a prompt includes waiting for the batch ahead of it;
    the naive sequential mode (one ``stream_generate`` per prompt) exists to measure the gain.
@@ -135,35 +136,15 @@ def _speed(n_tokens: int, wall: float, ttft: list[float], decode_tps: float | No
 
 
 def generate_batched(model, tokenizer, prompts: list[list[int]], max_tokens: int, batch_size: int):
-    """Greedy replies for all prompts with mlx_lm's BatchGenerator; returns (texts, speed)."""
-    from mlx_lm.generate import BatchGenerator
+    """Greedy replies for all prompts, batched (:func:`mlx_persona.models.generate.generate_batched`);
+    returns (texts, speed)."""
+    from mlx_persona.models.generate import generate_batched as generate
 
-    gen = BatchGenerator(
-        model,
-        max_tokens=max_tokens,
-        stop_tokens=[[t] for t in tokenizer.eos_token_ids],
-        completion_batch_size=batch_size,
-        prefill_batch_size=batch_size,
-    )
-    try:
-        t0 = time.perf_counter()
-        uids = gen.insert(prompts)
-        tokens = {u: [] for u in uids}
-        first: dict[int, float] = {}
-        count = 0
-        with gen.stats() as stats:
-            while responses := gen.next_generated():
-                now = time.perf_counter() - t0
-                for r in responses:
-                    first.setdefault(r.uid, now)
-                    count += 1
-                    if r.finish_reason != "stop":
-                        tokens[r.uid].append(r.token)
-        wall = time.perf_counter() - t0
-    finally:
-        gen.close()
-    texts = [tokenizer.decode(tokens[u]).strip() for u in uids]
-    return texts, _speed(count, wall, [first[u] for u in uids if u in first], stats.generation_tps)
+    replies, stats = generate(model, tokenizer, prompts, max_tokens, batch_size)
+    made = sum(r.tokens + (r.finish_reason == "stop") for r in replies)  # with the end-of-turn token, as sequential
+    ttft = [r.first_token_s for r in replies if r.first_token_s is not None]
+    speed = _speed(made, stats["seconds"], ttft, stats.get("decode_tokens_per_sec"))
+    return [r.text.strip() for r in replies], speed
 
 
 def generate_sequential(model, tokenizer, prompts: list[list[int]], max_tokens: int):

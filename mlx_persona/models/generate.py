@@ -1,11 +1,12 @@
-"""Batched reply generation for the pair generator: mlx_lm's ``BatchGenerator``, with finish reasons.
+"""Batched reply generation: mlx_lm's ``BatchGenerator``, with finish reasons and first-token times.
 
 ``mlx_lm.generate.batch_generate`` returns texts only; the pair filters also need to know whether
 a reply ended on its own (``stop``: an end-of-turn token) or was cut at ``max_tokens``
-(``length``: truncated, filtered out). So we drive the same ``BatchGenerator`` that
-``batch_generate`` drives, keep each sequence's finish reason, and hand every finished reply to
-a callback at once, so the caller can append it to disk (a killed run loses only the replies in
-flight).
+(``length``: truncated, filtered out), and the evaluation measures when each prompt got its first
+token. So we drive the same ``BatchGenerator`` that ``batch_generate`` drives, keep each
+sequence's finish reason and first-token time, and hand every finished reply to a callback at
+once, so the caller can append it to disk (a killed run loses only the replies in flight). The
+pair generator, the evaluation and DPO's twin probe all generate here.
 
 Continuous batching: up to ``batch_size`` sequences decode together; a finished one leaves the
 batch and the next prompt is prefilled into its place.
@@ -26,6 +27,7 @@ class Reply:
     text: str
     finish_reason: str  # "stop" (end-of-turn token) or "length" (cut at max_tokens)
     tokens: int  # generated tokens, the end-of-turn token not counted
+    first_token_s: float | None = None  # seconds from the start of the batch to its first token
 
 
 def chat_prompt(tokenizer, messages: list[dict]) -> list[int]:
@@ -51,7 +53,9 @@ def generate_batched(
 ) -> tuple[list[Reply], dict]:
     """Generate one reply per prompt, ``batch_size`` sequences at a time; returns (replies, stats).
 
-    ``stats`` holds generated tokens, seconds and tokens per second (prefill included in the time).
+    ``stats`` holds generated tokens, seconds and tokens per second (prefill included in the
+    time), decode tokens per second (``BatchGenerator``'s own count, prefill excluded) and peak
+    memory. A reply's ``first_token_s`` includes waiting for the prompts batched ahead of it.
     """
     from mlx_lm.generate import BatchGenerator
 
@@ -71,15 +75,19 @@ def generate_batched(
         uids = gen.insert([list(p) for p in prompts], [max_tokens] * len(prompts))
         where = {uid: i for i, uid in enumerate(uids)}
         tokens: dict[int, list[int]] = {uid: [] for uid in uids}
-        while responses := gen.next_generated():
-            for r in responses:
-                if r.finish_reason != "stop":  # the end-of-turn token is not part of the reply
-                    tokens[r.uid].append(r.token)
-                if r.finish_reason is not None:
-                    i, ids = where[r.uid], tokens.pop(r.uid)
-                    replies[i] = Reply(i, tokenizer.decode(ids), r.finish_reason, len(ids))
-                    if on_reply is not None:
-                        on_reply(replies[i])
+        first: dict[int, float] = {}
+        with gen.stats() as counts:
+            while responses := gen.next_generated():
+                now = time.perf_counter() - tic
+                for r in responses:
+                    first.setdefault(r.uid, now)
+                    if r.finish_reason != "stop":  # the end-of-turn token is not part of the reply
+                        tokens[r.uid].append(r.token)
+                    if r.finish_reason is not None:
+                        i, ids = where[r.uid], tokens.pop(r.uid)
+                        replies[i] = Reply(i, tokenizer.decode(ids), r.finish_reason, len(ids), first[r.uid])
+                        if on_reply is not None:
+                            on_reply(replies[i])
     finally:
         gen.close()
     seconds = time.perf_counter() - tic
@@ -88,5 +96,6 @@ def generate_batched(
         "generated_tokens": made,
         "seconds": round(seconds, 3),
         "tokens_per_sec": made / seconds if seconds > 0 else 0.0,
+        "decode_tokens_per_sec": counts.generation_tps,
         "peak_memory_gb": round(mx.get_peak_memory() / 1e9, 4),
     }
