@@ -59,7 +59,7 @@ def make_pairs(folder: Path) -> Path:
             "-m",
             "mlx_persona.cli",
             "clean",
-            *map(str, sorted((ROOT / "data" / "sample").glob("*"))),
+            *map(str, sorted(p for p in (ROOT / "data" / "sample").glob("*") if not p.name.startswith("nina_"))),
             "--persona",
             "Sam Okafor",
             "--persona",

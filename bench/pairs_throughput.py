@@ -34,7 +34,7 @@ def cleaned_sample(data: str | None) -> Path:
             "-m",
             "mlx_persona.cli",
             "clean",
-            *map(str, sorted((ROOT / "data" / "sample").glob("*"))),
+            *map(str, sorted(p for p in (ROOT / "data" / "sample").glob("*") if not p.name.startswith("nina_"))),
             "--persona",
             "Sam Okafor",
             "--persona",
