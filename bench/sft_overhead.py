@@ -217,7 +217,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="sft-overhead-"))
     data = Path(a.data) if a.data else work / "data"
     if not a.data:
-        samples = sorted(str(x) for x in (ROOT / "data" / "sample").iterdir())
+        samples = sorted(str(x) for x in (ROOT / "data" / "sample").iterdir() if not x.name.startswith("nina_"))
         subprocess.run(
             [
                 sys.executable,
