@@ -1,0 +1,265 @@
+"""Twin quality: base / SFT / each DPO variant, on both sample personas, over several seeds.
+
+    python -m mlx_persona.core.blas python bench/twin_quality.py [--seeds 0,1,2] [--jobs 2]
+        [--personas quickstart,nina] [--variants sigmoid,rpo,...] [--out runs/twin_quality]
+
+For every (persona recipe, seed) one run folder is trained once up to the fused SFT twin, then
+every DPO variant is run on it in turn with ``mlx-persona run RECIPE --resume --set ...``: the
+runner re-runs only what a variant changes (pairs for the on-policy variants, then DPO, fuse,
+eval), so all variants of a seed start from the same SFT twin and the same test split. After each
+variant its ``eval/metrics.json`` and the stage timings are copied into ``OUT/cells/``; a re-run
+of this script skips cells already there, so it can be stopped and continued.
+
+The table (``OUT/table.md``, also printed) gives, per persona and model, the mean and the spread
+(min..max) across seeds of: held-out perplexity on the person's replies, MiniLM similarity to the
+real reply (with the eval's bootstrap interval when it has one), median length ratio
+(model / person), style-fidelity (the classifier's P(person), when the eval reports it), the
+habit values against the person's, and DPO minutes. The last column checks the issue's bar for
+a DPO variant against the SFT twin of the same seed: perplexity ≤ 1.10× SFT, median length
+0.67–1.5× the person's, similarity and style-fidelity not below SFT's, and each habit within
+±30% of the person's value (or within an absolute tolerance where the person's value is ~0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MLX_PERSONA = [sys.executable, "-m", "mlx_persona.cli"]
+
+# name -> recipe overrides; every variant sets every knob it compares, so a recipe's own DPO
+# defaults do not change what a variant means. Variants that share pairs run back to back.
+PLAIN = ["dpo.loss_type=sigmoid", "dpo.beta=0.1", "dpo.rpo_alpha=0", "dpo.length_alpha=0", "pairs.rejected_from=base"]
+VARIANTS = {
+    "sigmoid": PLAIN,  # DPO as the quickstart had it
+    "rpo": [*PLAIN, "dpo.rpo_alpha=1.0"],  # + NLL on the chosen reply
+    "rdpo": [*PLAIN, "dpo.length_alpha=0.02"],  # + length term
+    "simpo": [*PLAIN, "dpo.loss_type=simpo", "dpo.beta=2.0", "dpo.gamma=1.0"],  # reference-free, length-normalised
+    "onpolicy": [*PLAIN, "pairs.rejected_from=twin"],  # the SFT twin's own far replies as rejected
+    "rpo_onpolicy": [*PLAIN, "pairs.rejected_from=twin", "dpo.rpo_alpha=1.0"],
+}
+HABITS = {  # key in data/style.habits -> absolute tolerance used when the person's value is ~0
+    "share_with_emoji": 0.05,
+    "exclamations_per_100_words": 1.0,
+    "share_lowercase_start": 0.05,
+}
+
+
+def run(cmd: list[str], log: Path) -> None:
+    with open(log, "a") as f:
+        f.write(f"$ {' '.join(cmd)}\n")
+        f.flush()
+        proc = subprocess.run(
+            cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+        )
+    if proc.returncode:
+        raise RuntimeError(f"failed ({proc.returncode}): {' '.join(cmd)} — see {log}")
+
+
+def cell(persona: str, seed: int, variants: list[str], out: Path) -> None:
+    """Train one (persona, seed) to the SFT twin, then each variant; keep each variant's eval."""
+    name = f"{persona}-s{seed}"
+    runs, cells = out / "runs", out / "cells"
+    cells.mkdir(parents=True, exist_ok=True)
+    log = out / "logs" / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    seeds = [
+        f"sft.seed={seed}",
+        f"dpo.seed={seed}",
+        f"pairs.seed={seed}",
+        "stages=[clean,sft,sft_fuse,pairs,dpo,dpo_fuse,eval]",
+    ]  # the DPO model itself is judged: no twin pick
+    for v in variants:
+        target = cells / f"{name}-{v}.json"
+        if target.exists():
+            continue
+        tic = time.time()
+        sets = [x for s in seeds + VARIANTS[v] for x in ("--set", s)]
+        run(
+            [
+                *MLX_PERSONA,
+                "run",
+                f"recipes/{persona}.yaml",
+                "--runs",
+                str(runs),
+                "--name",
+                name,
+                "--resume",
+                "--plain",
+                *sets,
+            ],
+            log,
+        )
+        run_dir = runs / name
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+        stages = manifest.get("stages", manifest)
+        timings = {
+            s: (d.get("finished", 0) - d.get("started", 0))
+            for s, d in stages.items()
+            if isinstance(d, dict) and d.get("started") and d.get("finished")
+        }
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps(
+                {
+                    "persona": persona,
+                    "seed": seed,
+                    "variant": v,
+                    "sets": VARIANTS[v],
+                    "seconds": time.time() - tic,
+                    "timings": timings,
+                    "eval": metrics,
+                }
+            )
+        )
+        tmp.replace(target)
+        print(f"{name} {v}: {time.time() - tic:.0f} s", flush=True)
+
+
+# ---------------------------------------------------------------------------------- the table
+def model_row(m: dict, real_style: dict) -> dict:
+    """The figures of one model in one eval/metrics.json."""
+    sim = m.get("similarity", {})
+    length = m.get("style", {}).get("length", {})
+    habits = m.get("style", {}).get("habits", {})
+    fid = m.get("style_fidelity", {})
+    row = {
+        "perplexity": m.get("perplexity", {}).get("perplexity"),
+        "similarity": sim.get("mean"),
+        "length_ratio": length.get("median_ratio"),
+        "fidelity": fid.get("mean") if isinstance(fid, dict) else fid,
+    }
+    for k in HABITS:
+        row[k] = habits.get(k)
+    return row
+
+
+def spread(values: list) -> str:
+    vals = [v for v in values if isinstance(v, (int, float))]
+    if not vals:
+        return "-"
+    mean = statistics.fmean(vals)
+    fmt = "{:.2f}" if abs(mean) >= 1 else "{:.3f}"
+    return fmt.format(mean) + (f" ({fmt.format(min(vals))}..{fmt.format(max(vals))})" if len(vals) > 1 else "")
+
+
+def passes(dpo: dict, sft: dict, person: dict) -> list[str]:
+    """The bar a DPO model must clear; returns what it misses (empty: it passes)."""
+    miss = []
+    if dpo["perplexity"] and sft["perplexity"] and dpo["perplexity"] > 1.10 * sft["perplexity"]:
+        miss.append("ppl")
+    if dpo["length_ratio"] is None or not 0.67 <= dpo["length_ratio"] <= 1.5:
+        miss.append("length")
+    if (dpo["similarity"] or 0) < (sft["similarity"] or 0) - 1e-9:
+        miss.append("sim")
+    if dpo["fidelity"] is not None and sft["fidelity"] is not None and dpo["fidelity"] < sft["fidelity"] - 1e-9:
+        miss.append("fidelity")
+    for k, tol in HABITS.items():
+        want, got = person.get(k), dpo.get(k)
+        if want is None or got is None:
+            continue
+        if abs(got - want) > max(0.30 * abs(want), tol):
+            miss.append(k.split("_")[0] if k != "share_lowercase_start" else "lowercase")
+    return miss
+
+
+def table(out: Path) -> str:
+    cells = [json.loads(p.read_text()) for p in sorted((out / "cells").glob("*.json"))]
+    lines = []
+    for persona in sorted({c["persona"] for c in cells}):
+        mine = [c for c in cells if c["persona"] == persona]
+        seeds = sorted({c["seed"] for c in mine})
+        person = {}
+        for c in mine:
+            hab = c["eval"].get("real", {}).get("habits") or c["eval"].get("real_style", {}).get("habits", {})
+            person = {k: hab.get(k) for k in HABITS}
+        lines += [
+            f"### {persona} ({len(seeds)} seeds: {', '.join(map(str, seeds))})",
+            "",
+            "person: " + ", ".join(f"{k} {v:.3f}" for k, v in person.items() if v is not None),
+            "",
+            "| model | perplexity | similarity | length ratio | style-fidelity | emoji share | ! per 100 words "
+            "| lower-case starts | DPO min | bar (seeds passing) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        rows = {}
+        for c in mine:
+            models = c["eval"].get("models", {})
+            for name in ("base", "sft"):
+                if name in models:
+                    rows.setdefault(name, {})[c["seed"]] = (model_row(models[name], person), None)
+            if "dpo" in models:
+                mins = c["timings"].get("dpo", 0) / 60
+                rows.setdefault(f"dpo: {c['variant']}", {})[c["seed"]] = (model_row(models["dpo"], person), mins)
+        for label, by_seed in rows.items():
+            vals = [r for r, _ in by_seed.values()]
+
+            def col(k: str, vals=vals) -> str:
+                return spread([v[k] for v in vals])
+
+            mins = spread([m for _, m in by_seed.values() if m is not None])
+            bar = "-"
+            if label.startswith("dpo"):
+                ok = [
+                    s
+                    for s, (r, _) in by_seed.items()
+                    if "sft" in rows and s in rows["sft"] and not passes(r, rows["sft"][s][0], person)
+                ]
+                misses = sorted(
+                    {
+                        m
+                        for s, (r, _) in by_seed.items()
+                        if "sft" in rows and s in rows["sft"]
+                        for m in passes(r, rows["sft"][s][0], person)
+                    }
+                )
+                bar = f"{len(ok)}/{len(by_seed)}" + (f" (misses: {', '.join(misses)})" if misses else "")
+            lines.append(
+                f"| {label} | {col('perplexity')} | {col('similarity')} | {col('length_ratio')} | "
+                f"{col('fidelity')} | {col('share_with_emoji')} | {col('exclamations_per_100_words')} | "
+                f"{col('share_lowercase_start')} | {mins if label.startswith('dpo') else '-'} | {bar} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--personas", default="quickstart,nina", help="Recipe names in recipes/.")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--jobs", type=int, default=2, help="Cells trained side by side (one core each).")
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "twin_quality")
+    p.add_argument("--table-only", action="store_true", help="Only rebuild the table from OUT/cells.")
+    p.add_argument("--fresh", action="store_true", help="Delete OUT first.")
+    a = p.parse_args()
+    if a.fresh and a.out.exists():
+        shutil.rmtree(a.out)
+    if not a.table_only:
+        variants = [v for v in a.variants.split(",") if v]
+        unknown = set(variants) - set(VARIANTS)
+        if unknown:
+            sys.exit(f"unknown variants: {', '.join(sorted(unknown))} (known: {', '.join(VARIANTS)})")
+        jobs = [(pp, int(s)) for s in a.seeds.split(",") for pp in a.personas.split(",")]
+        tic = time.time()
+        with ThreadPoolExecutor(max_workers=a.jobs) as pool:
+            for f in [pool.submit(cell, pp, s, variants, a.out) for pp, s in jobs]:
+                f.result()
+        print(f"all cells: {(time.time() - tic) / 60:.1f} min")
+    text = table(a.out)
+    (a.out / "table.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
