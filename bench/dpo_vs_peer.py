@@ -30,6 +30,8 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
+from _sample_data import clean_sam
+
 ROOT = Path(__file__).resolve().parent.parent
 ASSISTANT_VOICE = [
     "Great question! Let's break this down step by step so you can decide with confidence.",
@@ -53,24 +55,7 @@ runpy.run_module("mlx_lm_lora.train", run_name="__main__")
 
 def make_pairs(folder: Path) -> Path:
     clean = folder / "clean"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mlx_persona.cli",
-            "clean",
-            *map(str, sorted(p for p in (ROOT / "data" / "sample").glob("*") if not p.name.startswith("nina_"))),
-            "--persona",
-            "Sam Okafor",
-            "--persona",
-            "Sam",
-            "--out",
-            str(clean),
-            "--quiet",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    clean_sam(clean)
     pairs = folder / "pairs"
     pairs.mkdir()
     for split in ("train", "valid"):

@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+from _sample_data import clean_sam
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,24 +28,7 @@ def cleaned_sample(data: str | None) -> Path:
     if data:
         return Path(data)
     out = Path(tempfile.mkdtemp(prefix="pairs-bench-")) / "clean"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mlx_persona.cli",
-            "clean",
-            *map(str, sorted(p for p in (ROOT / "data" / "sample").glob("*") if not p.name.startswith("nina_"))),
-            "--persona",
-            "Sam Okafor",
-            "--persona",
-            "Sam",
-            "--out",
-            str(out),
-            "--quiet",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    clean_sam(out)
     return out
 
 

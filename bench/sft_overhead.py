@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _sample_data import clean_sam
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -217,25 +219,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="sft-overhead-"))
     data = Path(a.data) if a.data else work / "data"
     if not a.data:
-        samples = sorted(str(x) for x in (ROOT / "data" / "sample").iterdir() if not x.name.startswith("nina_"))
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mlx_persona.cli",
-                "clean",
-                *samples,
-                "--persona",
-                "Sam Okafor",
-                "--persona",
-                "Sam",
-                "--out",
-                str(data),
-            ],
-            check=True,
-            capture_output=True,
-            cwd=ROOT,
-        )
+        clean_sam(data)
     rows = [run_pair(k, model, data, a.iters, work) for k in a.types.split(",")]
     n_train = sum(1 for _ in open(data / "train.jsonl"))
     lines = [
