@@ -230,11 +230,16 @@ def files() -> dict[str, str]:
     }
 
 
-def main() -> None:
+def write(samples: dict[str, str]) -> None:
+    """Write ``{file name: text}`` into data/sample/."""
     OUT.mkdir(parents=True, exist_ok=True)
-    for name, text in files().items():
+    for name, text in samples.items():
         (OUT / name).write_text(text, encoding="utf-8")
         print(f"wrote data/sample/{name} ({text.count(chr(10))} lines)")
+
+
+def main() -> None:
+    write(files())
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from persona_bank_nina import CLARA_THREADS, SHORT_ACKS, TOM_THREADS
 
-OUT = Path(__file__).parent / "sample"
 NINA = "Nina Brandt"
 # a sentence ends at . ! ? or at the emoji after them; the next one starts with a capital
 SENTENCE = re.compile(r"(?<=[.!?\u2600-\u27bf\ufe0f\U0001f000-\U0001faff])\s+(?=[A-Z])")
@@ -159,10 +158,9 @@ def files() -> dict[str, str]:
 
 
 def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    for name, text in files().items():
-        (OUT / name).write_text(text, encoding="utf-8")
-        print(f"wrote data/sample/{name} ({text.count(chr(10))} lines)")
+    from make_samples import write  # imported here: make_samples imports this module
+
+    write(files())
 
 
 if __name__ == "__main__":
