@@ -91,7 +91,7 @@ def batch(ref_rows=None):
 
 
 def settings(**kw) -> DPOConfig:
-    return DPOConfig.from_dict(kw)
+    return DPOConfig.from_mapping(kw)
 
 
 def softplus(x: float) -> float:  # -log sigmoid(-x)
@@ -202,4 +202,4 @@ def test_preference_simpo_hand_computed_and_reference_free():
 )
 def test_loss_settings_are_checked(bad, message):
     with pytest.raises(PersonaError, match=message):
-        DPOConfig.from_dict(bad)
+        DPOConfig.from_mapping(bad)

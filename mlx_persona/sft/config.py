@@ -6,9 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from mlx_persona.train.config import FINE_TUNE_TYPES, LR_SCHEDULES, OPTIMIZERS, TrainConfig  # noqa: F401
-
-__all__ = ["SFTConfig"]
+from mlx_persona.train.config import TrainConfig
 
 
 @dataclass

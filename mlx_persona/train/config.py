@@ -161,12 +161,6 @@ class TrainConfig(Settings):
         data.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return cls.from_mapping(data, at)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None, where: str | None = None) -> TrainConfig:
-        """The old name of :meth:`from_mapping`, left only for tests/test_dpo_loss.py (another
-        change owns it); new code calls ``from_mapping``."""
-        return cls.from_mapping(data, where)
-
     def validate(self, where: str | None = None) -> None:
         where = where or self.block
 
