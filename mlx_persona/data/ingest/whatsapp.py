@@ -1,12 +1,25 @@
-"""WhatsApp ``.txt`` chat exports, Android and iOS shapes.
+"""WhatsApp ``.txt`` chat exports: Android and iOS shapes, in every locale's date and time layout.
 
-    Android:  12/03/2024, 21:15 - Sam: text            (also 9:15 pm, 2-digit years)
-    iOS:      [12/03/2024, 21:15:07] Sam: text
+    Android:  12/03/2024, 21:15 - Sam: text      13.6.2018 klo 21.25.15 - Sam: text
+              2024/03/12, 9:15 pm - Sam: text    13.06.18 21.25.15: Sam: text
+    iOS:      [12/03/2024, 21:15:07] Sam: text   [3/18/2565 BE, 14:56:01] Sam: text
+              [14:56:01, 3/18/22] Sam: text      [\u200f18\u200f/3\u200f/2022\u060c 14:56:01] Sam: text
 
-Day-first or month-first dates are detected from the whole file (a first field above 12 means
-day-first) and can be forced with ``date_order``. Lines without a header continue the previous
-message. System lines (encryption notice, joins, subject changes) are rejected here; media and
-deleted-message placeholders are kept as text so the cleaning rule ``meta`` reports them.
+A header is a date (``/``, ``.`` or ``-`` between 1-4 digit fields; a Buddhist-era year with
+``BE``), a time (``:`` or ``.``; seconds optional; 12 h with ``AM``/``a. m.``/``p.m.``, U+202F or
+no space) and a separator, with direction marks (U+200E/U+200F) allowed anywhere around it.
+Day-first or month-first is inferred per file from the data (a first field above 12 means
+day-first; if no field says, the order under which time runs forward more often wins) and can be
+forced with ``date_order``; a 4-digit first field is always year-first. Lines without a header
+continue the previous message. Messages keep the file's order, as the person saw them.
+
+What WhatsApp itself wrote is not the person's words:
+- system lines (no ``Name:``, or an encryption / group notice) are rejected as ``system-line``;
+- English media and deleted-message placeholders are kept as text so the cleaning rule ``meta``
+  reports them (and ``--meta-pattern`` can add to it); in other languages the reader reports
+  them as ``meta`` itself: an iOS body that starts with U+200E, an Android ``<...>`` body, a
+  ``(file attached)`` line in any language, a deleted-message notice from a small table, a shared
+  location. A placeholder followed by a caption keeps the caption.
 """
 
 from __future__ import annotations
@@ -16,10 +29,16 @@ import re
 
 from mlx_persona.data.ingest.base import Conversation, ReadResult, Reject, Turn, decode_lines
 
-_DATE = r"(\d{1,4})[/.\-](\d{1,2})[/.\-](\d{1,4})"
-_TIME = r"(\d{1,2})[:.](\d{2})(?:[:.](\d{2}))?(?:\s*([AaPp])\.?\s*[Mm]\.?)?"
-ANDROID = re.compile(rf"^\u200e?{_DATE},?\s+{_TIME}\s+-\s+(.*)$")
-IOS = re.compile(rf"^\u200e?\[{_DATE},?\s+{_TIME}\]\s+(.*)$")
+_M = "[\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]*"  # direction marks that exports sprinkle in
+_DATE = rf"{_M}(\d{{1,4}}){_M}[/.\-]\s?{_M}(\d{{1,2}}){_M}[/.\-]\s?{_M}(\d{{1,4}})\.?(\s?BE)?{_M}"
+_TIME = rf"{_M}(\d{{1,2}})[:.](\d{{2}})(?:[:.](\d{{2}}))?(?:[\s\u202f\u00a0]*([AaPp])\.?\s?[Mm]\.?)?{_M}"
+_SEP = r"(?:[,\u060c]\s*|\s+)(?:klo\s+)?"
+# Groups of every header shape: a, b, c (date fields), era, hh, mm, ss, ampm, rest.
+IOS = re.compile(rf"^{_M}\[{_DATE}{_SEP}{_TIME}\]\s*(.*)$")
+ANDROID = re.compile(rf"^{_M}{_DATE}{_SEP}{_TIME}\s*(?:-|:)\s+(.*)$")
+IOS_TIME_FIRST = re.compile(rf"^{_M}\[{_TIME}[,\u060c]\s*{_DATE}\]\s*(.*)$")
+_STARTS = "0123456789[\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
+
 SYSTEM_TEXT = re.compile(
     r"end-to-end encrypted|joined using this group's invite link|created (the )?group|"
     r"^\S.{0,60} (added|removed) |^\S.{0,60} left$|changed the (subject|group description)|"
@@ -27,63 +46,152 @@ SYSTEM_TEXT = re.compile(
     r"turned (on|off) disappearing messages|pinned a message|^You're now an admin",
     re.IGNORECASE,
 )
+# Notices WhatsApp attributes to a name without any mark (Android group exports, business chats).
+NOTICE = re.compile(
+    r"^Messages and calls are end-to-end encrypted\. No one outside of this chat|"
+    r"^Messages (you send )?to this (group|chat) are now secured with end-to-end encryption|"
+    r"^This business uses a secure service from Meta|^Tap to learn more\.$"
+)
+# English placeholders stay text for the cleaning rule ``meta`` (the user can see and extend it).
+ENGLISH_PLACEHOLDER = re.compile(
+    r"^(<Media omitted>|<attached: [^>]*>|(image|video|audio|sticker|GIF|document|Contact card) omitted|"
+    r"This message was deleted\.?|You deleted this message\.?|<This message was deleted>|null|"
+    r"\S+\.\w{2,4} \(file attached\))$",
+    re.IGNORECASE,
+)
+ANGLE_PLACEHOLDER = re.compile(r"^<[^\W\d_][^<>\n]{2,40}>$")  # <Без медиафайлов>, <Média vynechány>
+FILE_ATTACHED = re.compile(r"^\S+\.\w{2,5} \((file attached|[^()]{3,40})\)$")
+# "Some file.txt \u200edocument omitted", "Resume.pdf \u2022 \u200f2 pages \u200f...": a file name, then a mark.
+IOS_DOCUMENT = re.compile(r"^\S[^\n]{0,120}\.\w{2,5}\b[^\n]* [\u200e\u200f][^\n]{2,80}$")
+LOCATION = re.compile(
+    r"^[^\n]{1,80}(\n[^\n]{1,80}){0,2}(:\s|\n)https://(maps\.google\.com/\?q=|foursquare\.com/v/)\S+$"
+)
+MISSED_CALL = re.compile(
+    r"^(Пропущенный (аудио|видео)звонок|Gemiste (spraakoproep|video-oproep)|Zmeškaný (hlasový |video)?hovor|"
+    r"Verpasster (Sprach|Video)anruf|Appel (vocal|vidéo) manqué|Llamada (de voz|de video) perdida|"
+    r"Chamada de (voz|vídeo) perdida|Chiamata (vocale|video) persa)$"
+)
+DELETED = re.compile(
+    r"^(Данное сообщение удалено|Вы удалили данное сообщение|Tato zpráva byla odstraněna\.|"
+    r"Tuto zprávu jste odstranil/a\.|Dit bericht is verwijderd|U hebt dit bericht verwijderd|"
+    r"Diese Nachricht wurde gelöscht\.?|Du hast diese Nachricht gelöscht\.?|Ce message a été supprimé\.?|"
+    r"Vous avez supprimé ce message\.?|Se eliminó este mensaje\.?|Eliminaste este mensaje\.?|"
+    r"Mensagem apagada|Você apagou esta mensagem|Questo messaggio è stato eliminato|"
+    r"Hai eliminato questo messaggio)$"
+)
 EDITED = re.compile(r"\s*\u200e?<This message was edited>\s*$")
-MARKS = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+MARKS = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
+BUDDHIST_ERA = 543  # years between the Thai Buddhist calendar and the common era
+
+
+def header(line: str):
+    """``(a, b, c, era, hh, mm, ss, ampm, rest)`` if ``line`` starts a message, else None."""
+    if not line or line[0] not in _STARTS:
+        return None
+    m = IOS.match(line) or ANDROID.match(line)
+    if m:
+        return m.groups()
+    m = IOS_TIME_FIRST.match(line)
+    if m:
+        hh, mm, ss, ampm, a, b, c, era, rest = m.groups()
+        return a, b, c, era, hh, mm, ss, ampm, rest
+    return None
+
+
+def confidence(lines: list) -> tuple[float, str]:
+    """How sure we are that ``lines`` (the file's first lines) are a WhatsApp export, and why."""
+    seen = [ln for ln in lines[:200] if ln and ln.strip()][:40]
+    if not seen:
+        return 0.0, "empty"
+    heads = [h for h in map(header, seen) if h]
+    if not heads:
+        return 0.0, "no line starts with a WhatsApp date/time header"
+    named = sum(": " in h[8] or h[8].endswith(":") for h in heads)
+    share = len(heads) / len(seen)
+    first = header(seen[0]) is not None
+    score = min(1.0, 0.5 * share + 0.3 * (named / len(heads)) + 0.2 * first)
+    return score, f"{len(heads)} of the first {len(seen)} lines are WhatsApp message headers"
 
 
 def sniff(lines: list) -> bool:
     """True if the first non-blank lines look like a WhatsApp export."""
-    seen = [ln for ln in lines[:50] if ln and ln.strip()][:5]
-    return bool(seen) and sum(bool(ANDROID.match(ln) or IOS.match(ln)) for ln in seen) >= max(1, len(seen) // 2)
+    return confidence(lines)[0] >= 0.5
 
 
-def _date_order(headers: list, forced: str) -> str:
+def _order_of(headers: list, forced: str) -> str:
+    """The file's day/month order for headers whose first field is not a 4-digit year."""
     if forced in ("dmy", "mdy", "ymd"):
         return forced
-    if any(len(h[0]) == 4 for h in headers):
-        return "ymd"
-    if any(int(h[0]) > 12 for h in headers):
-        return "dmy"
-    if any(int(h[1]) > 12 for h in headers):
-        return "mdy"
-    # Ambiguous throughout: take the order under which time runs forward more often.
+    short = [h for h in headers if len(h[0]) < 4]
+    day_first = any(int(h[0]) > 12 for h in short)
+    month_first = any(int(h[1]) > 12 for h in short)
+    if day_first != month_first:
+        return "dmy" if day_first else "mdy"
+    # Nothing (or both) says: take the order under which time runs forward more often.
     steps = {}
     for order in ("dmy", "mdy"):
         try:
-            t = [_seconds(h, order) for h in headers]
+            t = [_seconds(h, order, {}) for h in headers]
         except ValueError:
             continue
         steps[order] = sum(b < a for a, b in zip(t, t[1:]))
     return min(steps, key=lambda o: (steps[o], o)) if steps else "dmy"
 
 
-def _seconds(g: tuple, order: str) -> float:
-    a, b, c, hh, mm, ss, ampm = g
-    if order == "ymd":
-        y, m, d = int(a), int(b), int(c)
-    elif order == "mdy":
-        m, d, y = int(a), int(b), int(c)
-    else:
-        d, m, y = int(a), int(b), int(c)
-    if y < 100:
-        y += 2000
+def _seconds(g: tuple, order: str, days: dict) -> float:
+    """Seconds since year 1 of header groups ``g`` read in ``order`` (``days`` caches dates)."""
+    a, b, c, era, hh, mm, ss, ampm = g[:8]
+    key = (a, b, c, era, order)
+    day = days.get(key)
+    if day is None:
+        if len(a) == 4 or order == "ymd":
+            y, m, d = int(a), int(b), int(c)
+        elif order == "mdy":
+            m, d, y = int(a), int(b), int(c)
+        else:
+            d, m, y = int(a), int(b), int(c)
+        if era:
+            y -= BUDDHIST_ERA
+        elif y < 100:
+            y += 2000
+        day = days[key] = _dt.date(y, m, d).toordinal() * 86400.0
     h = int(hh)
     if ampm:
         h = h % 12 + (12 if ampm in "pP" else 0)
-    return _dt.date(y, m, d).toordinal() * 86400.0 + h * 3600 + int(mm) * 60 + int(ss or 0)
+    return day + h * 3600 + int(mm) * 60 + int(ss or 0)
+
+
+def _generated(body: str) -> str | None:
+    """Why ``body`` is a placeholder WhatsApp wrote (in a language the meta rule does not read)."""
+    if ENGLISH_PLACEHOLDER.match(body.lstrip(MARKS)):
+        return None  # left for the cleaning rule ``meta``
+    if body.startswith(("\u200e", "\u200f")):
+        return "WhatsApp placeholder (marked with U+200E/U+200F)"
+    if IOS_DOCUMENT.match(body):
+        return "WhatsApp document placeholder"
+    if ANGLE_PLACEHOLDER.match(body):
+        return "WhatsApp media placeholder"
+    if FILE_ATTACHED.match(body) and body.startswith(("\u200e", "IMG-", "VID-", "PTT-", "AUD-", "STK-", "DOC-")):
+        return "WhatsApp attachment line"
+    if DELETED.match(body) or MISSED_CALL.match(body):
+        return "WhatsApp deleted-message or missed-call notice"
+    if LOCATION.match(body):
+        return "WhatsApp shared location"
+    return None
 
 
 def read(raw: bytes, source: str, options=None) -> ReadResult:
     lines, bad = decode_lines(raw, source)
     result = ReadResult(rejects=bad)
-    parsed = []  # (line number, header groups or None, text)
+    parsed = []  # (line number, header groups | "bad" | None, text)
     for i, ln in enumerate(lines, 1):
         if ln is None:
             parsed.append((i, "bad", None))
-            continue
-        m = IOS.match(ln) or ANDROID.match(ln)
-        parsed.append((i, m.groups() if m else None, ln))
-    order = _date_order([p[1][:7] for p in parsed if isinstance(p[1], tuple)], getattr(options, "date_order", "auto"))
+        else:
+            parsed.append((i, header(ln), ln))
+    heads = [p[1] for p in parsed if isinstance(p[1], tuple)]
+    order = _order_of(heads, getattr(options, "date_order", "auto"))
+    days: dict = {}
 
     turns: list[Turn] = []
     current = None  # [line, speaker, time, text parts, damaged]
@@ -93,12 +201,28 @@ def read(raw: bytes, source: str, options=None) -> ReadResult:
             return
         line, speaker, t, parts, damaged = current
         result.messages += 1
-        text = EDITED.sub("", "\n".join(parts).rstrip())
         if damaged:
             return  # its undecodable line is already in the rejects
-        if speaker is None or (text.startswith("\u200e") and SYSTEM_TEXT.search(text)):
+        text = EDITED.sub("", "\n".join(parts).rstrip())
+        if (
+            speaker is None
+            or NOTICE.match(text.lstrip(MARKS))
+            or (text.startswith("\u200e") and SYSTEM_TEXT.search(text))
+        ):
             result.rejects.append(Reject(source, line, "system-line", "WhatsApp system message", text))
             return
+        if LOCATION.match(text):
+            result.rejects.append(Reject(source, line, "meta", "WhatsApp shared location", text))
+            return
+        first, nl, caption = text.partition("\n")
+        why = _generated(first)
+        if why is None and nl and ENGLISH_PLACEHOLDER.match(first.lstrip(MARKS)):
+            why = "WhatsApp placeholder"
+        if why is not None:
+            if not (nl and caption.strip()):
+                result.rejects.append(Reject(source, line, "meta", why, text))
+                return
+            text = caption  # a media message's caption is the person's words
         turns.append(Turn(speaker, text.lstrip(MARKS), line, t))
 
     for i, groups, text in parsed:
@@ -113,14 +237,16 @@ def read(raw: bytes, source: str, options=None) -> ReadResult:
                 result.rejects.append(Reject(source, i, "bad-record", "text before the first message", text))
             continue
         flush()
-        rest = groups[7]
+        rest = groups[8]
         try:
-            t = _seconds(groups[:7], order)
+            t = _seconds(groups, order, days)
         except ValueError:
             result.rejects.append(Reject(source, i, "bad-record", f"impossible date for order {order}", text))
             current = None
             continue
         name, sep, body = rest.partition(": ")
+        if not sep and rest.endswith(":") and 0 < len(rest) <= 81:
+            name, sep, body = rest[:-1], ":", ""  # "Name:" with an empty message
         if not sep or len(name) > 80 or SYSTEM_TEXT.search(name):
             current = [i, None, t, [rest], False]
         else:
