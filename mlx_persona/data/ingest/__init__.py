@@ -5,22 +5,40 @@
     alpaca      {"instruction", "input", "output", "system"?, "history"?} JSONL or JSON array
     completion  {"prompt", "completion"} JSONL
     csv         dialogue script: speaker + text columns, optional episode/scene columns
-    whatsapp    WhatsApp .txt export (Android or iOS)
-    telegram    Telegram Desktop result.json
+    whatsapp    WhatsApp .txt export (Android or iOS, any locale)
+    telegram    Telegram Desktop result.json (one chat, or the whole account)
+    messenger   Facebook / Instagram "Download your information" message_N.json
+    signal      signal-export chat.md (or the same lines without seconds)
+    discord     DiscordChatExporter JSON
+    imessage    macOS Messages chat.db (SQLite, read-only)
 
-:func:`read_source` picks the reader (``detect`` unless the format is given) and returns a
-:class:`~mlx_persona.data.ingest.base.ReadResult`.
+:func:`detect` asks every reader how sure it is that a file is its format (``confidence``: a
+score in 0..1 and the evidence, from the file's content, never from one key or the name alone)
+and picks the surest; when two readers are about as sure, or none is, it asks for ``--format``
+and says why. :func:`read_source` picks the reader (``detect`` unless the format is given) and
+returns a :class:`~mlx_persona.data.ingest.base.ReadResult`.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlx_persona.core.errors import PersonaError
-from mlx_persona.data.ingest import alpaca, chatml, completion, csv_script, sharegpt, telegram, whatsapp
-from mlx_persona.data.ingest.base import Conversation, ReadResult, Reject, Turn  # noqa: F401  (re-exported)
+from mlx_persona.data.ingest import (
+    alpaca,
+    chatml,
+    completion,
+    csv_script,
+    discord,
+    imessage,
+    messenger,
+    sharegpt,
+    signal,
+    telegram,
+    whatsapp,
+)
+from mlx_persona.data.ingest.base import Conversation, Probe, ReadResult, Reject, Turn  # noqa: F401  (re-exported)
 
 FORMATS = {
     "chatml": chatml,
@@ -30,8 +48,14 @@ FORMATS = {
     "csv": csv_script,
     "whatsapp": whatsapp,
     "telegram": telegram,
+    "messenger": messenger,
+    "signal": signal,
+    "discord": discord,
+    "imessage": imessage,
 }
-RECORD_FORMATS = ("chatml", "sharegpt", "alpaca", "completion")  # checked in this order
+RECORD_FORMATS = ("chatml", "sharegpt", "alpaca", "completion")
+SURE = 0.5  # below this a reader does not claim the file
+MARGIN = 0.15  # a runner-up this close to the best makes the file ambiguous
 
 
 @dataclass
@@ -43,45 +67,39 @@ class Source:
     persona: str | None = None  # None: the persona given to clean()
 
 
-def _record_format(record) -> str | None:
-    if isinstance(record, dict):
-        for name in RECORD_FORMATS:
-            if FORMATS[name].looks_like(record):
-                return name
-    return None
+def _record_score(probe: Probe, name: str) -> tuple[float, str]:
+    """Share of the file's first records that have this record format's shape."""
+    if not probe.records:
+        return 0.0, "no JSON records"
+    hits = sum(FORMATS[name].looks_like(r) for r in probe.records)
+    return 0.9 * hits / len(probe.records), f"{hits} of the first {len(probe.records)} records have its keys"
+
+
+def scores(path: Path, raw: bytes) -> dict[str, tuple[float, str]]:
+    """Every reader's confidence that ``raw`` (the bytes of ``path``) is its format, with why."""
+    probe = Probe.of(path, raw)
+    out: dict[str, tuple[float, str]] = {}
+    for name, mod in FORMATS.items():
+        if name in RECORD_FORMATS:
+            out[name] = _record_score(probe, name)
+        else:
+            out[name] = mod.confidence(probe)
+    return out
 
 
 def detect(path: Path, raw: bytes) -> str:
-    """Name the format of ``raw`` (the bytes of ``path``); PersonaError if it is none we read."""
-    if path.suffix.lower() in (".csv", ".tsv"):
-        return "csv"
-    text = raw.decode("utf-8", "replace").lstrip("\ufeff")
-    lines = text[:65536].split("\n")
-    if whatsapp.sniff(lines):
-        return "whatsapp"
-    first = next((ln.strip() for ln in lines if ln.strip()), "")
-    found = None
-    if first.startswith("{") and first.endswith("}"):
-        try:
-            found = _record_format(json.loads(first))
-        except ValueError:
-            found = None
-    if found is None and first[:1] in "[{":
-        try:
-            doc = json.loads(text)
-        except ValueError:
-            doc = None
-            if '"messages"' in text[:65536] and '"date"' in text[:65536]:
-                found = "telegram"
-        if telegram.looks_like(doc):
-            found = "telegram"
-        elif isinstance(doc, list):
-            found = _record_format(next((d for d in doc if isinstance(d, dict)), None))
-        elif isinstance(doc, dict):
-            found = _record_format(doc)
-    if found is None:
-        raise PersonaError(f"{path}: cannot tell its format; give --format, one of: {', '.join(FORMATS)}")
-    return found
+    """Name the format of ``raw`` (the bytes of ``path``); PersonaError if none is sure or two are."""
+    ranked = sorted(scores(path, raw).items(), key=lambda kv: -kv[1][0])
+    (best, (top, why)), (second, (runner, why2)) = ranked[0], ranked[1]
+    if top < SURE:
+        hint = f" (closest: {best}, {top:.2f}: {why})" if top > 0 else ""
+        raise PersonaError(f"{path}: cannot tell its format{hint}; give --format, one of: {', '.join(FORMATS)}")
+    if runner >= SURE and top - runner < MARGIN:
+        raise PersonaError(
+            f"{path}: could be {best} ({top:.2f}: {why}) or {second} ({runner:.2f}: {why2}); "
+            f"give --format {best} or --format {second}"
+        )
+    return best
 
 
 def read_source(source: Source, options=None) -> tuple[str, ReadResult]:
@@ -91,6 +109,11 @@ def read_source(source: Source, options=None) -> tuple[str, ReadResult]:
         raise PersonaError(f"input not found: {source.path}")
     if source.format is not None and source.format not in FORMATS:
         raise PersonaError(f"unknown format {source.format!r}; supported: {', '.join(FORMATS)}")
+    with open(path, "rb") as f:
+        head = f.read(len(imessage.MAGIC))
+    if head == imessage.MAGIC and source.format in (None, "imessage"):  # a database: never read whole
+        fmt = source.format or detect(path, head)
+        return fmt, imessage.read_db(path, str(source.path), options)
     raw = path.read_bytes()
     fmt = source.format or detect(path, raw)
     return fmt, FORMATS[fmt].read(raw, str(source.path), options)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # Role words that sources use for "the other side" and "the model / the persona".
 USER_ROLES = {"user", "human", "prompter", "input", "prompt", "instruction"}
@@ -72,6 +73,46 @@ class ReadResult:
     conversations: list[Conversation] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     messages: int = 0  # raw messages seen, kept or not
+
+
+@dataclass
+class Probe:
+    """What format detection looks at: the start of the file as text, and its JSON if it is JSON."""
+
+    path: Path
+    raw: bytes  # the file's bytes (for an SQLite database, only its header)
+    lines: list[str]  # the first 64 KB as text lines (BOM and CR dropped)
+    doc: object = None  # the whole file as one JSON document, when it is one
+    records: list = field(default_factory=list)  # its first objects: JSONL lines, array items, or the doc
+
+    @classmethod
+    def of(cls, path: Path, raw: bytes) -> Probe:
+        text = raw[:65536].decode("utf-8", "replace").lstrip("\ufeff")
+        lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
+        probe = cls(Path(path), raw, lines)
+        start = text.lstrip()[:1]
+        if start not in ("{", "["):
+            return probe
+        try:
+            probe.doc = json.loads(raw.decode("utf-8", "replace").lstrip("\ufeff"))
+        except ValueError:
+            probe.doc = None
+        if isinstance(probe.doc, list):
+            probe.records = [d for d in probe.doc[:20] if isinstance(d, dict)]
+        elif isinstance(probe.doc, dict):
+            probe.records = [probe.doc]
+        else:  # JSONL: one object per line
+            for ln in lines:
+                if ln.strip().startswith("{"):
+                    try:
+                        obj = json.loads(ln)
+                    except ValueError:
+                        continue
+                    if isinstance(obj, dict):
+                        probe.records.append(obj)
+                if len(probe.records) >= 20:
+                    break
+        return probe
 
 
 def decode_lines(raw: bytes, source: str) -> tuple[list[str | None], list[Reject]]:

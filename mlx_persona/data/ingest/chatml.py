@@ -21,7 +21,12 @@ TOOL_ROLES = {"tool", "function", "ipython"}
 
 
 def looks_like(record: dict) -> bool:
-    return isinstance(record.get("messages"), list)
+    """A ``messages`` list whose entries carry a ``role`` (other apps' exports have senders)."""
+    msgs = record.get("messages")
+    if not isinstance(msgs, list):
+        return False
+    items = [m for m in msgs[:20] if isinstance(m, dict)]
+    return not items or sum("role" in m for m in items) * 2 > len(items)
 
 
 def convert(obj: dict, source: str, line: int, result: ReadResult):

@@ -13,6 +13,18 @@ from mlx_persona.core.errors import PersonaError
 from mlx_persona.data.ingest.base import Conversation, ReadResult, Reject, Turn, decode_lines
 
 
+def confidence(probe) -> tuple[float, str]:
+    """A ``.csv``/``.tsv`` name with a delimited header, or a header naming speaker and text."""
+    first = next((ln for ln in probe.lines if ln.strip()), "")
+    delimited = "," in first or "\t" in first
+    if probe.path.suffix.lower() in (".csv", ".tsv") and delimited:
+        return 0.9, "a .csv/.tsv file with a delimited header"
+    cells = {c.strip().strip('"').lower() for c in first.replace("\t", ",").split(",")}
+    if {"speaker", "text"} <= cells:
+        return 0.7, "its header names speaker and text columns"
+    return 0.0, "not a delimited table with speaker and text"
+
+
 def _columns(header: list[str], source: str, options) -> tuple[int, int, list[int]]:
     lower = [h.strip().lower() for h in header]
     speaker = getattr(options, "speaker_column", "speaker").lower()

@@ -98,8 +98,14 @@ def header(line: str):
     return None
 
 
-def confidence(lines: list) -> tuple[float, str]:
-    """How sure we are that ``lines`` (the file's first lines) are a WhatsApp export, and why."""
+def confidence(probe) -> tuple[float, str]:
+    """How sure we are that the file (a :class:`~mlx_persona.data.ingest.base.Probe`) is a
+    WhatsApp export, and why: the share of its first lines that are message headers."""
+    return line_confidence(probe.lines)
+
+
+def line_confidence(lines: list) -> tuple[float, str]:
+    """WhatsApp confidence of a file's first lines."""
     seen = [ln for ln in lines[:200] if ln and ln.strip()][:40]
     if not seen:
         return 0.0, "empty"
@@ -115,7 +121,7 @@ def confidence(lines: list) -> tuple[float, str]:
 
 def sniff(lines: list) -> bool:
     """True if the first non-blank lines look like a WhatsApp export."""
-    return confidence(lines)[0] >= 0.5
+    return line_confidence(lines)[0] >= 0.5
 
 
 def _order_of(headers: list, forced: str) -> str:
