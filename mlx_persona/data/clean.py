@@ -12,9 +12,11 @@ The recipe runner calls :func:`clean`; ``mlx-persona clean`` is a thin wrapper a
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +37,7 @@ from mlx_persona.data.rules import (
     join_other_speakers,
     meta_matcher,
     scrub_pii,
+    speakers,
     split_and_merge,
     system_prompt,
 )
@@ -76,6 +79,9 @@ class CleanConfig(Settings):
     splits: tuple = _f((0.8, 0.1, 0.1), "Train/valid/test shares, by conversation.")
     seed: int = _f(0, "Seed for the train/valid/test split.")
     date_order: str = _f("auto", "WhatsApp dates: auto | dmy | mdy | ymd.", DATE_ORDERS)
+    chat: str | None = _f(
+        None, "Telegram full-account export / iMessage chat.db: the chat to read (name, id or handle; default all)."
+    )
     speaker_column: str = _f("speaker", "CSV column with the speaker's name.")
     text_column: str = _f("text", "CSV column with the line of dialogue.")
     bound_columns: tuple = _f(("episode", "scene"), "CSV columns whose change starts a new conversation.")
@@ -149,6 +155,7 @@ def clean(
     for s in sources:
         fmt, res = read_source(s, cfg)
         who = [s.persona] if s.persona else names
+        _check_persona(res.conversations, who, s.path)
         assign_roles(res.conversations, who, s.path)
         line = cfg.persona_line.replace("{persona}", who[0])
         rejects.extend(res.rejects)
@@ -190,6 +197,8 @@ def clean(
     split = split_by_conversation(samples, groups, cfg.splits, cfg.seed)
 
     order = {s.path: i for i, s in enumerate(sources)}
+    if not samples:
+        raise PersonaError(_no_samples(inputs_stats, rejects, merged, conversations, persona_turns, n_built, cfg))
     rejects.sort(key=lambda r: (order.get(r.source, len(order)), r.line))
     dropped: dict[str, int] = {}
     for r in rejects:
@@ -240,6 +249,79 @@ def clean(
         for name, text in files.items():
             (tmp / name).write_text(text, encoding="utf-8")
     return stats
+
+
+def _fold(name: str) -> str:
+    """A name as people compare them: no case, accents, marks or emoji; spaces squeezed."""
+    kept = (c for c in unicodedata.normalize("NFKD", name.casefold()) if c.isalnum() or c.isspace())
+    return " ".join("".join(kept).split())
+
+
+def closest_speakers(wanted: Sequence[str], counts: dict[str, int], n: int = 3) -> list[str]:
+    """Speakers whose names are nearest to the ``wanted`` spellings: the same name without case,
+    accents or emoji first, then a name containing (or contained in) one, then by similarity."""
+    scored = {}
+    for s in counts:
+        f = _fold(s)
+        for w in map(_fold, wanted):
+            if not f or not w:
+                continue
+            if f == w:
+                score = 3.0
+            elif w in f.split() or f in w.split() or (len(w) > 2 and (w in f or f in w)):
+                score = 2.0
+            else:
+                score = difflib.SequenceMatcher(None, w, f).ratio()
+            scored[s] = max(scored.get(s, 0.0), score)
+    ranked = sorted((x for x in scored.items() if x[1] >= 0.6), key=lambda kv: (-kv[1], -counts[kv[0]], kv[0]))
+    return [s for s, _ in ranked[:n]]
+
+
+def _check_persona(conversations, names: Sequence[str], source: str) -> None:
+    """A chat or script without the persona among its speakers: say which names come closest."""
+    if not conversations or not all(c.named for c in conversations):
+        return
+    counts = speakers(conversations)
+    want = {n.strip().casefold() for n in names}
+    if any(s.strip().casefold() in want for s in counts):
+        return
+    near = closest_speakers(names, counts)
+    top = ", ".join(s for s, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:8])
+    hint = f"; closest: {', '.join(repr(x) for x in near)} (give --persona {near[0]!r})" if near else ""
+    raise PersonaError(f"persona {' / '.join(names)!r} is not a speaker in {source}{hint}; speakers there: {top}")
+
+
+def _no_samples(inputs, rejects, merged, conversations, persona_turns, built, cfg) -> str:
+    """One line: the funnel down to zero samples, and the change most likely to fix it."""
+    dropped: dict[str, int] = {}
+    for r in rejects:
+        dropped[r.rule] = dropped.get(r.rule, 0) + 1
+    read = sum(i["messages"] for i in inputs)
+    where = ", ".join(f"{i['path']} as {i['format']}" for i in inputs)
+    steps = [f"{read} messages read ({where})"]
+    if dropped:
+        steps.append(
+            "dropped " + ", ".join(f"{rule} {n}" for rule, n in sorted(dropped.items(), key=lambda kv: -kv[1]))
+        )
+    steps.append(
+        f"{merged} merged, {conversations} conversations, {persona_turns} persona turns, {built} samples built"
+    )
+    damaged = sum(n for rule, n in dropped.items() if rule in INPUT_ERROR_RULES)
+    if read == 0 or damaged * 2 > max(read, 1):
+        fix = "the input was not read as messages: check the file, or give --format"
+    elif persona_turns == 0:
+        fix = "the persona wrote none of the messages that were kept: check --persona"
+    elif dropped.get("min-length", 0) and built == 0 and dropped["min-length"] * 2 >= persona_turns:
+        fix = f"the persona's replies are short: lower --min-reply-chars (now {cfg.min_reply_chars})"
+    elif dropped.get("no-context", 0) and built == 0:
+        fix = "no one else speaks before the persona's replies: include the other side of the chat"
+    elif dropped.get("too-long", 0) and built == 0:
+        fix = f"every sample is over --max-tokens {cfg.max_tokens}: raise it"
+    elif built and dropped.get("duplicate", 0) + dropped.get("near-duplicate", 0):
+        fix = "every sample was a duplicate: try --dedup exact or off"
+    else:
+        fix = "see the funnel above; the rejects list every dropped message with its rule"
+    return "no samples: " + " → ".join(steps) + f". Likely fix: {fix}"
 
 
 def _shares(_ctx, _param, value: str | None):
