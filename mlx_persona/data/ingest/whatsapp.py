@@ -79,6 +79,7 @@ DELETED = re.compile(
     r"Mensagem apagada|Você apagou esta mensagem|Questo messaggio è stato eliminato|"
     r"Hai eliminato questo messaggio)$"
 )
+FOREIGN_MARKUP = re.compile(r"\]\(\./|^\(- .* -\)$|^\(\( .* \)\)$")  # signal-export's attachments, reactions
 EDITED = re.compile(r"\s*\u200e?<This message was edited>\s*$")
 MARKS = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
 BUDDHIST_ERA = 543  # years between the Thai Buddhist calendar and the common era
@@ -116,7 +117,10 @@ def line_confidence(lines: list) -> tuple[float, str]:
     share = len(heads) / len(seen)
     first = header(seen[0]) is not None
     score = min(1.0, 0.5 * share + 0.3 * (named / len(heads)) + 0.2 * first)
-    return score, f"{len(heads)} of the first {len(seen)} lines are WhatsApp message headers"
+    why = f"{len(heads)} of the first {len(seen)} lines are WhatsApp message headers"
+    if any(FOREIGN_MARKUP.search(ln) for ln in seen):
+        score, why = score - 0.3, why + ", but it has markdown links or reaction lines WhatsApp never writes"
+    return max(score, 0.0), why
 
 
 def sniff(lines: list) -> bool:
