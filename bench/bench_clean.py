@@ -10,7 +10,10 @@ messages, media placeholders, system lines, long silences, NBSPs), then times, e
 - the peer: the straightforward loop one writes first — ``strptime`` per header, each meta
   pattern searched one by one, and every sample re-normalizing its context turns.
 
-Prints both times, samples out, and the ratio. The figure in bench/RESULTS.md comes from here.
+Prints both times, samples out, and the ratio. Then it builds a macOS Messages ``chat.db``
+of the same size (20 chats, a third of the texts only in ``attributedBody``, tapbacks and
+attachments among them) and times the iMessage reader alone and ``clean()`` on it.
+The figures in bench/RESULTS.md come from here.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import json
 import platform
 import random
 import re
+import sqlite3
 import sys
 import tempfile
 import time
@@ -33,6 +37,7 @@ sys.path.insert(0, str(ROOT / "data"))
 from persona_bank import EXCHANGES
 
 from mlx_persona.data.clean import CleanConfig, clean
+from mlx_persona.data.ingest import Source, read_source
 from mlx_persona.data.rules import DEFAULT_META_PATTERNS
 
 WORDS = "prod staging cache queue deploy index ticket logs metrics rollback flag retry".split()
@@ -140,6 +145,79 @@ def naive_clean(path: Path, persona: str, out: Path, cfg: CleanConfig) -> int:
     return len(samples)
 
 
+# ---- a Messages chat.db: the tables and columns the reader uses, as macOS names them ----------
+CHAT_DB = """
+CREATE TABLE handle (ROWID INTEGER PRIMARY KEY AUTOINCREMENT UNIQUE, id TEXT NOT NULL, service TEXT NOT NULL);
+CREATE TABLE chat (ROWID INTEGER PRIMARY KEY AUTOINCREMENT, guid TEXT UNIQUE NOT NULL, style INTEGER,
+    chat_identifier TEXT, service_name TEXT, display_name TEXT);
+CREATE TABLE chat_handle_join (chat_id INTEGER, handle_id INTEGER, UNIQUE(chat_id, handle_id));
+CREATE TABLE chat_message_join (chat_id INTEGER, message_id INTEGER, message_date INTEGER DEFAULT 0,
+    PRIMARY KEY (chat_id, message_id));
+CREATE TABLE message (ROWID INTEGER PRIMARY KEY AUTOINCREMENT, guid TEXT UNIQUE NOT NULL, text TEXT,
+    handle_id INTEGER DEFAULT 0, attributedBody BLOB, service TEXT, date INTEGER, is_from_me INTEGER DEFAULT 0,
+    cache_has_attachments INTEGER DEFAULT 0, item_type INTEGER DEFAULT 0, associated_message_type INTEGER DEFAULT 0);
+CREATE INDEX chat_message_join_idx_message_id_only ON chat_message_join(message_id);
+"""
+
+
+def typedstream(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    n = len(raw)
+    length = bytes([n]) if n < 0x80 else b"\x81" + n.to_bytes(2, "little")
+    return (
+        b"\x04\x0bstreamtyped\x81\xe8\x03\x84\x01@\x84\x84\x84\x12NSAttributedString\x00\x84\x84\x08NSObject\x00"
+        b"\x85\x92\x84\x84\x84\x08NSString\x01\x94\x84\x01+" + length + raw + b"\x86\x84\x02iI\x01\x05\x92"
+    )
+
+
+def make_chat_db(path: Path, n: int, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    db = sqlite3.connect(path)
+    db.executescript(CHAT_DB)
+    chats = 20
+    db.executemany(
+        "INSERT INTO handle VALUES (?, ?, 'iMessage')", [(h, f"+1555010{h:04d}") for h in range(1, chats + 1)]
+    )
+    db.executemany(
+        "INSERT INTO chat VALUES (?, ?, 45, ?, 'iMessage', '')",
+        [(c, f"iMessage;-;+1555010{c:04d}", f"+1555010{c:04d}") for c in range(1, chats + 1)],
+    )
+    db.executemany("INSERT INTO chat_handle_join VALUES (?, ?)", [(c, c) for c in range(1, chats + 1)])
+    date = 700_000_000 * 10**9
+    rows, joins = [], []
+    for k in range(1, n + 1):
+        ask, reply = rng.choice(EXCHANGES)
+        chat = rng.randint(1, chats)
+        mine = rng.random() < 0.5
+        text = f"{reply if mine else ask} ({rng.choice(WORDS)} {k})"
+        date += rng.randint(1, 600) * 10**9
+        tapback = 2000 if rng.random() < 0.03 else 0
+        attach = int(rng.random() < 0.03)
+        if attach:
+            text = "\ufffc"
+        body = typedstream(text) if rng.random() < 0.33 else None
+        rows.append(
+            (
+                k,
+                f"G{k}",
+                None if body else text,
+                0 if mine else chat,
+                body,
+                "iMessage",
+                date,
+                int(mine),
+                attach,
+                0,
+                tapback,
+            )
+        )
+        joins.append((chat, k, date))
+    db.executemany("INSERT INTO message VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+    db.executemany("INSERT INTO chat_message_join VALUES (?, ?, ?)", joins)
+    db.commit()
+    db.close()
+
+
 def best_of(fn, repeats: int):
     times, result = [], None
     for _ in range(repeats):
@@ -153,7 +231,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--skip-whatsapp", action="store_true", help="Only the iMessage chat.db part.")
     a = ap.parse_args()
+    print(f"machine: {platform.system()} {platform.machine()}, python {platform.python_version()}")
+    if not a.skip_whatsapp:
+        whatsapp_part(a)
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "chat.db"
+        make_chat_db(db, a.messages)
+        read_s, (_, res) = best_of(lambda: read_source(Source(str(db))), a.repeats)
+        cfg = CleanConfig(split_gap_hours=1)
+        clean_s, stats = best_of(lambda: clean([db], "me", Path(tmp) / f"im{time.time_ns()}", cfg), a.repeats)
+    print(f"imessage chat.db: {res.messages:,} messages, {len(res.conversations)} chats, best of {a.repeats}")
+    print(f"  read (iMessage reader): {read_s:.2f} s ({res.messages / read_s:,.0f} msg/s)")
+    print(f"  clean() end to end:    {clean_s:.2f} s, {stats['funnel']['samples_out']:,} samples")
+
+
+def whatsapp_part(a) -> None:
     cfg = CleanConfig()
     assert tuple(cfg.meta_patterns) == DEFAULT_META_PATTERNS
     with tempfile.TemporaryDirectory() as tmp:
@@ -163,7 +257,6 @@ def main() -> None:
         ours_s, stats = best_of(lambda: clean([src], "Sam", Path(tmp) / f"ours{time.time_ns()}", cfg), a.repeats)
         peer_s, peer_n = best_of(lambda: naive_clean(src, "Sam", Path(tmp) / f"peer{time.time_ns()}", cfg), a.repeats)
         n = stats["funnel"]["messages_in"]
-    print(f"machine: {platform.system()} {platform.machine()}, python {platform.python_version()}")
     print(f"messages: {n:,} (export of {a.messages:,} lines of chat), best of {a.repeats}")
     print(
         f"mlx_persona.data.clean: {ours_s:.2f} s ({n / ours_s:,.0f} msg/s), {stats['funnel']['samples_out']:,} samples"

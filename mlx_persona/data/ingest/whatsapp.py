@@ -29,15 +29,29 @@ import re
 
 from mlx_persona.data.ingest.base import Conversation, ReadResult, Reject, Turn, decode_lines
 
-_M = "[\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]*"  # direction marks that exports sprinkle in
-_DATE = rf"{_M}(\d{{1,4}}){_M}[/.\-]\s?{_M}(\d{{1,2}}){_M}[/.\-]\s?{_M}(\d{{1,4}})\.?(\s?BE)?{_M}"
-_TIME = rf"{_M}(\d{{1,2}})[:.](\d{{2}})(?:[:.](\d{{2}}))?(?:[\s\u202f\u00a0]*([AaPp])\.?\s?[Mm]\.?)?{_M}"
-_SEP = r"(?:[,\u060c]\s*|\s+)(?:klo\s+)?"
-# Groups of every header shape: a, b, c (date fields), era, hh, mm, ss, ampm, rest.
-IOS = re.compile(rf"^{_M}\[{_DATE}{_SEP}{_TIME}\]\s*(.*)$")
-ANDROID = re.compile(rf"^{_M}{_DATE}{_SEP}{_TIME}\s*(?:-|:)\s+(.*)$")
-IOS_TIME_FIRST = re.compile(rf"^{_M}\[{_TIME}[,\u060c]\s*{_DATE}\]\s*(.*)$")
-_STARTS = "0123456789[\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
+_MARKS = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"  # direction marks and BOM
+
+
+def _headers(m: str) -> tuple[re.Pattern, re.Pattern, re.Pattern]:
+    """The three header shapes, with ``m`` (a pattern for direction marks, or "") around each field.
+
+    Groups: a, b, c (date fields), era, hh, mm, ss, ampm, rest (time-first: the time's come first).
+    """
+    date = rf"{m}(\d{{1,4}}){m}[/.\-]\s?{m}(\d{{1,2}}){m}[/.\-]\s?{m}(\d{{1,4}})\.?(\s?BE)?{m}"
+    time = rf"{m}(\d{{1,2}})[:.](\d{{2}})(?:[:.](\d{{2}}))?(?:[\s\u202f\u00a0]*([AaPp])\.?\s?[Mm]\.?)?{m}"
+    sep = r"(?:[,\u060c]\s*|\s+)(?:klo\s+)?"
+    return (
+        re.compile(rf"^{m}\[{date}{sep}{time}\]\s*(.*)$"),
+        re.compile(rf"^{m}{date}{sep}{time}\s*(?:-|:)\s+(.*)$"),
+        re.compile(rf"^{m}\[{time}[,\u060c]\s*{date}\]\s*(.*)$"),
+    )
+
+
+# Most lines carry no direction mark: they get the plain patterns, which are faster.
+IOS, ANDROID, IOS_TIME_FIRST = _headers(f"[{_MARKS}]*")
+_PLAIN = _headers("")
+_HAS_MARK = re.compile(f"[{_MARKS}]")
+_STARTS = "0123456789[" + _MARKS
 
 SYSTEM_TEXT = re.compile(
     r"end-to-end encrypted|joined using this group's invite link|created (the )?group|"
@@ -80,8 +94,10 @@ DELETED = re.compile(
     r"Hai eliminato questo messaggio)$"
 )
 FOREIGN_MARKUP = re.compile(r"\]\(\./|^\(- .* -\)$|^\(\( .* \)\)$")  # signal-export's attachments, reactions
+_FILE_PREFIXES = ("\u200e", "IMG-", "VID-", "PTT-", "AUD-", "STK-", "DOC-")
+_NOTICE_FIRST = {alt.lstrip("^(")[:1] for alt in (DELETED.pattern + "|" + MISSED_CALL.pattern).split("|")}
 EDITED = re.compile(r"\s*\u200e?<This message was edited>\s*$")
-MARKS = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
+MARKS = _MARKS
 BUDDHIST_ERA = 543  # years between the Thai Buddhist calendar and the common era
 
 
@@ -89,10 +105,11 @@ def header(line: str):
     """``(a, b, c, era, hh, mm, ss, ampm, rest)`` if ``line`` starts a message, else None."""
     if not line or line[0] not in _STARTS:
         return None
-    m = IOS.match(line) or ANDROID.match(line)
+    ios, android, time_first = (IOS, ANDROID, IOS_TIME_FIRST) if _HAS_MARK.search(line, 0, 48) else _PLAIN
+    m = ios.match(line) or android.match(line)
     if m:
         return m.groups()
-    m = IOS_TIME_FIRST.match(line)
+    m = time_first.match(line)
     if m:
         hh, mm, ss, ampm, a, b, c, era, rest = m.groups()
         return a, b, c, era, hh, mm, ss, ampm, rest
@@ -172,22 +189,25 @@ def _seconds(g: tuple, order: str, days: dict) -> float:
 
 
 def _generated(body: str) -> str | None:
-    """Why ``body`` is a placeholder WhatsApp wrote (in a language the meta rule does not read)."""
-    if ENGLISH_PLACEHOLDER.match(body.lstrip(MARKS)):
+    """Why ``body`` is a placeholder WhatsApp wrote (in a language the meta rule does not read).
+
+    Each check is guarded by a cheap string test: most messages are the person's words and must
+    pass through fast."""
+    why = None
+    first = body[:1]
+    if first in ("\u200e", "\u200f"):
+        why = "WhatsApp placeholder (marked with U+200E/U+200F)"
+    elif ("\u200e" in body or "\u200f" in body) and IOS_DOCUMENT.match(body):
+        why = "WhatsApp document placeholder"
+    elif first == "<" and ANGLE_PLACEHOLDER.match(body):
+        why = "WhatsApp media placeholder"
+    elif body.endswith(")") and body.startswith(_FILE_PREFIXES) and FILE_ATTACHED.match(body):
+        why = "WhatsApp attachment line"
+    elif first in _NOTICE_FIRST and (DELETED.match(body) or MISSED_CALL.match(body)):
+        why = "WhatsApp deleted-message or missed-call notice"
+    if why is not None and ENGLISH_PLACEHOLDER.match(body.lstrip(MARKS)):
         return None  # left for the cleaning rule ``meta``
-    if body.startswith(("\u200e", "\u200f")):
-        return "WhatsApp placeholder (marked with U+200E/U+200F)"
-    if IOS_DOCUMENT.match(body):
-        return "WhatsApp document placeholder"
-    if ANGLE_PLACEHOLDER.match(body):
-        return "WhatsApp media placeholder"
-    if FILE_ATTACHED.match(body) and body.startswith(("\u200e", "IMG-", "VID-", "PTT-", "AUD-", "STK-", "DOC-")):
-        return "WhatsApp attachment line"
-    if DELETED.match(body) or MISSED_CALL.match(body):
-        return "WhatsApp deleted-message or missed-call notice"
-    if LOCATION.match(body):
-        return "WhatsApp shared location"
-    return None
+    return why
 
 
 def read(raw: bytes, source: str, options=None) -> ReadResult:
@@ -213,7 +233,9 @@ def read(raw: bytes, source: str, options=None) -> ReadResult:
         result.messages += 1
         if damaged:
             return  # its undecodable line is already in the rejects
-        text = EDITED.sub("", "\n".join(parts).rstrip())
+        text = "\n".join(parts).rstrip() if len(parts) > 1 else parts[0].rstrip()
+        if text.endswith("edited>"):
+            text = EDITED.sub("", text)
         if (
             speaker is None
             or NOTICE.match(text.lstrip(MARKS))
@@ -221,7 +243,7 @@ def read(raw: bytes, source: str, options=None) -> ReadResult:
         ):
             result.rejects.append(Reject(source, line, "system-line", "WhatsApp system message", text))
             return
-        if LOCATION.match(text):
+        if "https://" in text and LOCATION.match(text):
             result.rejects.append(Reject(source, line, "meta", "WhatsApp shared location", text))
             return
         first, nl, caption = text.partition("\n")
