@@ -95,6 +95,9 @@ def _register_subcommands() -> None:
     from mlx_persona.runner.cli import run_command
 
     cli.add_command(run_command)
+    from mlx_persona.runner.init import init_command
+
+    cli.add_command(init_command)
     from mlx_persona.budget.cli import budget_command
 
     cli.add_command(budget_command)

@@ -130,7 +130,8 @@ def clean(
     """Clean ``inputs`` for ``persona`` into ``out_dir``; returns the stats (also in stats.json).
 
     ``persona`` is a name, or several names of the same person (the first is used in the
-    persona line); a source's own ``persona`` overrides it.
+    persona line); a source's own ``persona`` overrides it, and its ``aliases`` add spellings
+    for that file alone.
     """
     cfg = config or CleanConfig()
     cfg.validate()
@@ -154,7 +155,7 @@ def clean(
     merged = conversations = persona_turns = 0
     for s in sources:
         fmt, res = read_source(s, cfg)
-        who = [s.persona] if s.persona else names
+        who = [*([s.persona] if s.persona else names), *s.aliases]  # this file's spellings
         _check_persona(res.conversations, who, s.path)
         assign_roles(res.conversations, who, s.path)
         line = cfg.persona_line.replace("{persona}", who[0])

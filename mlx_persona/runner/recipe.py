@@ -58,6 +58,7 @@ class SourceBlock(Settings):
     path: str = field(metadata={"help": "A raw chat file (relative paths: from the recipe's folder)."})
     format: str | None = field(default=None, metadata={"help": "Reader to use; default: detect."})
     persona: str | None = field(default=None, metadata={"help": "The persona's speaker name in this file."})
+    aliases: list = field(default_factory=list, metadata={"help": "Other spellings of the persona in this file alone."})
 
 
 @dataclass

@@ -58,7 +58,7 @@ def _clean(ctx: Context, resume: bool) -> dict:
     from mlx_persona.data.ingest import Source
 
     r = ctx.recipe
-    sources = [Source(s.path, s.format, s.persona) for s in r.data]
+    sources = [Source(s.path, s.format, s.persona, tuple(s.aliases)) for s in r.data]
     return clean(sources, [r.persona.name, *r.persona.aliases], ctx.path("clean"), r.clean)
 
 

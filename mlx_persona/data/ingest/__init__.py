@@ -65,6 +65,7 @@ class Source:
     path: str
     format: str | None = None  # None: detect from the file
     persona: str | None = None  # None: the persona given to clean()
+    aliases: tuple = ()  # other spellings of the persona in this file ("SAM" beside "Sam")
 
 
 def _record_score(probe: Probe, name: str) -> tuple[float, str]:
