@@ -260,8 +260,8 @@ def make_plan(machine: Machine, stats: dict, hours: float | None) -> Plan:
     plan.sft_seconds, plan.dpo_seconds = sft_iters * sft_step, dpo_iters * dpo_step
     plan.model_why = why
 
-    def cadence(iters: int) -> list:
-        every = max(1, iters // 5)
+    def cadence(iters: int, accumulate: int = 1) -> list:
+        every = max(accumulate, iters // 5 // accumulate * accumulate)  # checkpoints never split an update
         return [
             ("steps_per_report", max(1, min(10, iters // 8)), None),
             ("steps_per_eval", every, "five validations over the run"),
@@ -271,7 +271,7 @@ def make_plan(machine: Machine, stats: dict, hours: float | None) -> Plan:
 
     valid = stats["splits"]["valid"]["samples"]
     sft += [("warmup_steps", max(1, sft_iters // 20), "5% of the steps"), ("iters", sft_iters, sft_why)]
-    sft += cadence(sft_iters)
+    sft += cadence(sft_iters, _value(sft, "grad_accumulation_steps", 1))
     dpo += [("iters", dpo_iters, dpo_why), *cadence(dpo_iters)]
     if valid <= 100:
         sft.append(("val_batches", -1, f"the whole validation split ({valid} samples)"))
