@@ -276,7 +276,7 @@ _YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n"}  # .
 def _relative(path: Path, here: Path) -> str:
     """A path as the recipe writes it: relative to the recipe's folder when that is near, else absolute."""
     rel = os.path.relpath(path.resolve(), here)
-    return rel if rel.split(os.sep).count("..") <= 2 else str(path.resolve())
+    return rel if rel.split(os.sep).count("..") <= 1 else str(path.resolve())
 
 
 def _line(text: str, comment: str | None, width: int = 40) -> str:
