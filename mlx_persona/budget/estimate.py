@@ -32,6 +32,10 @@ ACT_PER_INTERMEDIATE = 5.3
 ACT_PER_KV = 1.6
 # ... and attention probabilities, one (heads x seq) row per token: quadratic in sequence length.
 ACT_PER_SCORE = 1.0
+# DoRA also keeps part of each adapted layer's output per token (the product before the magnitude
+# rescale): 0.5 per output element, fitted on 4-bit tiny runs (tests/test_quantized.py), which
+# also moves the float32 SmolLM2 DoRA rows of bench/RESULTS.md closer (-9.0% -> about -2%).
+ACT_PER_DORA_OUTPUT = 0.5
 # 16-bit models keep float32 pieces (the float32 LoRA branch, softmax): measured 0.675x float32.
 HALF_ACT_RATIO = 0.675
 # Logits, their softmax, the loss gradient and its scatter: four (tokens x vocab) arrays at peak.
@@ -180,6 +184,8 @@ def _block_activation_elems(shape: ModelShape, s: TrainSettings) -> tuple[float,
     linear = ACT_PER_HIDDEN * shape.hidden + ACT_PER_INTERMEDIATE * shape.intermediate + ACT_PER_KV * kv
     if s.fine_tune_type != "full":
         linear += s.rank * len(_adapted(shape, s))  # x @ A of each low-rank branch
+    if s.fine_tune_type == "dora":
+        linear += ACT_PER_DORA_OUTPUT * sum(o for _, _, o in _adapted(shape, s))
     return linear, ACT_PER_SCORE * shape.heads * s.max_seq_length
 
 

@@ -118,8 +118,9 @@ def _read_folder(folder: Path, name: str) -> ModelShape:
         raise PersonaError(f"{path}: not readable JSON ({e})") from None
     if not isinstance(cfg, dict):
         raise PersonaError(f"{path}: expected a JSON object")
-    dtype = None if (cfg.get("quantization") or cfg.get("quantization_config")) else _safetensors_dtype(folder)
-    return shape_from_config(cfg, name, str(path), dtype=dtype)
+    # quantized folders too: their norms and biases are in the dtype the activations run in (a
+    # config without torch_dtype would otherwise be taken for float16, half a float32 model's)
+    return shape_from_config(cfg, name, str(path), dtype=_safetensors_dtype(folder))
 
 
 def snapshots() -> dict[str, dict]:

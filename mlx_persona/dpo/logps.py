@@ -109,5 +109,8 @@ def shared_prompt_ok(model, head) -> bool:
     prompt, chosen, rejected = [1, 2, 3, 4], [5, 6, 7], [8, 9]
     rows = mx.array([prompt + chosen, prompt + rejected + [0]])
     want, _ = sequence_logps(model, rows, mx.array([4, 4]), mx.array([7, 6]))
-    got, _ = pair_logps(model, head, prompt, chosen, rejected)
+    try:  # blocks wrapped for gradient checkpointing replay the cache writes, and fail here
+        got, _ = pair_logps(model, head, prompt, chosen, rejected)
+    except ValueError:
+        return False
     return mx.allclose(want, got, rtol=1e-4, atol=1e-4).item()

@@ -67,7 +67,9 @@ class DPORun(TrainingRun):
         self.order = BatchOrder(sets["train"], cfg.batch_size, cfg.max_seq_length, cfg.seed)
         super().__init__(cfg, iters, out, fingerprints, log)
         self.head = output_head(model)  # reply-only logits where the model allows it
-        self.shared = cfg.share_prompt and shared_prompt_ok(model, self.head)  # prompt once per pair
+        # prompt once per pair; not with checkpointing, whose recomputed blocks would write the
+        # shared KV cache a second time in the backward pass
+        self.shared = cfg.share_prompt and not cfg.grad_checkpoint and shared_prompt_ok(model, self.head)
 
     def compiled_step(self):
         """One optimizer step as a compiled MLX function (as mlx_lm's trainer does). Built when
@@ -310,6 +312,10 @@ def run_dpo(
 
     iters = cfg.resolve_iters(len(sets["train"]))
     attach_trainable(model, cfg)  # fresh adapter, B = 0: the policy starts as the reference
+    if cfg.grad_checkpoint:  # as mlx_lm's trainer: each block keeps its input only, recomputed in backward
+        from mlx_lm.tuner.trainer import grad_checkpoint
+
+        grad_checkpoint(model.layers[0])
     optimizer = build_optimizer(cfg, iters)
     fingerprints = {
         "config_fingerprint": fingerprint(cfg.to_dict(), iters),

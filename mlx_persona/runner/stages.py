@@ -82,25 +82,28 @@ def _dpo(ctx: Context, resume: bool) -> dict:
     return _train(ctx, "dpo", ctx.path("sft_fuse"), ctx.path("pairs"), resume)
 
 
-def _fuse(ctx: Context, base: Path, adapter: Path, out: Path, gguf: bool = False) -> dict:
+def _fuse(ctx: Context, base: Path, adapter: Path, out: Path, gguf: bool = False, dequantize: bool = False) -> dict:
     from mlx_persona.models.fuse import run_fuse_child
 
     free = shutil.disk_usage(out.parent).free
     need = sum(p.stat().st_size for p in base.rglob("*") if p.is_file()) * 1.1
     if free < need:
         raise PersonaError(f"not enough disk for {out.name}: {free / 1e9:.1f} GB free, ~{need / 1e9:.1f} GB needed")
-    run_fuse_child(base, adapter, out, dequantize=ctx.recipe.fuse.dequantize, gguf=gguf, overwrite=True)
+    run_fuse_child(base, adapter, out, dequantize=dequantize, gguf=gguf, overwrite=True)
     return {"model": str(out)}
 
 
 def _sft_fuse(ctx: Context, resume: bool) -> dict:
-    # the final twin carries the GGUF export; this one too when the recipe stops before DPO
-    gguf = ctx.recipe.fuse.gguf and not ctx.recipe.enabled("dpo_fuse")
-    return _fuse(ctx, ctx.model_dir, ctx.path("sft"), ctx.path("sft_fuse"), gguf)
+    # The final twin carries the export (GGUF, fuse.dequantize's float weights); this one too when
+    # the recipe stops before DPO. When DPO follows, it trains on this model: it keeps the base's
+    # quantization, as the budget planned (a dequantized 7B would not fit a 16 GB Mac).
+    f, last = ctx.recipe.fuse, not (ctx.recipe.enabled("dpo") or ctx.recipe.enabled("dpo_fuse"))
+    return _fuse(ctx, ctx.model_dir, ctx.path("sft"), ctx.path("sft_fuse"), f.gguf and last, f.dequantize and last)
 
 
 def _dpo_fuse(ctx: Context, resume: bool) -> dict:
-    return _fuse(ctx, ctx.path("sft_fuse"), ctx.path("dpo"), ctx.path("dpo_fuse"), ctx.recipe.fuse.gguf)
+    f = ctx.recipe.fuse
+    return _fuse(ctx, ctx.path("sft_fuse"), ctx.path("dpo"), ctx.path("dpo_fuse"), f.gguf, f.dequantize)
 
 
 def _pairs(ctx: Context, resume: bool) -> dict:
