@@ -243,3 +243,38 @@ def test_a_full_disk(run_dir, tmp_path, monkeypatch):
     out = tmp_path / "mlx-out"
     _one_line_error(export(run_dir, "--to", "mlx", "--out", out), "disk full")
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".mlx-out")]
+
+
+# -- the recipe's export block --------------------------------------------------------------
+SAMPLE = __import__("pathlib").Path(__file__).parent.parent / "data" / "sample" / "whatsapp_android.txt"
+
+
+def test_the_recipe_export_block_runs_at_the_end_of_run(run_dir, tiny_model_dir, tmp_path, monkeypatch):
+    models = tmp_path / "lm-models"
+    recipe = tmp_path / "sam.yaml"
+    recipe.write_text(
+        f"name: sam\npersona: Sam Okafor\nmodel: {tiny_model_dir}\ndata: [{SAMPLE}]\nstages: [export]\n"
+        f"export: {{to: [ollama, mlx, lmstudio], quant: q8_0, temperature: 0.2, lmstudio_dir: {models}}}\n"
+    )
+    result = CliRunner().invoke(cli, ["run", str(recipe), "--runs", str(run_dir.parent), "--from", "export", "--plain"])
+    assert result.exit_code == 0, result.output
+    out = run_dir / "export"
+    assert (out / "ollama" / "sam-q8_0.gguf").is_file() and (out / "mlx" / "README.md").is_file()
+    modelfile = (out / "ollama" / "Modelfile").read_text()
+    assert f'SYSTEM """{PERSONA_LINE}"""' in modelfile and "PARAMETER temperature 0.2" in modelfile
+    assert (models / "mlx-persona" / "sam" / "config.json").is_file()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["stages"]["export"]["status"] == "done"
+    assert set(manifest["stages"]["export"]["summary"]) == {"ollama", "mlx", "lmstudio"}
+
+
+def test_a_bad_export_block_names_its_line(tmp_path):
+    from mlx_persona.runner.recipe import load_recipe
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: t\npersona: Sam\ndata: [{SAMPLE}]\nexport:\n  to: [ollama, docker]\n")
+    with pytest.raises(PersonaError) as e:
+        load_recipe(recipe)
+    assert "docker" in e.value.message and "r.yaml" in e.value.message
+    recipe.write_text(f"name: t\npersona: Sam\ndata: [{SAMPLE}]\n")
+    assert load_recipe(recipe).export.to == []  # no block: nothing is exported

@@ -22,7 +22,6 @@ from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_dir, run_twin
 
-EXPORT_DIR = "export"  # runs/<name>/export/<target>/
 LMSTUDIO_PUBLISHER = "mlx-persona"  # LM Studio lists models as <publisher>/<name>
 # what an MLX model folder needs to load (mlx_lm, LM Studio); our own bookkeeping files stay behind
 MODEL_FILES = ("*.safetensors", "model.safetensors.index.json", "config.json", "generation_config.json")
@@ -39,7 +38,7 @@ class Source:
 
     def default_out(self, target: str) -> Path:
         if self.run_dir is not None:
-            return self.run_dir / EXPORT_DIR / target
+            return self.run_dir / layout.EXPORT_DIR / target
         return Path.cwd() / f"{self.name}-{target}"
 
 
