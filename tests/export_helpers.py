@@ -167,11 +167,13 @@ def argmax_torch(model, ids: list[int]):
         return model(torch.tensor([ids])).logits[0].argmax(-1).numpy()
 
 
-def hf_gguf(path: Path):
-    """(model, tokenizer) read from a GGUF file by transformers' own GGUF loader, float32."""
+def hf_gguf(path: Path, tokenizer: bool = True):
+    """(model, tokenizer or None) read from a GGUF file by transformers' own GGUF loader, float32.
+    Torch runs one thread: on a busy 2-core machine two threads made decoding 3x slower."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    torch.set_num_threads(1)
     model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    return model.eval(), tokenizer
+    tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name) if tokenizer else None
+    return model.eval(), tok

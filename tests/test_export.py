@@ -82,20 +82,6 @@ def test_ollama_folder_and_its_template_renders_the_chat_template(run_dir):
     assert ollama_render(template, TWO_TURNS[1:], system=PERSONA_LINE) == chat(tokenizer, TWO_TURNS)
 
 
-def test_default_model_template_with_its_default_system_prompt(default_model_dir):
-    """SmolLM2's template writes its own system prompt when there is none: the TEMPLATE too."""
-    from transformers import AutoTokenizer
-
-    from mlx_persona.export.targets import chat_format
-
-    fmt, _ = chat_format(default_model_dir)
-    template = go_template(fmt)
-    tokenizer = AutoTokenizer.from_pretrained(str(default_model_dir))
-    assert ollama_render(template, TWO_TURNS) == chat(tokenizer, TWO_TURNS)
-    assert ollama_render(template, TWO_TURNS[1:]) == chat(tokenizer, TWO_TURNS[1:])
-    assert "SmolLM" in ollama_render(template, TWO_TURNS[1:])
-
-
 def _jinja(template: str, **extra):
     import jinja2
 
