@@ -167,3 +167,16 @@ def test_a_full_disk_leaves_nothing_behind(tiny_model_dir, tmp_path, monkeypatch
         write_gguf(tiny_model_dir, out / "twin.gguf")
     assert "disk full" in e.value.message and "\n" not in e.value.message
     assert list(out.iterdir()) == []
+
+
+def test_large_matrices_are_encoded_in_slices_with_the_same_bytes(tiny_model_dir, tmp_path, monkeypatch):
+    from mlx_persona.models import gguf_export
+
+    whole = write_gguf(tiny_model_dir, tmp_path / "whole.gguf", "q8_0").read_bytes()
+    monkeypatch.setattr(gguf_export, "CHUNK_ROWS_VALUES", 1000)  # the embedding goes in slices
+    read = gguf_export._as_float32
+    slices = []
+    monkeypatch.setattr(gguf_export, "_as_float32", lambda *a, **k: slices.append(a[3:]) or read(*a, **k))
+    sliced = write_gguf(tiny_model_dir, tmp_path / "sliced.gguf", "q8_0").read_bytes()
+    assert len([s for s in slices if s]) > 20  # it did go by slices
+    assert sliced == whole

@@ -12,7 +12,8 @@ The story of an export, the converter in :mod:`mlx_persona.models.gguf` run back
 4. stream the tensors one at a time, so a 7B model never sits in memory as float32: load it
    (MLX loads safetensors lazily), dequantize a quantized weight (``mx.dequantize``: MLX's
    affine 4/8-bit groups), put the q/k rows of llama models into llama.cpp's RoPE order, and
-   encode it as F32, F16, Q8_0 or Q4_0 blocks (``gguf.quants``);
+   encode it as F32, F16, Q8_0 or Q4_0 blocks (``gguf.quants``); a large matrix (Qwen's
+   152k-row embedding) goes through in slices of rows;
 5. the file is written under a temporary name beside its target and renamed last: a failure
    (a full disk, Ctrl-C) leaves nothing behind.
 
@@ -149,21 +150,40 @@ def plan(cfg: dict, weights: dict, quant: str) -> list[Planned]:
     return sorted(out, key=order)
 
 
-def _as_float32(p: Planned, cfg: dict, weights: dict):
-    """One tensor as a float32 numpy array in llama.cpp's layout (dequantized, q/k permuted)."""
+CHUNK_ROWS_VALUES = 1 << 24  # values per slice of a large matrix (64 MB as float32)
+
+
+def _as_float32(p: Planned, cfg: dict, weights: dict, rows: slice | None = None):
+    """One tensor (or a slice of its rows) as a float32 numpy array in llama.cpp's layout:
+    dequantized, q/k rows permuted."""
     import mlx.core as mx
     import numpy as np
 
     w = weights[p.source]
     module = p.source.rsplit(".", 1)[0]
+    rows = rows or slice(None)
     if f"{module}.scales" in weights:
         group, bits = _quant_of(cfg, module)
-        s, b = weights[f"{module}.scales"], weights[f"{module}.biases"]
-        w = mx.dequantize(w, s.astype(mx.float32), b.astype(mx.float32), group_size=group, bits=bits)
+        s, b = weights[f"{module}.scales"][rows], weights[f"{module}.biases"][rows]
+        w = mx.dequantize(w[rows], s.astype(mx.float32), b.astype(mx.float32), group_size=group, bits=bits)
+    else:
+        w = w[rows]
     arr = np.array(w.astype(mx.float32))
     if p.rope_heads:
         arr = permute_rope_rows(arr, p.rope_heads)
     return np.ascontiguousarray(arr)
+
+
+def _stored(p: Planned, cfg: dict, weights: dict):
+    """The bytes of one tensor as stored. A large matrix (a 150k-token embedding) is read,
+    dequantized and encoded a slice of rows at a time, so only its encoded form is ever whole."""
+    import numpy as np
+
+    if len(p.shape) < 2 or p.rope_heads or p.shape[0] * p.shape[1] <= CHUNK_ROWS_VALUES:
+        return _encode(_as_float32(p, cfg, weights), p.qtype)
+    step = max(1, CHUNK_ROWS_VALUES // p.shape[1])
+    parts = [_encode(_as_float32(p, cfg, weights, slice(i, i + step)), p.qtype) for i in range(0, p.shape[0], step)]
+    return np.concatenate(parts, axis=0)
 
 
 def _encode(arr, qtype):
@@ -264,7 +284,7 @@ def write_gguf(
         writer.write_ti_data_to_file()
         for i, p in enumerate(planned):
             say(f"[{i + 1}/{len(planned)}] {p.name} {p.qtype.name}")
-            writer.write_tensor_data(_encode(_as_float32(p, cfg, weights), p.qtype))
+            writer.write_tensor_data(_stored(p, cfg, weights))
         writer.flush()
         os.fsync(writer.fout[0].fileno())
         writer.close()
