@@ -4,6 +4,8 @@
   so an F16 GGUF holds exactly the MLX weights and greedy tokens can be compared one for one;
 - :func:`build_tiny_qwen2`: a random Qwen2 with attention biases, untied output layer, Qwen2's
   own pre-tokenizer split and an embedding padded past the tokenizer's vocabulary (as Qwen2.5's);
+- :func:`build_tiny_spm_llama`: a random llama with a SentencePiece-style BPE tokenizer (byte
+  fallback, ``▁`` for spaces, BOS added), the kind TinyLlama and Mistral use;
 - :func:`greedy_mlx` / :func:`greedy_torch`: plain argmax decoding, no cache, no stop token;
 - :func:`hf_gguf`: transformers' GGUF loader (``gguf_file=``), the reader people use.
 """
@@ -119,6 +121,64 @@ def build_tiny_qwen2(out: Path, seed: int = 1, hidden: int = 64, layers: int = 2
     mx.eval(params)
     mx.save_safetensors(str(out / "model.safetensors"), params, metadata={"format": "mlx"})
     (out / "config.json").write_text(json.dumps(config, indent=2))
+    return out
+
+
+ZEPHYR_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}{{ eos_token }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+def build_tiny_spm_llama(out: Path, seed: int = 2, hidden: int = 64, layers: int = 2) -> Path:
+    """A tiny random llama whose tokenizer is SentencePiece-style BPE (``tokenizer.ggml.model``
+    ``llama`` in GGUF): ``▁`` for spaces, ``<0xNN>`` byte fallback, ``<s>`` added first."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.models import llama
+    from tokenizers import Tokenizer, decoders, models, normalizers, processors, trainers
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    specials = ["<unk>", "<s>", "</s>"] + [f"<0x{i:02X}>" for i in range(256)]
+    tok.train_from_iterator(
+        CORPUS * 4, trainer=trainers.BpeTrainer(vocab_size=600, special_tokens=specials, show_progress=False)
+    )
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    tok.save(str(out / "tokenizer.json"))
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "add_bos_token": True,
+        "chat_template": ZEPHYR_TEMPLATE,
+    }
+    (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    cfg = {
+        "model_type": "llama",
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "intermediate_size": hidden * 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "rms_norm_eps": 1e-5,
+        "vocab_size": tok.get_vocab_size(),
+        "tie_word_embeddings": False,
+        "max_position_embeddings": 512,
+    }
+    mx.random.seed(seed)
+    model = llama.Model(llama.ModelArgs.from_dict(cfg))
+    mx.eval(model.parameters())
+    mx.save_safetensors(
+        str(out / "model.safetensors"), dict(tree_flatten(model.parameters())), metadata={"format": "mlx"}
+    )
+    (out / "config.json").write_text(json.dumps(cfg, indent=2))
     return out
 
 

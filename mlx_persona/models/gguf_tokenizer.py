@@ -279,12 +279,12 @@ def tokenizer_metadata(model_dir, n_vocab: int) -> dict[str, Any]:
             scores.append(-1e9)
             continue
         tokens.append(tok)
-        if i in added:
-            types.append(CONTROL if added[i].get("special") else USER_DEFINED)
+        if spm and len(tok) == 6 and tok.startswith("<0x") and tok.endswith(">"):
+            types.append(BYTE)  # byte fallback pieces, even where the tokenizer lists them as added
         elif i == unk:
             types.append(UNKNOWN)
-        elif spm and len(tok) == 6 and tok.startswith("<0x") and tok.endswith(">"):
-            types.append(BYTE)
+        elif i in added:
+            types.append(CONTROL if added[i].get("special") else USER_DEFINED)
         else:
             types.append(NORMAL)
         # SentencePiece ranks merges by the merged token's score: higher merges first
