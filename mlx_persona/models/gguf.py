@@ -13,6 +13,9 @@ The story of a conversion:
 5. write ``model.safetensors``, ``config.json`` and the tokenizer files (rebuilt from the GGUF
    vocabulary, see :mod:`mlx_persona.models.gguf_tokenizer`), all inside a temporary folder that is
    renamed into place only when everything succeeded.
+
+The export direction (:mod:`mlx_persona.models.gguf_export`) reuses this module's name table
+(:func:`gguf_name`, its inverse) and :func:`permute_rope_rows` (the inverse of the un-permute).
 """
 
 from __future__ import annotations
