@@ -101,6 +101,9 @@ def _register_subcommands() -> None:
     from mlx_persona.budget.cli import budget_command
 
     cli.add_command(budget_command)
+    from mlx_persona.export.cli import export_command
+
+    cli.add_command(export_command)
 
 
 _register_subcommands()

@@ -28,6 +28,7 @@ LAYERS = {
     "report": 4,
     "chat": 4,
     "doctor": 4,
+    "export": 4,
     "runner": 5,
     "cli": 6,
     "__init__": 6,
@@ -39,6 +40,7 @@ STAGES = (
     "eval",
     "report",
     "chat",
+    "export",
 )  # one package per stage: none imports another (data/ is below them: the readers, the cleaner and text features every stage reads)
 
 

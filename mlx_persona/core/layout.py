@@ -15,6 +15,7 @@
       twin/             twin.json (which of sft_fused/ and dpo_fused/ is the twin, and why),
                         metrics.json, samples.jsonl (both models on the validation split)
       eval/             metrics.json, samples.jsonl, generations/
+      export/           gguf/, ollama/, mlx/: what the recipe's export block wrote (mlx-persona export)
       report.md, report.html, report_files/
 
 A stage child that fails on a user mistake records it in its folder's ``status.json``
@@ -36,6 +37,7 @@ DPO_DIR = "dpo"
 DPO_FUSED_DIR = "dpo_fused"
 TWIN_DIR = "twin"  # which of the SFT and DPO models is the twin (validation split)
 EVAL_DIR = "eval"
+EXPORT_DIR = "export"  # <target>/: the twin as GGUF, for Ollama, as an MLX folder (the export block)
 
 
 def split_file(split: str) -> str:

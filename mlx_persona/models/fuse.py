@@ -5,7 +5,9 @@
 The parent (the click command) checks the inputs and starts ``python -m mlx_persona.models.fuse`` with
 the fast BLAS (the weights load in the child, as for every MLX-heavy stage). The child uses
 mlx_lm's own pieces: ``load(..., adapter_path=...)``, each LoRA/DoRA layer's ``fuse()``,
-``dequantize_model``, ``save`` and ``convert_to_gguf``. The folder is built aside and appears
+``dequantize_model`` and ``save``; ``--gguf`` adds an F16 GGUF written by
+:func:`mlx_persona.models.gguf_export.write_gguf` (the one GGUF writer; ``mlx-persona export``
+uses it too). The folder is built aside and appears
 only when complete (:func:`mlx_persona.core.runs.atomic_dir`).
 """
 
@@ -22,8 +24,9 @@ import click
 from mlx_persona.core import layout
 from mlx_persona.core.child import child_main, run_child
 from mlx_persona.core.errors import PersonaError
+from mlx_persona.models.gguf_export import ARCHS as GGUF_ARCHS
 
-GGUF_TYPES = ("llama", "mistral", "mixtral")  # what mlx_lm's GGUF writer handles
+GGUF_TYPES = tuple(GGUF_ARCHS)  # what the GGUF writer handles
 GGUF_NAME = "ggml-model-f16.gguf"
 
 
@@ -31,8 +34,7 @@ def fuse_model(
     model_dir: Path, adapter_dir: Path, out: Path, dequantize: bool = False, gguf: bool = False, overwrite: bool = False
 ) -> Path:
     """Write the fused model to ``out``; the adapter must have been trained on this base."""
-    from mlx.utils import tree_flatten, tree_unflatten
-    from mlx_lm.gguf import convert_to_gguf
+    from mlx.utils import tree_unflatten
     from mlx_lm.utils import dequantize_model, load, save
 
     from mlx_persona.core.runs import atomic_dir
@@ -55,7 +57,9 @@ def fuse_model(
             json.dumps({"base": str(model_dir), "adapter": str(adapter_dir), "dequantized": dequantize}, indent=2)
         )
         if gguf:
-            convert_to_gguf(tmp, dict(tree_flatten(model.parameters())), config, str(tmp / GGUF_NAME))
+            from mlx_persona.models.gguf_export import write_gguf
+
+            write_gguf(tmp, tmp / GGUF_NAME, "f16", name=out.name)
     return out
 
 
@@ -72,11 +76,7 @@ def check_inputs(model_dir: Path, adapter_dir: Path, out: Path, dequantize: bool
     if gguf:
         kind = config.get("model_type", "?")
         if kind not in GGUF_TYPES:
-            raise PersonaError(
-                f"GGUF export: mlx_lm writes {', '.join(GGUF_TYPES)} models only, this one is {kind} (drop --gguf)"
-            )
-        if "quantization" in config and not dequantize:
-            raise PersonaError("GGUF export needs float weights and this base is quantized: add --dequantize")
+            raise PersonaError(f"GGUF export: not supported: {kind} (supported: {', '.join(GGUF_TYPES)}; drop --gguf)")
 
 
 def run_fuse_child(
@@ -113,7 +113,9 @@ def run_fuse_child(
 )
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the fused model.")
 @click.option("--dequantize", is_flag=True, help="Write float weights even when the base is quantized.")
-@click.option("--gguf", is_flag=True, help=f"Also write {GGUF_NAME} (llama/mistral/mixtral).")
+@click.option(
+    "--gguf", is_flag=True, help=f"Also write {GGUF_NAME} (llama, mistral, qwen2; `mlx-persona export` for more)."
+)
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists (only once the new one is complete).")
 def fuse_command(model, adapter_path, out, dequantize, gguf, overwrite):
     """Fuse a trained adapter into its base model."""

@@ -13,6 +13,9 @@ The story of a conversion:
 5. write ``model.safetensors``, ``config.json`` and the tokenizer files (rebuilt from the GGUF
    vocabulary, see :mod:`mlx_persona.models.gguf_tokenizer`), all inside a temporary folder that is
    renamed into place only when everything succeeded.
+
+The export direction (:mod:`mlx_persona.models.gguf_export`) reuses this module's name table
+(:func:`gguf_name`, its inverse) and :func:`permute_rope_rows` (the inverse of the un-permute).
 """
 
 from __future__ import annotations
@@ -45,7 +48,12 @@ _LAYER_NAMES = {
     "ffn_norm": "post_attention_layernorm",
 }
 _TOP_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
+# the other direction (export): mlx_lm module path -> GGUF tensor name
+_GGUF_LAYER_NAMES = {v: k for k, v in _LAYER_NAMES.items()}
+_GGUF_TOP_NAMES = {v: k for k, v in _TOP_NAMES.items()}
 _BLOCK = re.compile(r"^blk\.(\d+)\.([a-z_]+)\.(weight|scales|biases|bias)$")
+_MLX_BLOCK = re.compile(r"^model\.layers\.(\d+)\.([a-z_.]+)\.(weight|bias)$")
+_MLX_TOP = re.compile(r"^([a-z_.]+)\.(weight|bias)$")
 _TOP = re.compile(r"^([a-z_]+)\.(weight|scales|biases|bias)$")
 
 
@@ -122,6 +130,31 @@ def unpermute_rope_rows(w, n_heads: int):
     rows = w.shape[0]
     half = rows // n_heads // 2
     return w.reshape(n_heads, half, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def permute_rope_rows(w, n_heads: int):
+    """llama.cpp's q/k row order, the inverse of :func:`unpermute_rope_rows`: each head's rows go
+    from (half, pair) to (pair, half), so that its RoPE rotates adjacent pairs. Shape:
+    (n_heads * head_dim, ...) in and out; numpy and MLX arrays alike."""
+    rows = w.shape[0]
+    half = rows // n_heads // 2
+    return w.reshape(n_heads, 2, half, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def gguf_name(name: str) -> str | None:
+    """mlx_lm llama/qwen2 tensor name -> GGUF tensor name (``model.layers.3.mlp.up_proj.weight``
+    -> ``blk.3.ffn_up.weight``); None for a tensor GGUF has no name for."""
+    m = _MLX_BLOCK.match(name)
+    if m:
+        layer, part, leaf = m.groups()
+        target = _GGUF_LAYER_NAMES.get(part)
+        return f"blk.{layer}.{target}.{leaf}" if target else None
+    m = _MLX_TOP.match(name)
+    if m:
+        part, leaf = m.groups()
+        target = _GGUF_TOP_NAMES.get(part)
+        return f"{target}.{leaf}" if target else None
+    return None
 
 
 def _mlx_name(name: str) -> str | None:

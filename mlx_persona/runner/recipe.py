@@ -7,6 +7,7 @@
       - {path: ../data/sample/whatsapp.txt, format: whatsapp, persona: Sam}
     clean: {...}   split: {...}   budget: {...}
     sft: {...}     fuse: {...}    pairs: {...}    dpo: {...}    eval: {...}
+    export: {to: [ollama, mlx], quant: q8_0}   # written once the twin exists (export/config.py)
     stages: [clean, sft, sft_fuse, pairs, dpo, dpo_fuse, eval, report]
 
 Each block is the typed settings dataclass of the stage that owns it (``CleanConfig`` in
@@ -34,6 +35,7 @@ from mlx_persona.core.settings import (
 )
 from mlx_persona.data.clean import CleanConfig
 from mlx_persona.dpo.config import DPOConfig
+from mlx_persona.export.config import ExportConfig
 from mlx_persona.pairs.config import PairsConfig
 from mlx_persona.runner.stages import STAGE_NAMES
 from mlx_persona.sft.config import SFTConfig
@@ -106,7 +108,18 @@ class EvalBlock(Settings):
 
 # the blocks of settings a recipe holds, each the dataclass of the stage (or the runner) that reads it
 BLOCKS: dict[str, type[Settings]] = {
-    b.block: b for b in (SplitBlock, BudgetBlock, CleanConfig, SFTConfig, FuseBlock, PairsConfig, DPOConfig, EvalBlock)
+    b.block: b
+    for b in (
+        SplitBlock,
+        BudgetBlock,
+        CleanConfig,
+        SFTConfig,
+        FuseBlock,
+        PairsConfig,
+        DPOConfig,
+        EvalBlock,
+        ExportConfig,
+    )
 }
 
 
@@ -125,6 +138,7 @@ class Recipe:
     pairs: PairsConfig
     dpo: DPOConfig
     eval: EvalBlock
+    export: ExportConfig
     source: Path | None = None
     sweep: Any = None  # {dotted.key: [values]}: run once per value (see sweep.py)
     raw: dict = field(default_factory=dict)  # the resolved YAML, as written to the run folder
@@ -147,6 +161,7 @@ TOP_KEYS = (
     "pairs",
     "dpo",
     "eval",
+    "export",
     "sweep",
 )
 

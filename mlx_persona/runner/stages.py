@@ -1,7 +1,7 @@
 """The stages of a run, in one table: what each reads, where it writes, what its fingerprints
 cover, whether it resumes, and the function that runs it.
 
-    clean ──▶ sft ──▶ sft_fuse ──▶ pairs ──▶ dpo ──▶ dpo_fuse ──▶ twin ──▶ eval ──▶ report
+    clean ──▶ sft ──▶ sft_fuse ──▶ pairs ──▶ dpo ──▶ dpo_fuse ──▶ twin ──▶ eval ──▶ report ──▶ export
 
 The recipe (``stages:`` and its checks), the runner (:mod:`mlx_persona.runner.pipeline`), the
 live view and the ``run`` command's ``--from``/``--until`` all iterate :data:`STAGES`; a new
@@ -152,6 +152,35 @@ def _report(ctx: Context, resume: bool) -> dict:
     return {"report": str(html), "markdown": str(md)}
 
 
+def _export(ctx: Context, resume: bool) -> dict:
+    """The recipe's export block, on the run's twin (``core.runs.run_twin``); nothing when empty."""
+    from mlx_persona.core.runs import run_twin
+    from mlx_persona.export.targets import Source, export, persona_line
+
+    e = ctx.recipe.export
+    ctx.path("export").mkdir(parents=True, exist_ok=True)
+    if not e.to:
+        return {"targets": []}
+    twin = run_twin(ctx.run_dir)
+    if twin is None:
+        raise PersonaError("export: this run has no twin to export (run sft_fuse first, or drop the export block)")
+    source = Source(twin[1], ctx.run_dir.name, ctx.run_dir, persona_line(ctx.run_dir))
+    written = {}
+    for target in e.to:
+        out = export(
+            source,
+            target,
+            quant=e.quant,
+            temperature=e.temperature,
+            num_ctx=e.num_ctx,
+            lmstudio_dir=e.lmstudio_dir,
+            overwrite=True,
+            log=ctx.log,
+        )
+        written[target] = str(out)
+    return written
+
+
 # -- the registry, in run order ------------------------------------------------------------
 ADAPTER = (layout.ADAPTER_WEIGHTS, layout.ADAPTER_CONFIG)
 
@@ -204,6 +233,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage("eval", _eval, layout.EVAL_DIR, inputs=("clean", "sft", "sft_fuse", "dpo_fuse", "twin"), settings=("eval",)),
     Stage("report", _report, None, inputs=("eval",), outputs=(layout.REPORT_MD,)),
+    Stage("export", _export, layout.EXPORT_DIR, inputs=("sft_fuse", "dpo_fuse", "twin", "eval"), settings=("export",)),
 )
 STAGE = {s.name: s for s in STAGES}
 STAGE_NAMES = tuple(STAGE)
