@@ -98,6 +98,9 @@ def _register_subcommands() -> None:
     from mlx_persona.budget.cli import budget_command
 
     cli.add_command(budget_command)
+    from mlx_persona.serve.cli import serve_command
+
+    cli.add_command(serve_command)
 
 
 _register_subcommands()

@@ -27,6 +27,7 @@ LAYERS = {
     "eval": 4,
     "report": 4,
     "chat": 4,
+    "serve": 4,
     "doctor": 4,
     "runner": 5,
     "cli": 6,
@@ -39,6 +40,7 @@ STAGES = (
     "eval",
     "report",
     "chat",
+    "serve",
 )  # one package per stage: none imports another (data/ is below them: the readers, the cleaner and text features every stage reads)
 
 
