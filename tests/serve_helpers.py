@@ -60,3 +60,12 @@ def live_server(target: Path | str, **settings):
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+def prompt_len(model_dir: Path, messages: list[dict]) -> int:
+    """Tokens of ``messages`` under the model's chat template, as the server should count them."""
+    from mlx_lm import load
+
+    from mlx_persona.models.generate import chat_prompt
+
+    return len(chat_prompt(load(str(model_dir))[1], messages))

@@ -15,7 +15,7 @@ import time
 import openai
 import pytest
 from click.testing import CliRunner
-from serve_helpers import PERSONA_LINE, live_server, tiny_run
+from serve_helpers import PERSONA_LINE, live_server, prompt_len, tiny_run
 
 from mlx_persona.cli import cli
 
@@ -42,14 +42,6 @@ def raw(server, method: str, path: str, body: bytes | None = None, headers: dict
     data = r.read()
     conn.close()
     return r.status, data
-
-
-def prompt_len(model_dir, messages) -> int:
-    from mlx_lm import load
-
-    from mlx_persona.models.generate import chat_prompt
-
-    return len(chat_prompt(load(str(model_dir))[1], messages))
 
 
 def test_models_reply_and_stream(server, run_dir):
