@@ -257,3 +257,11 @@ def test_a_model_folder_serves_under_its_name(tiny_model_dir):
         assert r.usage.prompt_tokens == prompt_len(
             tiny_model_dir, [{"role": "user", "content": "hi"}]
         )  # no persona line
+
+
+def test_what_counts_as_loopback():
+    from mlx_persona.serve.config import ServeSettings, is_loopback
+
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.20", "my-mac.local"))
+    assert ServeSettings.from_mapping({"host": "0.0.0.0", "api_key": "k"}).host == "0.0.0.0"
