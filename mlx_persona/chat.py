@@ -18,7 +18,7 @@ from pathlib import Path
 from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.layout import is_adapter_dir, is_model_dir
-from mlx_persona.core.runs import run_base_model, run_twin
+from mlx_persona.core.runs import run_base_model, run_persona_line, run_twin
 
 # A run folder's twin is the model its twin stage chose (twin/twin.json); without one, the
 # candidates, best first: (fused model folder, adapter folder on top of it). "base" stands for
@@ -37,7 +37,7 @@ HELP = """commands:
   /temp X          sampling temperature (0 = greedy)
   /max N           most tokens per reply
   /stats           show/hide time to first token and tokens/s after each reply
-  /compare         answer your last message with the base model and the twin, side by side
+  /compare [TEXT]  send TEXT (default: your last message) to the base model and the twin, side by side
   /save [FILE]     write the conversation as chat JSONL (`mlx-persona clean` reads it back)
   /help            this list
   /quit            leave (Ctrl-D works too; Ctrl-C stops a reply)"""
@@ -269,8 +269,18 @@ def repl(session: ChatSession, console, show_stats: bool = False) -> None:
                 path = Path(arg) if arg else Path(f"chat-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
                 console.print(f"[dim]saved to {session.save(path)}[/]")
             elif cmd == "/compare":
-                if last_user is None:
-                    console.print("[red]send a message first; /compare answers your last one twice[/]")
+                if arg:  # a new message: the twin answers it as the next turn, then the base model
+                    if session.target.base is None:
+                        console.print("[red]no base model known for /compare: start the chat with --base MODEL[/]")
+                        continue
+                    try:
+                        session.reply(arg)
+                    except KeyboardInterrupt:
+                        console.print("[dim]⏹ stopped[/]")
+                        continue
+                    last_user = arg
+                elif last_user is None:
+                    console.print("[red]send a message first, or /compare TEXT[/]")
                     continue
                 _compare(session, last_user, console)
             else:
@@ -342,7 +352,7 @@ def chat_command(target, adapter, base, system, message, temp, max_tokens, conte
         raise PersonaError("--max-tokens and --context must be positive")
     resolved = resolve_target(target, adapter, base)
     if system is None:
-        system = _run_persona_line(Path(target))
+        system = run_persona_line(Path(target))
     session = ChatSession(
         resolved, system=system, temp=temp, max_tokens=max_tokens, context_tokens=context_tokens, seed=seed
     )
@@ -355,18 +365,3 @@ def chat_command(target, adapter, base, system, message, temp, max_tokens, conte
             )
         return
     repl(session, Console(), show_stats=stats)
-
-
-def _run_persona_line(run: Path) -> str | None:
-    """The persona's one-line system prompt from a run's recipe, if there is one."""
-    recipe = run / layout.RECIPE
-    if not recipe.is_file():
-        return None
-    import yaml
-
-    try:
-        persona = (yaml.safe_load(recipe.read_text()) or {}).get("persona") or {}
-    except yaml.YAMLError:
-        return None
-    line = persona.get("system") if isinstance(persona, dict) else None
-    return line if isinstance(line, str) and line.strip() else None

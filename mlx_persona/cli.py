@@ -104,6 +104,9 @@ def _register_subcommands() -> None:
     from mlx_persona.export.cli import export_command
 
     cli.add_command(export_command)
+    from mlx_persona.serve.cli import serve_command
+
+    cli.add_command(serve_command)
 
 
 _register_subcommands()

@@ -156,3 +156,30 @@ def test_missing_run_is_a_one_line_error(tmp_path):
     assert res.exit_code == 1
     assert "no such run folder or model" in res.output and "mlx-persona run" in res.output
     assert "Traceback" not in res.output
+
+
+def test_compare_text_sends_that_text_and_the_bare_form_reuses_the_last_message(tiny_model_dir, monkeypatch):
+    from rich.console import Console
+
+    from mlx_persona.chat import repl
+
+    s = ChatSession(Target(tiny_model_dir, base=str(tiny_model_dir)), temp=0.0, max_tokens=6)
+    asked: list[str] = []
+    real_base_reply = s.base_reply
+    monkeypatch.setattr(s, "base_reply", lambda m: asked.append(m) or real_base_reply(m))
+    lines = iter(["hello there", "/compare what about friday?", "/compare"])
+
+    def fake_input(_prompt=""):
+        try:
+            return next(lines)
+        except StopIteration:
+            raise EOFError from None
+
+    monkeypatch.setattr("builtins.input", fake_input)
+    console = Console(record=True, width=200)
+    repl(s, console)
+    out = console.export_text()
+    # /compare TEXT: the twin answered TEXT as a new turn and the base model was asked TEXT
+    assert [m["content"] for m in s.history if m["role"] == "user"] == ["hello there", "what about friday?"]
+    assert asked == ["what about friday?", "what about friday?"]  # the bare form reuses the last message
+    assert out.count("you: what about friday?") == 2 and "you: hello there" not in out

@@ -27,6 +27,7 @@ LAYERS = {
     "eval": 4,
     "report": 4,
     "chat": 4,
+    "serve": 4,
     "doctor": 4,
     "export": 4,
     "runner": 5,
@@ -41,6 +42,7 @@ STAGES = (
     "report",
     "chat",
     "export",
+    "serve",
 )  # one package per stage: none imports another (data/ is below them: the readers, the cleaner and text features every stage reads)
 
 

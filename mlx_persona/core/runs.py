@@ -243,3 +243,11 @@ def run_twin(run: PathLike, chosen_only: bool = False) -> tuple[str, Path] | Non
         if layout.is_model_dir(run / folder):
             return name, run / folder
     return None
+
+
+def run_persona_line(run: PathLike) -> str | None:
+    """The persona's one-line system prompt from a run's recipe (``persona: {system: ...}``), the
+    line its training samples carry; None when the run has none."""
+    persona = _read_mapping(Path(run) / layout.RECIPE).get("persona")
+    line = persona.get("system") if isinstance(persona, dict) else None
+    return line if isinstance(line, str) and line.strip() else None
