@@ -6,6 +6,7 @@ import json
 
 import pytest
 from sft_helpers import write_chat_data
+from tiny import build_tiny_llama
 
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.pairs import build as pairs
@@ -121,9 +122,10 @@ def test_config_checks():
 def test_children_generate_and_rerun_resumes(tiny_model_dir, tmp_path):
     data = write_chat_data(tmp_path / "data", n_train=6, n_valid=3)
     out = tmp_path / "pairs"
-    cfg = PairsConfig(max_tokens=6, batch_size=4, chosen="twin", similarity_threshold=1.0)
+    twin = build_tiny_llama(tmp_path / "twin", seed=1)  # other weights: its replies differ from the base's
+    cfg = PairsConfig(max_tokens=6, batch_size=4, chosen="twin", similarity_threshold=1.0, allow_truncated=True)
     logs = []
-    stats = pairs.run_pairs(tiny_model_dir, tiny_model_dir, data, out, cfg, log=logs.append)
+    stats = pairs.run_pairs(tiny_model_dir, twin, data, out, cfg, log=logs.append)
     n = stats["prompts"]
     assert stats["generation"]["base"]["generated"] == n and stats["generation"]["twin"]["generated"] == n
     assert sum(stats["filtered"].values()) + sum(stats["pairs"].values()) == n
@@ -132,14 +134,12 @@ def test_children_generate_and_rerun_resumes(tiny_model_dir, tmp_path):
 
     # a killed child: two replies lost, the last line torn in half
     (out / "base.jsonl").write_text("\n".join(base[:-3]) + "\n" + base[-3][:10])
-    stats = pairs.run_pairs(tiny_model_dir, tiny_model_dir, data, out, cfg, log=logs.append)
+    stats = pairs.run_pairs(tiny_model_dir, twin, data, out, cfg, log=logs.append)
     assert stats["generation"]["base"]["generated"] == 3 and stats["generation"]["twin"]["generated"] == 0
     assert len((out / "base.jsonl").read_text().splitlines()) == n
 
     with pytest.raises(PersonaError, match="max_tokens"):  # settings changed: not a resume
-        pairs.run_pairs(
-            tiny_model_dir, tiny_model_dir, data, out, PairsConfig(max_tokens=7, chosen="twin"), log=logs.append
-        )
+        pairs.run_pairs(tiny_model_dir, twin, data, out, PairsConfig(max_tokens=7, chosen="twin"), log=logs.append)
 
 
 def test_chosen_real_needs_no_twin(tiny_model_dir, tmp_path):
@@ -149,7 +149,7 @@ def test_chosen_real_needs_no_twin(tiny_model_dir, tmp_path):
         None,
         data,
         tmp_path / "out",
-        PairsConfig(max_tokens=4, similarity_threshold=1.0),
+        PairsConfig(max_tokens=4, similarity_threshold=1.0, allow_truncated=True),
         log=lambda m: None,
     )
     assert "twin" not in stats["generation"] and not (tmp_path / "out" / "twin.jsonl").exists()
@@ -308,3 +308,25 @@ def test_children_rejected_from_twin_and_both(tiny_model_dir, tmp_path, monkeypa
     assert len(dropped) == stats["filtered"]["length_ratio"] and all(not 1 / 3 <= ratio(r) <= 3 for r in dropped)
     assert stats["rejected_from"]["base"] + stats["rejected_from"]["twin"] == len(kept)
     assert stats["lengths"]["base"]["pairs"] == stats["rejected_from"]["base"]
+
+
+def test_no_training_pair_stops_with_the_filter_that_took_them(tiny_model_dir, tmp_path):
+    data = write_chat_data(tmp_path / "data", n_train=3, n_valid=2)
+    out = tmp_path / "out"
+    # max_tokens 1: every base reply is cut (or empty): no full sentence is left to keep
+    cfg = PairsConfig(max_tokens=1, similarity_threshold=1.0)
+    with pytest.raises(PersonaError, match=r"no training pair from \d+ prompts \(filtered: ") as err:
+        pairs.run_pairs(tiny_model_dir, None, data, out, cfg, log=lambda m: None)
+    assert not (out / "train.jsonl").exists() and not (out / "valid.jsonl").exists()
+    rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+    reasons = [r["reason"] for r in rejects]
+    assert reasons and set(reasons) <= {"truncated", "empty"}
+    worst = max(("empty", "truncated"), key=reasons.count)  # a tie goes to the first, as in the message
+    assert str(err.value).endswith(pairs.FILTER_FIXES[worst])
+
+    # the message names the biggest filter; nothing filtered at all says the prompts are missing
+    msg = pairs.no_pairs_message(9, {"truncated": 2, "too_similar": 5, "trimmed": 3}, out / "rejects.jsonl")
+    assert "too_similar 5, truncated 2" in msg and msg.endswith(
+        "raise pairs.similarity_threshold (1 turns the filter off)"
+    )
+    assert "no usable prompt" in pairs.no_pairs_message(0, {"truncated": 0}, out / "rejects.jsonl")

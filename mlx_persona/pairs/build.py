@@ -107,6 +107,10 @@ def run_pairs(
     kept = [r for s in SPLITS for r in pairs[s]]
 
     rejects = [{"source": b["source"], "reason": b["reason"]} for b in bad] + rejects
+    if not pairs[SPLITS[0]]:
+        # nothing to train on: keep the rejects to look at, write no split, stop the run here
+        atomic_write_text(out / layout.REJECTS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejects))
+        raise PersonaError(no_pairs_message(len(prompts), counts, out / layout.REJECTS))
     for split in SPLITS:
         atomic_write_text(
             out / layout.split_file(split), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pairs[split])
@@ -134,6 +138,27 @@ def run_pairs(
         f"to a full sentence; {length_summary(stats['lengths']['all'])}"
     )
     return stats
+
+
+# what to change when a filter took every pair (the filter with the most drops decides)
+FILTER_FIXES = {
+    "empty": "a model answered nothing: check the models and raise max_tokens",
+    "truncated": "set pairs.allow_truncated: true or raise pairs.max_tokens",
+    "identical": "the twin repeats the person's replies: use rejected_from: base",
+    "length_ratio": "raise pairs.max_length_ratio (or 0 to turn it off)",
+    "too_similar": "raise pairs.similarity_threshold (1 turns the filter off)",
+    "twin_close": "raise pairs.twin_max_similarity or use rejected_from: base",
+}
+
+
+def no_pairs_message(prompts: int, counts: dict, rejects: Path) -> str:
+    """One line: no training pair survived; what took them and what to change."""
+    took = {f: n for f, n in counts.items() if f in FILTER_FIXES and n}
+    if not took:
+        return f"no training pair from {prompts} prompts: the train split has no usable prompt (see {rejects})"
+    worst = max(took, key=took.get)
+    by = ", ".join(f"{f} {n}" for f, n in sorted(took.items(), key=lambda kv: -kv[1]))
+    return f"no training pair from {prompts} prompts (filtered: {by}; see {rejects}): {FILTER_FIXES[worst]}"
 
 
 # ----------------------------------------------------------------------------- the command

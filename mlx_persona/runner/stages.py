@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,10 @@ def _clean(ctx: Context, resume: bool) -> dict:
 
     r = ctx.recipe
     sources = [Source(s.path, s.format, s.persona, tuple(s.aliases)) for s in r.data]
-    return clean(sources, [r.persona.name, *r.persona.aliases], ctx.path("clean"), r.clean)
+    # count tokens with the tokenizer the run trains with (not the ~4 characters per token guess),
+    # so no sample the cleaner keeps is cut short by the trainer's max_seq_length
+    cfg = r.clean if r.clean.model else replace(r.clean, model=r.model)
+    return clean(sources, [r.persona.name, *r.persona.aliases], ctx.path("clean"), cfg)
 
 
 def _train(ctx: Context, stage: str, model_dir: Path, data_dir: Path, resume: bool) -> dict:
@@ -189,7 +192,7 @@ STAGES: tuple[Stage, ...] = (
         "clean",
         _clean,
         layout.CLEAN_DIR,
-        settings=("persona", "data", "clean"),
+        settings=("persona", "data", "clean", "model"),
         outputs=(layout.TRAIN_SPLIT, layout.VALID_SPLIT, layout.TEST_SPLIT),
     ),
     Stage(
