@@ -69,6 +69,14 @@ def test_load_base_keeps_4bit_weights_when_asked(tiny_variant, keep):
         assert model.model.layers[0].self_attn.q_proj.bias.dtype == mx.float32  # biases stay float
 
 
+def test_load_base_says_what_the_float32_copy_is_for(tiny_variant):
+    logs = []
+    load_base(tiny_variant("llama", 64), SFTConfig.from_mapping({}), logs.append)
+    load_base(tiny_variant("llama", 64), SFTConfig.from_mapping({}), logs.append, purpose="evaluating")
+    assert "training on a dequantized float32 copy" in logs[0] and "adapter still loads" in logs[0]
+    assert "evaluating on a dequantized float32 copy" in logs[1] and "adapter" not in logs[1]
+
+
 # every architecture, both group sizes and both adapter kinds, each at least once
 CASES = [
     ("llama", 32, "dora"),

@@ -40,7 +40,9 @@ def load_model(spec: ModelSpec, log: Callable = print):
     from mlx_persona.train.loop import load_base
 
     try:
-        model, tokenizer = load_base(Path(spec.model), types.SimpleNamespace(dequantize_on_cpu=True), log)
+        model, tokenizer = load_base(
+            Path(spec.model), types.SimpleNamespace(dequantize_on_cpu=True), log, purpose="evaluating"
+        )
     except (OSError, ValueError, KeyError, RuntimeError) as e:  # missing files, unknown architecture
         raise PersonaError(f"{spec.model}: cannot load this model ({type(e).__name__}: {e})") from None
     if spec.adapter is not None:

@@ -50,8 +50,11 @@ def kill_after_var(stage: str) -> str:
     return f"MLX_PERSONA_{stage.upper()}_KILL_AFTER"
 
 
-def load_base(model_dir: Path, cfg: TrainConfig, log: Callable):
-    """mlx_lm's loader; a quantized base becomes float32 on the CPU backend (4-bit is slow there)."""
+def load_base(model_dir: Path, cfg: TrainConfig, log: Callable, purpose: str = "training"):
+    """mlx_lm's loader; a quantized base becomes float32 on the CPU backend (4-bit is slow there).
+
+    ``purpose`` only words the log line ("training", "evaluating").
+    """
     from mlx_lm import load
     from mlx_lm.utils import dequantize_model
 
@@ -60,8 +63,8 @@ def load_base(model_dir: Path, cfg: TrainConfig, log: Callable):
     if quantized and cfg.dequantize_on_cpu and mx.default_device().type == mx.DeviceType.cpu:
         bits = (config.get("quantization") or {}).get("bits", "?")
         log(
-            f"base is {bits}-bit quantized and MLX runs on the CPU: training on a dequantized float32 copy "
-            "(the adapter still loads on the quantized base)"
+            f"base is {bits}-bit quantized and MLX runs on the CPU: {purpose} on a dequantized float32 copy"
+            + (" (the adapter still loads on the quantized base)" if purpose == "training" else "")
         )
         model = dequantize_model(model)
         model.set_dtype(mx.float32)
