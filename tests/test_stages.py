@@ -103,3 +103,20 @@ def test_run_folder_names_are_written_only_in_layout():
             elif isinstance(node, ast.Constant) and node.value in names:
                 found.append(f"{path.relative_to(pkg)}:{node.lineno}: {node.value!r}")
     assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("own", [None, "tokenizer-folder"])
+def test_clean_counts_tokens_with_the_runs_model_unless_the_recipe_names_one(own, tmp_path, monkeypatch):
+    recipe_file = tmp_path / "r.yaml"
+    clean_block = f"clean: {{model: {own}}}\n" if own else ""
+    recipe_file.write_text(
+        f"name: t\npersona: Sam Okafor\nmodel: my-model\ndata: [{SAMPLE / 'whatsapp_android.txt'}]\n{clean_block}"
+    )
+    recipe = load_recipe(recipe_file)
+    seen = {}
+    monkeypatch.setattr("mlx_persona.data.clean.clean", lambda sources, persona, out, cfg: seen.update(cfg=cfg))
+    ctx = stages.Context(recipe, tmp_path / "run", tmp_path / "model", log=lambda m: None)
+    STAGE["clean"].run(ctx, False)
+    assert seen["cfg"].model == (own or "my-model")
+    assert recipe.clean.model == own  # the recipe itself is left as written
+    assert "model" in STAGE["clean"].settings  # another model re-runs clean: its token counts change
