@@ -59,6 +59,8 @@ def _clean(ctx: Context, resume: bool) -> dict:
 
     r = ctx.recipe
     sources = [Source(s.path, s.format, s.persona) for s in r.data]
+    if not (r.clean.scrub or r.clean.pii):
+        ctx.log("warning: clean.scrub is off: phone numbers, e-mails and card numbers stay in the training data")
     return clean(sources, [r.persona.name, *r.persona.aliases], ctx.path("clean"), r.clean)
 
 
