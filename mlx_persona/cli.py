@@ -98,6 +98,9 @@ def _register_subcommands() -> None:
     from mlx_persona.runner.cli import run_command
 
     cli.add_command(run_command)
+    from mlx_persona.runner.refresh import refresh_command
+
+    cli.add_command(refresh_command)
     from mlx_persona.budget.cli import budget_command
 
     cli.add_command(budget_command)
