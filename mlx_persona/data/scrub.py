@@ -62,6 +62,8 @@ _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"']+[^\s<>\"'.,;:!?)]")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.]|\.\d)")
+# A phone number's candidate: an optional "+" or "(", then 7 to 17 digits with separators between.
+_PHONE_RUN = re.compile(r"(?<![\w+])(?:\+|\()?\d(?:[ \-.()]{0,3}\d){6,16}\)?(?!\w)")
 _ADDRESS = re.compile(
     r"\b\d{1,5}[A-Za-z]?,?\s+(?:[A-Z][\w'.-]*\s+){1,3}"
     r"(?:Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Boulevard|Blvd|Drive|Dr|Way|Court|Ct|Place|Pl)\b\.?"
@@ -127,22 +129,29 @@ class Scrubber:
             except ValueError:
                 continue
             add("IP", m.start(), m.end(), str(ip))
-        self._phones(text, add)
+        self._phones(text, add, free)
         if self.addresses:
             for m in _ADDRESS.finditer(text):
                 add("ADDRESS", m.start(), m.end(), " ".join(m.group().casefold().split()))
         return sorted(taken, key=lambda f: f.start)
 
-    def _phones(self, text: str, add) -> None:
+    def _phones(self, text: str, add, free) -> None:
+        """Each run of 7+ digits that no other category took is handed to ``phonenumbers``'
+        matcher, region by region until one reads a valid number in it (a "+" number: the
+        first region already does). Matching the short run, not the whole message, keeps
+        the cost to the few messages that have one."""
         pn = self._pn
-        seen: set[tuple[int, int]] = set()
-        for region in self.regions:
-            for m in pn.PhoneNumberMatcher(text, region, leniency=pn.Leniency.VALID):
-                span = (m.start, m.end)
-                if span in seen:
-                    continue
-                seen.add(span)
-                add("PHONE", m.start, m.end, pn.format_number(m.number, pn.PhoneNumberFormat.E164))
+        for c in _PHONE_RUN.finditer(text):
+            if not free(c.start(), c.end()):
+                continue
+            piece = text[c.start() : c.end()]
+            for region in self.regions:
+                found = list(pn.PhoneNumberMatcher(piece, region, leniency=pn.Leniency.VALID))
+                for m in found:
+                    value = pn.format_number(m.number, pn.PhoneNumberFormat.E164)
+                    add("PHONE", c.start() + m.start, c.start() + m.end, value)
+                if found:
+                    break
 
     def scrub(self, text: str) -> tuple[str, list[Found]]:
         """``text`` with each finding replaced by ``<CATEGORY>``, and the findings."""
