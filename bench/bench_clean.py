@@ -13,6 +13,9 @@ messages, media placeholders, system lines, long silences, NBSPs), then times, e
 Prints both times, samples out, and the ratio. Then it builds a macOS Messages ``chat.db``
 of the same size (20 chats, a third of the texts only in ``attributedBody``, tapbacks and
 attachments among them) and times the iMessage reader alone and ``clean()`` on it.
+With ``--scrub`` it times only the scrubbing cost instead: ``clean()`` with and without
+``scrub=True`` on the same export, alternated ``--repeats`` times (best of each), where
+``--pii-share`` of the messages carry a phone number, an e-mail, an IBAN or a card number.
 The figures in bench/RESULTS.md come from here.
 """
 
@@ -232,8 +235,12 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--skip-whatsapp", action="store_true", help="Only the iMessage chat.db part.")
+    ap.add_argument("--scrub", action="store_true", help="Only the scrubbing cost: clean() with and without --scrub.")
+    ap.add_argument("--pii-share", type=float, default=0.02, help="With --scrub: share of messages carrying PII.")
     a = ap.parse_args()
     print(f"machine: {platform.system()} {platform.machine()}, python {platform.python_version()}")
+    if a.scrub:
+        return scrub_part(a)
     if not a.skip_whatsapp:
         whatsapp_part(a)
     with tempfile.TemporaryDirectory() as tmp:
@@ -245,6 +252,45 @@ def main() -> None:
     print(f"imessage chat.db: {res.messages:,} messages, {len(res.conversations)} chats, best of {a.repeats}")
     print(f"  read (iMessage reader): {read_s:.2f} s ({res.messages / read_s:,.0f} msg/s)")
     print(f"  clean() end to end:    {clean_s:.2f} s, {stats['funnel']['samples_out']:,} samples")
+
+
+PII = [
+    "call me on +44 20 7946 0958",
+    "mail sam.okafor@example.com",
+    "IBAN DE89 3704 0044 0532 0130 00",
+    "card 4111 1111 1111 1111",
+    "(415) 555-2671 after six",
+]
+
+
+def scrub_part(a) -> None:
+    """clean() with and without scrub=True, alternated on one export (the machine's load moves)."""
+    import os
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "chat.txt"
+        make_export(src, a.messages)
+        rng = random.Random(1)
+        lines = src.read_text(encoding="utf-8").split("\n")
+        for i in range(1, len(lines)):
+            if lines[i] and rng.random() < a.pii_share:
+                lines[i] += " " + rng.choice(PII)
+        src.write_text("\n".join(lines), encoding="utf-8")
+        times: dict[bool, list[float]] = {False: [], True: []}
+        stats = {}
+        for _ in range(a.repeats):
+            for scrub in (False, True):
+                tic = time.perf_counter()
+                stats[scrub] = clean([src], "Sam", Path(tmp) / f"s{time.time_ns()}", CleanConfig(scrub=scrub))
+                times[scrub].append(time.perf_counter() - tic)
+    off, on = min(times[False]), min(times[True])
+    n = stats[True]["funnel"]["messages_in"]
+    print(
+        f"messages: {n:,}, {a.pii_share:.0%} with PII, best of {a.repeats} each, alternated; load {os.getloadavg()[0]:.1f}"
+    )
+    print(f"clean():              {off:.2f} s  (all: {', '.join(f'{t:.2f}' for t in times[False])})")
+    print(f"clean(scrub=True):    {on:.2f} s  (all: {', '.join(f'{t:.2f}' for t in times[True])})")
+    print(f"scrubbing adds {100 * (on - off) / off:.0f}%; replaced {stats[True]['scrub']['replaced']}")
 
 
 def whatsapp_part(a) -> None:

@@ -74,6 +74,9 @@ def _register_subcommands() -> None:
     from mlx_persona.data.clean import clean_command
 
     cli.add_command(clean_command)
+    from mlx_persona.data.persona import persona_command
+
+    cli.add_command(persona_command)
     from mlx_persona.eval.evaluate import eval_command
 
     cli.add_command(eval_command)
@@ -98,6 +101,9 @@ def _register_subcommands() -> None:
     from mlx_persona.runner.init import init_command
 
     cli.add_command(init_command)
+    from mlx_persona.runner.refresh import refresh_command
+
+    cli.add_command(refresh_command)
     from mlx_persona.budget.cli import budget_command
 
     cli.add_command(budget_command)

@@ -1,9 +1,10 @@
 """The clean stage: raw chat exports in, mlx_lm chat JSONL out.
 
     inputs ──read (ingest/)──▶ persona → assistant, others → user ──▶ normalize, drop meta
-      ──▶ split at silences, merge bursts ──▶ system prompt rule, PII scrub
+      ──▶ privacy (scrub.py: blocklist drops, PII → <PHONE>/<EMAIL>/...) ──▶ split at silences, merge bursts
+      ──▶ system prompt rule
       ──▶ one sample per persona turn (bounded context) ──▶ dedupe ──▶ split by conversation
-      ──▶ out/train.jsonl valid.jsonl test.jsonl rejects.jsonl stats.json
+      ──▶ out/train.jsonl valid.jsonl test.jsonl rejects.jsonl stats.json [scrub_report.jsonl]
 
 Everything is built in memory and written into ``out`` in one atomic step: a user mistake
 (missing file, unknown persona) leaves nothing behind, and a run never leaves half a folder.
@@ -36,15 +37,15 @@ from mlx_persona.data.rules import (
     clean_turns,
     join_other_speakers,
     meta_matcher,
-    scrub_pii,
     speakers,
     split_and_merge,
     system_prompt,
 )
 from mlx_persona.data.samples import SPLITS, build_samples, deduplicate, estimate_tokens, split_by_conversation
+from mlx_persona.data.scrub import DEFAULT_REGIONS, SCRUB_REPORT, Blocklist, Scrubber, ScrubPass
 from mlx_persona.data.stats import TokenCounter, percentiles, render
 
-OUTPUT_NAMES = (*(layout.split_file(s) for s in SPLITS), layout.REJECTS, layout.STATS)
+OUTPUT_NAMES = (*(layout.split_file(s) for s in SPLITS), layout.REJECTS, layout.STATS, SCRUB_REPORT)
 SYSTEM_MODES = ("replace-long", "keep", "drop", "replace", "truncate")
 DEDUP_MODES = ("near", "exact", "off")
 DATE_ORDERS = ("auto", "dmy", "mdy", "ymd")
@@ -73,7 +74,13 @@ class CleanConfig(Settings):
     split_gap_hours: float = _f(6.0, "A silence longer than this starts a new conversation.")
     normalize: bool = _f(True, "Unicode NFC, drop invisible characters, tidy whitespace (words untouched).")
     dedup: str = _f("near", "Duplicate removal: near (also ignores case/punctuation) | exact | off.", DEDUP_MODES)
-    pii: bool = _f(False, "Replace emails, phone numbers and URLs with <EMAIL>/<PHONE>/<URL>.")
+    scrub: bool = _f(
+        False, "Replace phone numbers, e-mails, IBANs, cards, IPs, addresses with <PHONE>, ... (recipes: on)."
+    )
+    scrub_urls: bool = _f(False, "With --scrub, URLs become <URL> too.")
+    scrub_regions: tuple = _f(DEFAULT_REGIONS, "Countries whose national phone formats --scrub reads (+CC: any).")
+    block_words: str | None = _f(None, "File of words/phrases (one a line); a message containing one is dropped.")
+    pii: bool = _f(False, "Old name for --scrub --scrub-urls.")
     context_turns: int = _f(8, "At most this many turns of context before each persona reply.")
     max_tokens: int = _f(2048, "Token budget per sample; the oldest context is trimmed to fit.")
     splits: tuple = _f((0.8, 0.1, 0.1), "Train/valid/test shares, by conversation.")
@@ -106,6 +113,9 @@ class CleanConfig(Settings):
         )
         need(self.context_turns >= 1 and self.max_tokens > 0, "context_turns and max_tokens must be positive")
         need(self.merge_gap_min >= 0 and self.split_gap_hours > 0, "gaps must be positive")
+        need(
+            not self.block_words or Path(self.block_words).is_file(), f"block_words file not found: {self.block_words}"
+        )
         try:
             meta_matcher(self.meta_patterns)
         except PersonaError as e:
@@ -149,6 +159,8 @@ def clean(
     meta = meta_matcher(cfg.meta_patterns)
     counter = TokenCounter(cfg.model) if cfg.model else None
     count = counter or estimate_tokens
+    scrubber = Scrubber(cfg.scrub_regions, urls=cfg.scrub_urls or cfg.pii) if cfg.scrub or cfg.pii else None
+    privacy = ScrubPass(scrubber, Blocklist.from_file(cfg.block_words) if cfg.block_words else None)
 
     rejects, samples, inputs_stats = [], [], []
     sys_before, sys_after = [], []
@@ -172,6 +184,7 @@ def clean(
         pieces = []
         for conv in res.conversations:
             clean_turns(conv, meta, cfg.normalize, rejects)
+            privacy.conversation(conv, rejects)
             parts, n = split_and_merge(conv, cfg.merge_gap_min * 60, cfg.split_gap_hours * 3600)
             merged += n
             pieces.extend(p for p in parts if p.turns)
@@ -179,12 +192,7 @@ def clean(
             counter.prime(t.text for p in pieces for t in p.turns)
         for conv in pieces:
             join_other_speakers(conv)
-            if cfg.pii:
-                for t in conv.turns:
-                    t.text = scrub_pii(t.text)
             system = system_prompt(conv.system, line, cfg.system, cfg.system_max_chars, cfg.add_system)
-            if system and cfg.pii:
-                system = scrub_pii(system)
             if conv.system:
                 sys_before.append(len(conv.system))
             if system:
@@ -230,6 +238,7 @@ def clean(
             }
             for name in SPLITS
         },
+        "scrub": privacy.stats(),
         "reply_chars": percentiles(len(x.messages[-1]["content"]) for x in samples),
         "system_chars": {"before": percentiles(sys_before), "after": percentiles(sys_after)},
         "tokens": {
@@ -244,6 +253,8 @@ def clean(
     }
     files[layout.REJECTS] = "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in rejects)
     files[layout.STATS] = json.dumps(stats, indent=2, ensure_ascii=False) + "\n"
+    if scrubber:
+        files[SCRUB_REPORT] = privacy.report()
     _check_out_dir(out)
     with atomic_dir(out, overwrite=True) as tmp:
         os.chmod(tmp, 0o755)
@@ -364,6 +375,12 @@ def clean_command(inputs, persona, out_dir, fmt, meta_pattern, bound_columns, qu
     if bound_columns:
         given["bound_columns"] = tuple(bound_columns)
     cfg = CleanConfig.from_mapping(given)
+    if given.get("scrub") is False:
+        Console(stderr=True).print(
+            "[yellow]warning[/]: --no-scrub: phone numbers, e-mails and card numbers stay in the training data, "
+            "and a twin can repeat them",
+            soft_wrap=True,
+        )
     stats = clean([Source(p, fmt) for p in inputs], persona, out_dir, cfg)
     if not quiet:
         render(stats)

@@ -12,7 +12,9 @@ The story, in the parent:
    score every model's replies with it: style-fidelity (:mod:`mlx_persona.eval.fidelity`);
 5. resample the test conversations: a 95% interval for every number and for every difference
    between two models, real or noise (:mod:`mlx_persona.eval.intervals`);
-6. write ``eval/metrics.json`` (``twin``: the model the caller names the twin, else null) and
+6. the leakage check (:mod:`mlx_persona.eval.leakage`): personal data from the training data
+   that a model says back, in its test replies or its replies to probing questions;
+7. write ``eval/metrics.json`` (``twin``: the model the caller names the twin, else null) and
    ``eval/samples.jsonl`` (prompt, real, base, sft, dpo).
 
 Anything missing (no test split, a model that is absent or fails to load, no embedder) is listed
@@ -70,6 +72,8 @@ def _run_child(spec, test: Path, out_json: Path, settings: dict, log: Callable) 
         cmd += ["--adapter", str(spec.adapter)]
     if settings.get("limit"):
         cmd += ["--limit", str(settings["limit"])]
+    if settings.get("probes"):
+        cmd += ["--probes", str(settings["probes"])]
     if not settings.get("perplexity", True):
         cmd += ["--no-perplexity"]
     status = out_json.parent / layout.STATUS  # where the child records a failure (core/child.py)
@@ -152,7 +156,7 @@ def run_eval(
     ``test``; ``valid.jsonl`` beside it and ``test`` check it). ``twin``: the model the caller
     calls the twin, recorded as is. ``embedder``: texts -> unit vectors (default MiniLM).
     """
-    from mlx_persona.eval import intervals
+    from mlx_persona.eval import intervals, leakage
     from mlx_persona.eval import metrics as eval_metrics
     from mlx_persona.models.embed import pair_similarity
 
@@ -191,23 +195,29 @@ def run_eval(
     real = [c["messages"][-1]["content"] for c in convs]
 
     replies: dict[str, list[str]] = {}
+    probe_replies: dict[str, list[str]] = {}
     per_sample: dict[str, dict] = {}  # model -> per-conversation inputs of intervals.statistics
+    data_dir = Path(train).parent if train else Path(test).parent if test else None
     if convs:
         gen_dir = out_dir / layout.GENERATIONS_DIR
         gen_dir.mkdir(parents=True, exist_ok=True)
         # the child reads exactly the conversations we kept, in our order
         subset = gen_dir / layout.EVAL_TEST_USED
         atomic_write_text(subset, "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in convs))
+        probes = gen_dir / "probes.jsonl"  # the leakage check's questions, with the training system prompt
+        system = leakage.training_system(data_dir)
+        atomic_write_text(probes, "".join(json.dumps(c) + "\n" for c in leakage.probe_conversations(system)))
         for spec in specs:
             log(f"eval {spec.name}: {spec.describe()}")
             out_json = gen_dir / f"{spec.name}.json"
             out_json.unlink(missing_ok=True)
-            why = _run_child(spec, subset, out_json, {**settings, "limit": None}, log)
+            why = _run_child(spec, subset, out_json, {**settings, "limit": None, "probes": probes}, log)
             if why is not None:
                 result["skipped"].append({"item": spec.name, "reason": why})
                 continue
             child = json.loads(out_json.read_text())
             replies[spec.name] = child.pop("replies")
+            probe_replies[spec.name] = child.pop("probe_replies", [])
             per_sample[spec.name] = dict(child.get("perplexity", {}).pop("per_sample", {}))  # nll_sum, tokens
             result["models"][spec.name] = {"source": spec.describe(), **child}
 
@@ -240,6 +250,12 @@ def run_eval(
                 per_sample[name]["p_person"] = p
         stats = {name: intervals.statistics(replies[name], real, **per_sample[name]) for name in replies}
         result["intervals"] = intervals.intervals(stats, len(real), resamples, seed)
+    if replies:
+        result["leakage"] = leakage.check(leakage.known_pii(leakage.training_texts(data_dir)), replies, probe_replies)
+        for name in result["leakage"]["flagged"]:
+            log(
+                f"warning: {name} says back personal data from its training data ({result['leakage']['models'][name]['leaked']} distinct)"
+            )
     result["seconds"] = round(time.perf_counter() - tic, 3)
 
     atomic_write_json(out_dir / layout.EVAL_METRICS, result)
@@ -377,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="batched: mlx_lm BatchGenerator; sequential: one stream_generate per prompt (baseline).",
     )
     p.add_argument("--no-perplexity", action="store_true", help="Skip the perplexity pass.")
+    p.add_argument("--probes", help="Conversations to answer for the leakage check (JSONL); replies not scored.")
     p.add_argument("--status", help="status.json to record a failure in, for the parent.")
     return p
 
@@ -389,6 +406,7 @@ def main(argv=None) -> None:
     def work() -> None:
         try:
             convs, _ = load_test_split(Path(a.test), a.limit)
+            probes = load_test_split(Path(a.probes))[0] if a.probes else []
             spec = ModelSpec(a.name, Path(a.model), Path(a.adapter) if a.adapter else None)
             result = evaluate_model(
                 spec,
@@ -398,6 +416,7 @@ def main(argv=None) -> None:
                 mode=a.mode,
                 with_perplexity=not a.no_perplexity,
                 log=lambda m: print(m, flush=True),
+                probes=probes,
             )
         except (OSError, ValueError) as e:  # an unreadable model folder or weights that do not fit
             raise PersonaError(f"{a.name}: {type(e).__name__}: {e}") from None

@@ -180,8 +180,10 @@ def evaluate_model(
     with_perplexity: bool = True,
     max_prompt_tokens: int = 1024,
     log: Callable = print,
+    probes: Sequence[dict] = (),
 ) -> dict:
-    """Everything one child measures for one model; JSON-ready."""
+    """Everything one child measures for one model; JSON-ready. ``probes``: conversations whose
+    replies go to ``probe_replies`` (the leakage check's questions), not into any metric."""
     tic = time.perf_counter()
     mx.reset_peak_memory()
     model, tokenizer = load_model(spec, log)
@@ -207,6 +209,9 @@ def evaluate_model(
         texts, speed = generate_batched(model, tokenizer, prompts, max_tokens, batch_size)
     speed["prompt_tokens"] = sum(len(p) for p in prompts)
     out.update(replies=texts, speed=speed, peak_memory_gb=round(mx.get_peak_memory() / 1e9, 4))
+    if probes:
+        probe_prompts = prompt_tokens(tokenizer, probes, max_prompt_tokens)
+        out["probe_replies"] = generate_batched(model, tokenizer, probe_prompts, max_tokens, batch_size)[0]
     log(
         f"{spec.name}: {len(texts)} replies, {speed['generated_tokens']} tokens in {speed['wall_s']:.1f}s "
         f"({speed['tokens_per_sec'] or 0:.1f} tok/s, {mode})"

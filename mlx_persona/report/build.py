@@ -21,6 +21,9 @@ from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_write_text
 from mlx_persona.data.style import word_count
+from mlx_persona.report.card import card_blocks
+from mlx_persona.report.privacy import privacy_blocks
+from mlx_persona.report.refresh import refresh_blocks
 from mlx_persona.report.render import to_html, to_markdown
 from mlx_persona.report.results import MODELS, classifier_note, legend, metrics_table
 from mlx_persona.report.results import fmt_value as _fmt
@@ -137,6 +140,10 @@ def build_blocks(run: Path) -> tuple[list, str]:
         missing.append("results: no eval/metrics.json with a measured model (run `mlx-persona eval RUN_DIR`)")
     for s in (ev or {}).get("skipped", []):
         missing.append(f"{s.get('item')}: {s.get('reason')}")
+
+    blocks += refresh_blocks(run, read_json)
+    blocks += card_blocks(run, ev)
+    blocks += privacy_blocks(run, ev, read_json)
 
     blocks.append(("h2", "Training curves"))
     plots_before = len(blocks)

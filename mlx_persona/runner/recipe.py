@@ -232,6 +232,8 @@ def load_recipe(path: Path, overrides: tuple = (), name: str | None = None) -> R
     blocks = {}
     for key, cls in BLOCKS.items():  # split first: the clean block takes its shares
         raw = data.get(key) or {}
+        if key == "clean" and isinstance(raw, dict) and "scrub" not in raw and not raw.get("pii"):
+            raw = {**raw, "scrub": True}  # a recipe scrubs personal data unless it says scrub: false
         if key == "clean" and persona.system and "persona_line" not in raw:
             raw = {**raw, "persona_line": persona.system}
         if key == "clean" and "split" in data and "splits" not in raw:

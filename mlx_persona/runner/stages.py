@@ -59,6 +59,8 @@ def _clean(ctx: Context, resume: bool) -> dict:
 
     r = ctx.recipe
     sources = [Source(s.path, s.format, s.persona, tuple(s.aliases)) for s in r.data]
+    if not (r.clean.scrub or r.clean.pii):
+        ctx.log("warning: clean.scrub is off: phone numbers, e-mails and card numbers stay in the training data")
     # count tokens with the tokenizer the run trains with (not the ~4 characters per token guess),
     # so no sample the cleaner keeps is cut short by the trainer's max_seq_length
     cfg = r.clean if r.clean.model else replace(r.clean, model=r.model)
