@@ -120,3 +120,26 @@ def test_clean_counts_tokens_with_the_runs_model_unless_the_recipe_names_one(own
     assert seen["cfg"].model == (own or "my-model")
     assert recipe.clean.model == own  # the recipe itself is left as written
     assert "model" in STAGE["clean"].settings  # another model re-runs clean: its token counts change
+
+
+def test_clean_reruns_when_an_export_or_the_blocklist_is_edited_in_place(tmp_path):
+    from mlx_persona.core.runs import Manifest
+
+    export = tmp_path / "chat.txt"
+    export.write_text((SAMPLE / "whatsapp_android.txt").read_text())
+    (tmp_path / "words.txt").write_text("secret project\n")
+    recipe_file = tmp_path / "r.yaml"
+    recipe_file.write_text("name: t\npersona: Sam Okafor\ndata: [chat.txt]\nclean: {block_words: words.txt}\n")
+    recipe = load_recipe(recipe_file)
+    assert recipe.clean.block_words == str(tmp_path / "words.txt")  # relative to the recipe, like data paths
+
+    def fp():
+        return pipeline.input_fingerprint(load_recipe(recipe_file), "clean", Manifest(tmp_path / "run"))
+
+    first = fp()
+    assert fp() == first  # nothing changed: same fingerprint
+    export.write_text(export.read_text() + "01/02/2024, 10:00 - Sam Okafor: one more\n")
+    second = fp()
+    assert second != first
+    (tmp_path / "words.txt").write_text("secret project\nanother\n")
+    assert fp() not in (first, second)

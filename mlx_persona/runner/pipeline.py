@@ -36,10 +36,12 @@ from mlx_persona.runner.stages import STAGE, STAGE_NAMES, STAGES, Context
 
 # -- fingerprints --------------------------------------------------------------------------
 def input_fingerprint(recipe: Recipe, stage: str, manifest: Manifest) -> str:
-    """The stage's recipe blocks and the output fingerprints of the (enabled) stages it reads."""
+    """The stage's recipe blocks, the contents of the files it reads from outside the run (clean:
+    the exports and the blocklist) and the output fingerprints of the (enabled) stages it reads."""
     s = STAGE[stage]
     upstream = {i: manifest.stage(i).get("output") for i in s.inputs if recipe.enabled(i)}
-    return fingerprint(stage, {k: recipe.raw[k] for k in s.settings}, upstream)
+    files = [tree_fingerprint(f) for f in s.files(recipe)] if s.files else []
+    return fingerprint(stage, {k: recipe.raw[k] for k in s.settings}, upstream, files)
 
 
 def output_fingerprint(ctx: Context, stage: str) -> str | None:

@@ -239,6 +239,8 @@ def load_recipe(path: Path, overrides: tuple = (), name: str | None = None) -> R
         if key == "clean" and "split" in data and "splits" not in raw:
             split = blocks["split"]
             raw = {**raw, "splits": (split.train, split.valid, split.test), "seed": split.seed}
+        if key == "clean" and isinstance(raw, dict) and raw.get("block_words"):
+            raw = {**raw, "block_words": str(_resolve_path(str(raw["block_words"]), path.parent))}  # like data paths
         blocks[key] = cls.from_mapping(raw, at(key))
 
     recipe = Recipe(

@@ -50,6 +50,7 @@ class Stage:
     outputs: tuple | None = None  # what its output fingerprint covers (None: its whole folder)
     resumable: bool = False  # an interrupted run continues from a checkpoint
     trains: bool = False  # a training stage: the budget preflight checks it first
+    files: Callable[[Any], list] | None = None  # recipe -> files whose contents its input fingerprint covers
 
 
 # -- how each stage runs -------------------------------------------------------------------
@@ -195,6 +196,8 @@ STAGES: tuple[Stage, ...] = (
         _clean,
         layout.CLEAN_DIR,
         settings=("persona", "data", "clean", "model"),
+        # an edited export or blocklist re-runs clean on --resume, not only a changed path
+        files=lambda r: [s.path for s in r.data] + ([r.clean.block_words] if r.clean.block_words else []),
         outputs=(layout.TRAIN_SPLIT, layout.VALID_SPLIT, layout.TEST_SPLIT),
     ),
     Stage(
