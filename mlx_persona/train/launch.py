@@ -94,7 +94,7 @@ def prepare_run(out: Path, stage: str, model: str, data_dir: Path, cfg, device: 
             f"{out} was started on model {saved['model']} and data {saved['data']}; "
             "resume with the same ones or choose another --out"
         )
-    run_preflight(model_dir, cfg, device, force, stage=stage)
+    run_preflight(model_dir, cfg, device, force, stage=stage, data_dir=data_dir)
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
         save_settings(out, stage, model_dir, data_dir, cfg)
@@ -128,12 +128,19 @@ def layered_settings(out: Path, cls, key: str, label: str, config: str | None, o
     return cfg, saved
 
 
-def run_preflight(model_dir: Path, cfg, device: str | None, force: bool, stage: str = "sft") -> None:
-    """The budget's verdict for this stage, printed; a run that will not fit stops here."""
+def run_preflight(
+    model_dir: Path, cfg, device: str | None, force: bool, stage: str = "sft", data_dir: Path | None = None
+) -> None:
+    """The budget's verdict for this stage on the data's longest batch (and the worst case),
+    printed; a run that will not fit stops here."""
     from mlx_persona.budget.fit import preflight_stage
 
-    est = preflight_stage(str(model_dir), cfg, stage, device=device, force=force)
-    console.print(f"budget: ~{est.total_gb:.2f} GB of {est.usable_gb:.2f} GB on {est.device} ({est.verdict})")
+    est = preflight_stage(str(model_dir), cfg, stage, device=device, force=force, data_dir=data_dir)
+    on = f" on the data (longest batch {est.data.keys} tokens)" if est.data else ""
+    worst = f"; worst case {est.worst_case_gb:.2f} GB at {cfg.max_seq_length} tokens" if est.data else ""
+    console.print(
+        f"budget: ~{est.total_gb:.2f} GB{on} of {est.usable_gb:.2f} GB on {est.device} ({est.verdict}){worst}"
+    )
 
 
 def launch(
