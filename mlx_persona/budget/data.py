@@ -25,6 +25,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
 
 SFT_PAD = 32  # mlx_lm pads a batch to 1 + a multiple of 32 tokens
@@ -182,7 +183,7 @@ def data_shape(model_dir: Path, data_dir: Path, stage: str, cfg) -> DataShape:
     """The longest batch of ``stage`` (sft or dpo) over ``data_dir``/train.jsonl with ``cfg``'s
     batch size and sequence length, tokenized with ``model_dir``'s tokenizer."""
     tok = _tokenizer(Path(model_dir))
-    train = Path(data_dir) / "train.jsonl"
+    train = Path(data_dir) / layout.TRAIN_SPLIT
     if stage == "dpo":
         return dpo_shape(tok, train, cfg.batch_size, cfg.max_seq_length, getattr(cfg, "share_prompt", True))
     return sft_shape(tok, train, cfg.batch_size, cfg.max_seq_length)

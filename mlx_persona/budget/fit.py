@@ -16,6 +16,7 @@ from mlx_persona.budget.data import DataShape, data_shape
 from mlx_persona.budget.devices import Device, get_device
 from mlx_persona.budget.estimate import Estimate, TrainSettings, estimate_shape, train_settings
 from mlx_persona.budget.shapes import ModelShape, load_shape
+from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
 
 MIN_SEQ = 256  # below this a chat turn with its context is cut: the persona stops making sense
@@ -203,7 +204,7 @@ def preflight_stage(
         device=device,
         memory_gb=memory_gb,
     )
-    there = data_dir is not None and (Path(data_dir) / "train.jsonl").is_file()
+    there = data_dir is not None and (Path(data_dir) / layout.TRAIN_SPLIT).is_file()
     data = stage_data(model, data_dir, stage, cfg) if there else None
     if data_dir is None or there:  # (data None here: no tokenizer to measure it with, worst case)
         est = preflight(model, force=force, data=data, **settings)
@@ -223,7 +224,7 @@ FLOOR_TOKENS = 32  # mlx_lm pads every batch to at least 1 + 32 tokens
 def stage_data(model: str | Path, data_dir: str | Path, stage: str, cfg) -> DataShape | None:
     """The data's longest batch for a stage, or None when the data or the model's tokenizer is
     not there (the worst case is used then)."""
-    if not (Path(data_dir) / "train.jsonl").is_file():
+    if not (Path(data_dir) / layout.TRAIN_SPLIT).is_file():
         return None
     try:
         return data_shape(Path(model), Path(data_dir), stage, cfg)

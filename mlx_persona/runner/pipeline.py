@@ -86,7 +86,10 @@ def preflight_one(recipe: Recipe, model_dir: Path, stage: str, run_dir: Path | N
 
     b = recipe.budget
     data_dir = run_dir / TRAIN_DATA[stage] if run_dir is not None else None
-    est = preflight_stage(str(model_dir), getattr(recipe, stage), stage, b.device, b.memory_gb, b.force, data_dir)
+    world = recipe.distributed.world_size
+    est = preflight_stage(
+        str(model_dir), getattr(recipe, stage), stage, b.device, b.memory_gb, b.force, data_dir, world
+    )
     return est.to_dict()
 
 

@@ -37,6 +37,7 @@ from mlx_persona.dpo.config import DPOConfig
 from mlx_persona.pairs.config import PairsConfig
 from mlx_persona.runner.stages import STAGE_NAMES
 from mlx_persona.sft.config import SFTConfig
+from mlx_persona.train.launch import DistributedBlock
 
 
 @dataclass
@@ -106,7 +107,9 @@ class EvalBlock(Settings):
 
 # the blocks of settings a recipe holds, each the dataclass of the stage (or the runner) that reads it
 BLOCKS: dict[str, type[Settings]] = {
-    b.block: b for b in (SplitBlock, BudgetBlock, CleanConfig, SFTConfig, FuseBlock, PairsConfig, DPOConfig, EvalBlock)
+    b.block: b
+    for b in (SplitBlock, BudgetBlock, CleanConfig, SFTConfig, FuseBlock, PairsConfig, DPOConfig, EvalBlock)
+    + (DistributedBlock,)
 }
 
 
@@ -125,6 +128,7 @@ class Recipe:
     pairs: PairsConfig
     dpo: DPOConfig
     eval: EvalBlock
+    distributed: DistributedBlock = field(default_factory=DistributedBlock)  # sft and dpo across hosts
     source: Path | None = None
     sweep: Any = None  # {dotted.key: [values]}: run once per value (see sweep.py)
     raw: dict = field(default_factory=dict)  # the resolved YAML, as written to the run folder
@@ -147,6 +151,7 @@ TOP_KEYS = (
     "pairs",
     "dpo",
     "eval",
+    "distributed",
     "sweep",
 )
 
