@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from dpo_helpers import write_pairs
+
 from mlx_persona.dpo.cli import dpo_command
 from mlx_persona.sft.cli import sft_command
 
