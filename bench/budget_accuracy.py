@@ -7,6 +7,8 @@ model of that shape and read ``mx.get_peak_memory()``. Prints a markdown table; 
 adds it to bench/RESULTS.md with the command, machine and date.
 
     python -m mlx_persona.core.blas python bench/budget_accuracy.py [--quick] [--append]
+    python bench/budget_accuracy.py --device metal     # on a Mac: the table to send back, which
+                                                       # refits estimate.BACKENDS["metal"]
 """
 
 from __future__ import annotations
@@ -123,7 +125,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="run a 5-configuration subset")
     ap.add_argument("--append", action="store_true", help="append the table to bench/RESULTS.md")
+    ap.add_argument(
+        "--device", choices=["cpu", "metal"], default="cpu", help="whose constants to estimate with (metal: on a Mac)"
+    )
     args = ap.parse_args()
+    profile = "cpu" if args.device == "cpu" else "m-series-64gb"  # a metal-backend profile; memory is not used
+    import mlx.core as mx
+
+    print(
+        f"# {platform.machine()} {platform.system()} {platform.mac_ver()[0]}, mlx {mx.__version__} "
+        f"({mx.default_device()}), constants: {args.device}",
+        flush=True,
+    )
     rows = [GRID[i] for i in QUICK] if args.quick else GRID
     lines = [
         "| model | type | rank | layers | batch | seq | ckpt | estimate GB | measured GB | est/meas "
@@ -137,7 +150,7 @@ def main() -> None:
             Path(tmp, "config.json").write_text(json.dumps(cfg))
             est = estimate(
                 tmp,
-                device="cpu",
+                device=profile,
                 fine_tune_type=ftype,
                 rank=rank,
                 num_layers=layers,
@@ -165,6 +178,7 @@ def main() -> None:
         import mlx.core as mx
 
         cmd = "python -m mlx_persona.core.blas python bench/budget_accuracy.py" + (" --quick" if args.quick else "")
+        cmd += f" --device {args.device}" if args.device != "cpu" else ""
         head = (
             f"\n## Memory estimate vs measured peak ({datetime.date.today()})\n\n"
             f"Command: `{cmd}`  \nMachine: {platform.machine()} {platform.system()}, "

@@ -60,7 +60,8 @@ def test_the_runner_runs_every_registry_stage_once_in_order(tmp_path, monkeypatc
     for s in STAGES:
         monkeypatch.setitem(stages.STAGE, s.name, dataclasses.replace(s, run=fake(s.name)))
     monkeypatch.setattr("mlx_persona.models.resolve.resolve_model", lambda spec: tmp_path / "model")
-    monkeypatch.setattr(pipeline, "preflight_all", lambda recipe, model_dir: {})
+    monkeypatch.setattr(pipeline, "preflight_all", lambda recipe, model_dir, run_dir=None: {})
+    monkeypatch.setattr(pipeline, "preflight_one", lambda recipe, model_dir, stage, run_dir: {})
     manifest = pipeline.run_recipe(recipe, tmp_path / "run", log=lambda m: None)
     assert calls == list(STAGE_NAMES)
     assert {s: manifest.stage(s)["status"] for s in STAGE_NAMES} == {s: "done" for s in STAGE_NAMES}

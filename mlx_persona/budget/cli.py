@@ -7,6 +7,7 @@ Settings come from, in order of precedence: the command line, then ``--recipe`` 
 from __future__ import annotations
 
 import json
+import types
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,12 @@ def _print_table(est: Estimate) -> None:
     table.add_column("GB", justify="right")
     for name, gb in est.components().items():
         table.add_row(LABELS[name[:-3]], f"{gb:.2f}")
-    table.add_row("[bold]total[/]", f"[bold]{est.total_gb:.2f}[/]")
+    if est.data:
+        d = est.data
+        table.add_row(f"[bold]total, on the data[/] (longest batch {d.keys} tokens)", f"[bold]{est.total_gb:.2f}[/]")
+        table.add_row(f"worst case (every row {est.settings.max_seq_length} tokens)", f"{est.worst_case_gb:.2f}")
+    else:
+        table.add_row("[bold]total[/] (worst case: every row max_seq_length)", f"[bold]{est.total_gb:.2f}[/]")
     table.add_row(f"usable on {est.device}", f"{est.usable_gb:.2f}")
     console.print(table)
     console.print(f"usable memory source: {est.device_source}")
@@ -84,6 +90,8 @@ def _print_table(est: Estimate) -> None:
         f"x accum {s.grad_accumulation_steps}, seq {s.max_seq_length}, grad checkpoint "
         f"{'on' if s.grad_checkpoint else 'off'}, {s.optimizer}"
     )
+    if est.data:
+        console.print(f"data: {est.data.examples} records, longest {est.data.longest} tokens; {est.data.source}")
     for note in est.notes:
         console.print(f"note: {note}")
     color = COLORS[est.verdict]
@@ -110,6 +118,13 @@ def _print_table(est: Estimate) -> None:
 @click.option(
     "--reference-in-memory/--no-reference-in-memory", default=None, help="DPO: hold the reference model in memory."
 )
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder with train.jsonl (cleaned chats; DPO: pairs): estimate on its longest batch too.",
+)
+@click.option("--share-prompt/--no-share-prompt", default=True, help="DPO: each pair's prompt runs once (default).")
 @click.option("--fit", "do_fit", is_flag=True, help="Propose the best settings that fit, as recipe overrides.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def budget_command(
@@ -117,6 +132,8 @@ def budget_command(
     recipe: Path | None,
     device: str | None,
     memory_gb: float | None,
+    data_dir: Path | None,
+    share_prompt: bool,
     do_fit: bool,
     as_json: bool,
     **cli_settings: Any,
@@ -131,14 +148,23 @@ def budget_command(
     settings.update({k: v for k, v in cli_settings.items() if v is not None})
     if not model:
         raise PersonaError("give --model (a folder, 'default', or a hub id) or a --recipe with a model")
+    data = None
+    if data_dir is not None:
+        from mlx_persona.budget.data import data_shape
+        from mlx_persona.models.resolve import resolve_model
+
+        cfg = types.SimpleNamespace(
+            batch_size=settings["batch_size"], max_seq_length=settings["max_seq_length"], share_prompt=share_prompt
+        )
+        data = data_shape(resolve_model(model), data_dir, settings["stage"], cfg)
     if not do_fit:
-        est = estimate(model, device=device, memory_gb=memory_gb, **settings)
+        est = estimate(model, device=device, memory_gb=memory_gb, data=data, **settings)
         if as_json:
             click.echo(json.dumps(est.to_dict(), indent=2))
         else:
             _print_table(est)
         return
-    res = fit(model, device=device, memory_gb=memory_gb, **settings)
+    res = fit(model, device=device, memory_gb=memory_gb, data=data, **settings)
     if as_json:
         click.echo(
             json.dumps(

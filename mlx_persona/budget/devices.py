@@ -23,6 +23,7 @@ class Device:
     name: str
     usable_gb: float  # memory a training run may use (Metal working set, or RAM)
     source: str  # where the number comes from
+    backend: str = "metal"  # whose measured constants the estimate uses (estimate.BACKENDS)
 
 
 PROFILES: dict[str, Device] = {
@@ -74,7 +75,12 @@ def current_device() -> Device:
                 return Device("this-mac", ws / 1e9, "mx.device_info()['max_recommended_working_set_size']")
         except Exception:  # MLX without Metal: fall back to RAM
             pass
-    return Device("cpu", ram_gb(), "physical RAM of this machine (sysconf)")
+    return Device("cpu", ram_gb(), "physical RAM of this machine (sysconf)", "cpu")
+
+
+def this_backend() -> str:
+    """metal on macOS, cpu elsewhere: the backend a run on this machine uses."""
+    return "metal" if sys.platform == "darwin" else "cpu"
 
 
 def get_device(device: str | None = None, memory_gb: float | None = None) -> Device:
@@ -82,11 +88,11 @@ def get_device(device: str | None = None, memory_gb: float | None = None) -> Dev
     if memory_gb is not None:
         if memory_gb <= 0:
             raise PersonaError(f"--memory-gb must be positive, got {memory_gb}")
-        return Device(f"{memory_gb:g}gb", float(memory_gb), "--memory-gb")
+        return Device(f"{memory_gb:g}gb", float(memory_gb), "--memory-gb", this_backend())
     if device is None:
         return current_device()
     if device == "cpu":
-        return Device("cpu", ram_gb(), "physical RAM of this machine (sysconf)")
+        return Device("cpu", ram_gb(), "physical RAM of this machine (sysconf)", "cpu")
     if device in PROFILES:
         return PROFILES[device]
     names = ", ".join(["cpu", *PROFILES])

@@ -17,34 +17,53 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlx_persona.budget.data import DataShape
 from mlx_persona.budget.devices import Device, get_device
 from mlx_persona.budget.shapes import ModelShape, load_shape
 from mlx_persona.core.errors import PersonaError
 
 GB = 1e9  # mx.get_peak_memory() / 1e9, the unit mlx_lm reports
 TIGHT_FRACTION = 0.9  # within 10% of the limit is "tight": the estimate's own error target is ±10%
-# Activation elements kept per token per backpropagated block, fitted on float32 llama runs
-# (bench/RESULTS.md): hidden-sized tensors (norm outputs, q, attention output, residuals) ...
-ACT_PER_HIDDEN = 8.1
-# ... intermediate-sized tensors (gate, up, SiLU pieces, their product) ...
-ACT_PER_INTERMEDIATE = 5.3
-# ... k/v projections (before and after RoPE) ...
-ACT_PER_KV = 1.6
-# ... and attention probabilities, one (heads x seq) row per token: quadratic in sequence length.
-ACT_PER_SCORE = 1.0
-# DoRA also keeps part of each adapted layer's output per token (the product before the magnitude
-# rescale): 0.5 per output element, fitted on 4-bit tiny runs (tests/test_quantized.py), which
-# also moves the float32 SmolLM2 DoRA rows of bench/RESULTS.md closer (-9.0% -> about -2%).
-ACT_PER_DORA_OUTPUT = 0.5
-# 16-bit models keep float32 pieces (the float32 LoRA branch, softmax): measured 0.675x float32.
-HALF_ACT_RATIO = 0.675
-# Logits, their softmax, the loss gradient and its scatter: four (tokens x vocab) arrays at peak.
-LOGITS_COPIES = 4
-# At the loss, one more block's worth is in flight (two when recomputing), measured.
-TRANSIENT_BLOCKS, CHECKPOINT_TRANSIENT_BLOCKS = 1, 2
-# Inside a block's backward: attention-score-sized gradients in flight (more when recomputing).
-ATTN_BACKWARD_COPIES, ATTN_BACKWARD_COPIES_CHECKPOINT = 1.3, 3.0
-OVERHEAD_GB = 0.005  # token batches, compiled-graph scratch, RNG state: tiny runs peak at ~7 MB
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The measured coefficients of one MLX backend (fitted to ``mx.get_peak_memory()``;
+    bench/budget_accuracy.py prints the table that refits them, ``--device metal`` on a Mac)."""
+
+    # Activation elements kept per token per backpropagated block: hidden-sized tensors (norm
+    # outputs, q, attention output, residuals) ...
+    act_per_hidden: float = 8.1
+    # ... intermediate-sized tensors (gate, up, SiLU pieces, their product) ...
+    act_per_intermediate: float = 5.3
+    # ... k/v projections (before and after RoPE) ...
+    act_per_kv: float = 1.6
+    # ... and attention probabilities, one (heads x keys) row per token: quadratic in length.
+    act_per_score: float = 1.0
+    # DoRA also keeps part of each adapted layer's output per token (the product before the
+    # magnitude rescale): 0.5 per output element, fitted on 4-bit tiny runs (tests/test_quantized.py),
+    # which also moves the float32 SmolLM2 DoRA rows of bench/RESULTS.md closer (-9.0% -> about -2%).
+    act_per_dora_output: float = 0.5
+    # 16-bit models keep float32 pieces (the float32 LoRA branch, softmax): measured 0.675x float32.
+    half_act_ratio: float = 0.675
+    # Logits, their softmax, the loss gradient and its scatter: four (tokens x vocab) arrays at peak.
+    logits_copies: float = 4
+    # At the loss, one more block's worth is in flight (two when recomputing), measured.
+    transient_blocks: float = 1
+    checkpoint_transient_blocks: float = 2
+    # Inside a block's backward: attention-score-sized gradients in flight (more when recomputing).
+    attn_backward_copies: float = 1.3
+    attn_backward_copies_checkpoint: float = 3.0
+    overhead_gb: float = 0.005  # token batches, compiled-graph scratch, RNG state: tiny runs peak at ~7 MB
+    source: str = ""
+
+
+# One row per backend. cpu: fitted on this project's Linux machine (bench/RESULTS.md). metal: the
+# same figures until a Mac's `bench/budget_accuracy.py --device metal` table refits them.
+BACKENDS: dict[str, Backend] = {
+    "cpu": Backend(source="fitted on Linux CPU, mlx 0.32 (bench/RESULTS.md)"),
+    "metal": Backend(source="the cpu figures; not yet refitted on Metal (bench/budget_accuracy.py --device metal)"),
+}
 OPTIMIZER_MOMENTS = {"adam": 2, "adamw": 2, "sgd": 0, "adafactor": 0.05}  # state per trainable param
 STAGES, FINE_TUNE_TYPES = ("sft", "dpo"), ("lora", "dora", "full")
 
@@ -111,6 +130,8 @@ class Estimate:
     usable_gb: float
     device_source: str = ""
     notes: list[str] = field(default_factory=list)
+    data: DataShape | None = None  # the longest real batch this figure is for; None: worst case
+    worst_case_gb: float | None = None  # with data: the same settings, every row max_seq_length
 
     COMPONENTS = (
         "weights",
@@ -151,6 +172,9 @@ class Estimate:
             "usable_gb": round(self.usable_gb, 4),
             "verdict": self.verdict,
             "notes": self.notes,
+            "basis": "data" if self.data else "worst case",
+            "worst_case_gb": round(self.worst_case_gb if self.worst_case_gb is not None else self.total_gb, 4),
+            "data": self.data.to_dict() if self.data else None,
         }
 
 
@@ -178,43 +202,55 @@ def _trainable(shape: ModelShape, s: TrainSettings) -> tuple[float, float]:
     return s.num_layers * per_block, 4  # mlx_lm creates LoRA/DoRA matrices in float32
 
 
-def _block_activation_elems(shape: ModelShape, s: TrainSettings) -> tuple[float, float]:
-    """Elements one backpropagated block keeps per token: (linear-sized, attention scores)."""
+def _block_activation_elems(shape: ModelShape, s: TrainSettings, k: Backend, keys: float) -> tuple[float, float]:
+    """Elements one backpropagated block keeps per token: (linear-sized, attention scores over
+    ``keys`` key positions)."""
     kv = shape.kv_heads * shape.head_dim
-    linear = ACT_PER_HIDDEN * shape.hidden + ACT_PER_INTERMEDIATE * shape.intermediate + ACT_PER_KV * kv
+    linear = k.act_per_hidden * shape.hidden + k.act_per_intermediate * shape.intermediate + k.act_per_kv * kv
     if s.fine_tune_type != "full":
         linear += s.rank * len(_adapted(shape, s))  # x @ A of each low-rank branch
     if s.fine_tune_type == "dora":
-        linear += ACT_PER_DORA_OUTPUT * sum(o for _, _, o in _adapted(shape, s))
-    return linear, ACT_PER_SCORE * shape.heads * s.max_seq_length
+        linear += k.act_per_dora_output * sum(o for _, _, o in _adapted(shape, s))
+    return linear, k.act_per_score * shape.heads * keys
 
 
-def estimate_shape(shape: ModelShape, settings: TrainSettings, dev: Device) -> Estimate:
-    """The estimate for an already-resolved shape and device (the fit solver's inner loop)."""
+def estimate_shape(shape: ModelShape, settings: TrainSettings, dev: Device, data: DataShape | None = None) -> Estimate:
+    """The estimate for an already-resolved shape and device (the fit solver's inner loop).
+
+    Without ``data`` every row is padded to ``max_seq_length`` (the worst case). With it (the
+    longest batch the trainer builds from the real data, :mod:`mlx_persona.budget.data`) each
+    of the ``seqs`` rows runs ``data.positions`` tokens, attends over ``data.keys`` keys and sends
+    ``data.logits`` positions to the output head."""
     s = settings.validate(shape)
+    k = BACKENDS.get(dev.backend, BACKENDS["cpu"])
     notes: list[str] = []
-    act_bytes = shape.dtype_bytes if shape.dtype_bytes == 4 else 4 * HALF_ACT_RATIO
+    act_bytes = shape.dtype_bytes if shape.dtype_bytes == 4 else 4 * k.half_act_ratio
     seqs = s.batch_size * (2 if s.stage == "dpo" else 1)  # DPO runs chosen and rejected
-    tokens = seqs * s.max_seq_length
+    if data is not None:
+        data = data.at(s.max_seq_length)
+        positions, keys, head = data.positions, data.keys, data.logits
+    else:
+        positions = keys = head = s.max_seq_length
+    tokens = seqs * positions
     weights = _weight_bytes(shape)
     n_train, p_bytes = _trainable(shape, s)
     adapter = 0.0 if s.fine_tune_type == "full" else n_train * p_bytes
     grads = n_train * p_bytes * (2 if s.grad_accumulation_steps > 1 else 1)
     optim = n_train * p_bytes * OPTIMIZER_MOMENTS[s.optimizer]
 
-    linear, scores = _block_activation_elems(shape, s)
+    linear, scores = _block_activation_elems(shape, s, k, keys)
     block_lin, block_att = tokens * act_bytes * linear, tokens * act_bytes * scores
-    logits = LOGITS_COPIES * tokens * shape.vocab * act_bytes
+    logits = k.logits_copies * seqs * head * shape.vocab * act_bytes
     # Two moments hold the peak: at the loss (every kept block + the logits stack + blocks in
     # flight) and inside one block's backward (the logits freed, the attention gradients live).
     if s.grad_checkpoint:  # keep each block's input only; recompute one block at a time
         kept = 0
         acts = tokens * act_bytes * s.num_layers * shape.hidden
-        at_loss, in_block = CHECKPOINT_TRANSIENT_BLOCKS, ATTN_BACKWARD_COPIES_CHECKPOINT
+        at_loss, in_block = k.checkpoint_transient_blocks, k.attn_backward_copies_checkpoint
     else:
         kept = s.num_layers
         acts = 0.0
-        at_loss, in_block = TRANSIENT_BLOCKS, ATTN_BACKWARD_COPIES
+        at_loss, in_block = k.transient_blocks, k.attn_backward_copies
     acts += kept * block_lin
     attention = kept * block_att
     backward = max(at_loss * (block_lin + block_att), block_lin + (1 + in_block) * block_att - logits)
@@ -230,7 +266,7 @@ def estimate_shape(shape: ModelShape, settings: TrainSettings, dev: Device) -> E
 
     reference = 0.0
     if s.stage == "dpo" and s.reference_in_memory:  # a second model, forward only
-        reference = weights + tokens * act_bytes * (linear + scores) + tokens * shape.vocab * act_bytes
+        reference = weights + tokens * act_bytes * (linear + scores) + seqs * head * shape.vocab * act_bytes
         notes.append("the reference model is held in memory; precomputed reference log-probs avoid it")
     return Estimate(
         model=shape.name,
@@ -245,10 +281,12 @@ def estimate_shape(shape: ModelShape, settings: TrainSettings, dev: Device) -> E
         logits_gb=logits / GB,
         backward_gb=backward / GB,
         reference_gb=reference / GB,
-        overhead_gb=OVERHEAD_GB,
+        overhead_gb=k.overhead_gb,
         usable_gb=dev.usable_gb,
         device_source=dev.source,
         notes=notes,
+        data=data,
+        worst_case_gb=None if data is None else estimate_shape(shape, settings, dev).total_gb,
     )
 
 
@@ -258,7 +296,15 @@ def train_settings(keys: list[str] | None = None, **settings) -> TrainSettings:
     return TrainSettings(keys=tuple(keys) if keys else None, **settings)
 
 
-def estimate(model: str | Path, *, device: str | None = None, memory_gb: float | None = None, **settings) -> Estimate:
+def estimate(
+    model: str | Path,
+    *,
+    device: str | None = None,
+    memory_gb: float | None = None,
+    data: DataShape | None = None,
+    **settings,
+) -> Estimate:
     """Estimate peak training memory for ``model`` (folder, 'default' or hub id); never raises
-    on the verdict. ``settings`` are :func:`train_settings`'s keyword arguments."""
-    return estimate_shape(load_shape(model), train_settings(**settings), get_device(device, memory_gb))
+    on the verdict. ``settings`` are :func:`train_settings`'s keyword arguments; ``data`` the
+    longest real batch (:func:`mlx_persona.budget.data.data_shape`), else the worst case."""
+    return estimate_shape(load_shape(model), train_settings(**settings), get_device(device, memory_gb), data)

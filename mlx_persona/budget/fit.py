@@ -12,9 +12,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlx_persona.budget.data import DataShape, data_shape
 from mlx_persona.budget.devices import Device, get_device
 from mlx_persona.budget.estimate import Estimate, TrainSettings, estimate_shape, train_settings
 from mlx_persona.budget.shapes import ModelShape, load_shape
+from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
 
 MIN_SEQ = 256  # below this a chat turn with its context is cut: the persona stops making sense
@@ -112,14 +114,15 @@ def _candidates(
     yield "layers", lambda t: [dataclasses.replace(t, num_layers=n) for n in range(t.num_layers - 1, 0, -1)]
 
 
-def solve(shape: ModelShape, settings: TrainSettings, dev: Device) -> FitResult:
-    """Walk :data:`GIVE_UP_ORDER`; stop at the first settings whose verdict is "fits"."""
-    original = estimate_shape(shape, settings, dev)
+def solve(shape: ModelShape, settings: TrainSettings, dev: Device, data: DataShape | None = None) -> FitResult:
+    """Walk :data:`GIVE_UP_ORDER`; stop at the first settings whose verdict is "fits" (on the
+    ``data``'s longest batch when given, else the worst case)."""
+    original = estimate_shape(shape, settings, dev, data)
     best, steps = original, []
     if best.verdict == "fits":
         return FitResult(True, original, best, steps)
     for name, options in _candidates(original.settings, shape):
-        tried = [estimate_shape(shape, t, dev) for t in options(best.settings)]
+        tried = [estimate_shape(shape, t, dev, data) for t in options(best.settings)]
         if not tried:
             continue
         steps.append(name)
@@ -130,10 +133,17 @@ def solve(shape: ModelShape, settings: TrainSettings, dev: Device) -> FitResult:
     return FitResult(False, original, best, steps)
 
 
-def fit(model: str | Path, *, device: str | None = None, memory_gb: float | None = None, **settings) -> FitResult:
+def fit(
+    model: str | Path,
+    *,
+    device: str | None = None,
+    memory_gb: float | None = None,
+    data: DataShape | None = None,
+    **settings,
+) -> FitResult:
     """The highest-quality settings that fit, giving things up in
-    :data:`mlx_persona.budget.fit.GIVE_UP_ORDER`."""
-    return solve(load_shape(model), train_settings(**settings), get_device(device, memory_gb))
+    :data:`mlx_persona.budget.fit.GIVE_UP_ORDER` (against ``data``'s longest batch when given)."""
+    return solve(load_shape(model), train_settings(**settings), get_device(device, memory_gb), data)
 
 
 def preflight(
@@ -142,17 +152,20 @@ def preflight(
     device: str | None = None,
     memory_gb: float | None = None,
     force: bool = False,
+    data: DataShape | None = None,
     **settings,
 ) -> Estimate:
     """Estimate before a stage loads weights; raise :class:`PersonaError` with the fit solver's
     overrides when the run does not fit, unless ``force``. ``settings`` are
-    :func:`~mlx_persona.budget.estimate.train_settings`'s keyword arguments."""
+    :func:`~mlx_persona.budget.estimate.train_settings`'s keyword arguments; ``data`` the
+    longest real batch (the figure that decides), else the worst case."""
     shape, s, dev = load_shape(model), train_settings(**settings), get_device(device, memory_gb)
-    est = estimate_shape(shape, s, dev)
+    est = estimate_shape(shape, s, dev, data)
     if est.verdict == "does not fit" and not force:
+        on = f" on the data's longest batch ({data.keys} tokens)" if data else ""
         raise PersonaError(
-            f"estimated {est.total_gb:.2f} GB > {est.usable_gb:.2f} GB usable on "
-            f"{dev.name}: does not fit. {solve(shape, s, dev).advice()} (or pass --force)"
+            f"estimated {est.total_gb:.2f} GB{on} > {est.usable_gb:.2f} GB usable on "
+            f"{dev.name}: does not fit. {solve(shape, s, dev, data).advice()} (or pass --force)"
         )
     return est
 
@@ -164,17 +177,25 @@ def preflight_stage(
     device: str | None = None,
     memory_gb: float | None = None,
     force: bool = False,
+    data_dir: str | Path | None = None,
+    world_size: int = 1,
 ) -> Estimate:
     """:func:`preflight` for a training stage's settings (an ``SFTConfig`` or ``DPOConfig``); the
-    DPO reference is cached log-probs, never a second model in memory."""
-    return preflight(
-        model,
+    DPO reference is cached log-probs, never a second model in memory.
+
+    With ``data_dir`` (its train.jsonl, tokenized with ``model``'s tokenizer) the figure that
+    decides is the data's longest batch. When ``data_dir`` is given but not written yet (a run
+    whose clean or pairs stage comes first), the worst case is reported and a run is refused
+    only when even the shortest batch mlx_lm builds (:data:`FLOOR_TOKENS`) does not fit: the
+    stage checks again on its data before it starts. With ``world_size`` ranks each holds
+    ``batch_size / world_size`` rows: the figures are memory per rank."""
+    settings = dict(
         stage=stage,
         fine_tune_type=cfg.fine_tune_type,
         rank=cfg.rank,
         num_layers=cfg.num_layers,
         keys=cfg.keys,
-        batch_size=cfg.batch_size,
+        batch_size=max(1, cfg.batch_size // max(1, world_size)),
         max_seq_length=cfg.max_seq_length,
         grad_checkpoint=cfg.grad_checkpoint,
         grad_accumulation_steps=cfg.grad_accumulation_steps,
@@ -182,5 +203,30 @@ def preflight_stage(
         reference_in_memory=False,
         device=device,
         memory_gb=memory_gb,
-        force=force,
     )
+    there = data_dir is not None and (Path(data_dir) / layout.TRAIN_SPLIT).is_file()
+    data = stage_data(model, data_dir, stage, cfg) if there else None
+    if data_dir is None or there:  # (data None here: no tokenizer to measure it with, worst case)
+        est = preflight(model, force=force, data=data, **settings)
+    else:  # data not there yet: refuse now only what no data could make fit
+        floor = DataShape(stage, 0, FLOOR_TOKENS, FLOOR_TOKENS, FLOOR_TOKENS, FLOOR_TOKENS, "the shortest batch")
+        preflight(model, force=force, data=floor, **settings)
+        est = preflight(model, force=True, **settings)
+        est.notes.append(f"worst case until {Path(data_dir).name}/ is written; checked on the data before {stage}")
+    if world_size > 1:
+        est.notes.append(f"per rank of {world_size}: {settings['batch_size']} of {cfg.batch_size} rows each")
+    return est
+
+
+FLOOR_TOKENS = 32  # mlx_lm pads every batch to at least 1 + 32 tokens
+
+
+def stage_data(model: str | Path, data_dir: str | Path, stage: str, cfg) -> DataShape | None:
+    """The data's longest batch for a stage, or None when the data or the model's tokenizer is
+    not there (the worst case is used then)."""
+    if not (Path(data_dir) / layout.TRAIN_SPLIT).is_file():
+        return None
+    try:
+        return data_shape(Path(model), Path(data_dir), stage, cfg)
+    except PersonaError:
+        return None

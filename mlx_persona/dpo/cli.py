@@ -19,6 +19,7 @@ from mlx_persona.dpo.config import DPOConfig
 from mlx_persona.train.launch import (
     already_finished,
     console,
+    distributed_from,
     launch,
     layered_settings,
     prepare_run,
@@ -52,15 +53,16 @@ def resolve(
 )
 def dpo_command(model, pairs, out, config_file, resume, device, force, **overrides):
     """Teach the twin to prefer the person's replies over the base's (DPO, cached reference)."""
+    dist = distributed_from(overrides)  # --hosts/--hostfile/--backend: one rank per host under mlx.launch
     model, pairs_dir, cfg = resolve(out, model, pairs, config_file, overrides, resume)
     if already_finished(out, resume):
         return
-    model_dir = prepare_run(out, "dpo", model, pairs_dir, cfg, device, force, resume)
+    model_dir = prepare_run(out, "dpo", model, pairs_dir, cfg, device, force, resume, dist.world_size)
     console.print(
         f"dpo: {cfg.loss_type} loss, beta {cfg.beta}, {cfg.fine_tune_type} r{cfg.rank} on {model_dir.name}, "
         f"log {out / layout.stage_log('dpo')}"
     )
-    summary = launch(model_dir, pairs_dir, out, resume, stage="dpo")
+    summary = launch(model_dir, pairs_dir, out, resume, stage="dpo", dist=dist)
     val = [json.loads(line) for line in (out / layout.STAGE_METRICS).read_text().splitlines() if "val_accuracy" in line]
     last = val[-1] if val else {}
     console.print(

@@ -30,6 +30,7 @@ from pathlib import Path
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
+from mlx.nn.utils import average_gradients
 
 from mlx_persona.core import layout
 from mlx_persona.core.child import child_main
@@ -49,6 +50,7 @@ from mlx_persona.train.loop import (
     kill_after_var,
     load_base,
 )
+from mlx_persona.train.ranks import env_rank, mark_terminated_on_sigterm, rank_and_size, rank_folder, rank_status, shard
 from mlx_persona.train.select import twin_score
 
 KILL_AFTER_VAR = kill_after_var("dpo")  # test hook (see mlx_persona.train.loop)
@@ -70,6 +72,9 @@ class DPORun(TrainingRun):
         # prompt once per pair; not with checkpointing, whose recomputed blocks would write the
         # shared KV cache a second time in the backward pass
         self.shared = cfg.share_prompt and not cfg.grad_checkpoint and shared_prompt_ok(model, self.head)
+        self.rank, self.size = rank_and_size()  # each rank: its B/N pairs, gradients averaged (train/ranks.py)
+        if cfg.batch_size % self.size:
+            raise PersonaError(f"dpo.batch_size={cfg.batch_size} must be divisible by the {self.size} ranks")
 
     def compiled_step(self):
         """One optimizer step as a compiled MLX function (as mlx_lm's trainer does). Built when
@@ -80,7 +85,7 @@ class DPORun(TrainingRun):
 
         def step(tokens, starts, lengths, reply_pos, ref):
             (loss, aux), grads = grad_fn(model, tokens, starts, lengths, reply_pos, ref)
-            optimizer.update(model, grads)
+            optimizer.update(model, average_gradients(grads))  # mean over ranks; as is on one
             return loss, aux
 
         return mx.compile(step, inputs=state, outputs=state)
@@ -112,7 +117,7 @@ class DPORun(TrainingRun):
         def step(idx):
             pairs = self.sets["train"]
             (loss, aux), grads = grad_fn(self.model, [pairs[i] for i in idx], mx.array(self.refs["train"][idx]))
-            self.optimizer.update(self.model, grads)
+            self.optimizer.update(self.model, average_gradients(grads))
             return loss, aux
 
         return step
@@ -126,7 +131,7 @@ class DPORun(TrainingRun):
             step = lambda idx: batched(*self.batch("train", idx))  # noqa: E731
         while self.iteration < self.iters and not self.stopped_early:
             tic = time.perf_counter()
-            loss, (cr, rj, nll, ntok) = step(self.order.next_indices())
+            loss, (cr, rj, nll, ntok) = step(shard(self.order.next_indices(), self.rank, self.size))
             mx.eval(loss, cr, rj, nll, ntok, self.model.trainable_parameters(), self.optimizer.state)
             k = self.iteration = self.iteration + 1
             w, cr, rj = self.window, np.array(cr), np.array(rj)
@@ -351,12 +356,15 @@ def main(argv=None) -> None:
     p.add_argument("--config", help="YAML/JSON file with the dpo settings (a bare block).")
     p.add_argument("--resume", action="store_true", help="Continue from the last checkpoint in --out.")
     a = p.parse_args(argv)
+    rank = env_rank()
 
     def work() -> None:
         cfg = DPOConfig.load(Path(a.config) if a.config else None)
-        run_dpo(Path(a.model), Path(a.pairs), Path(a.out), cfg, resume=a.resume, log=lambda m: print(m, flush=True))
+        mine = rank_folder(Path(a.out), rank)  # only rank 0 writes the stage folder
+        mark_terminated_on_sigterm(Path(a.out), rank)
+        run_dpo(Path(a.model), Path(a.pairs), mine, cfg, resume=a.resume, log=lambda m: print(m, flush=True))
 
-    child_main(work, Path(a.out) / layout.STATUS)  # a user mistake: into status.json for the parent, exit 1
+    child_main(work, rank_status(Path(a.out), rank))  # a user mistake: into status.json for the parent, exit 1
 
 
 if __name__ == "__main__":

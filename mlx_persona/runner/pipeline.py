@@ -69,18 +69,30 @@ def plan(recipe: Recipe, manifest: Manifest, from_stage: str | None, until: str 
     return out
 
 
-def preflight_all(recipe: Recipe, model_dir: Path) -> dict:
-    """Budget estimates for the training stages, before any stage starts (raises if no fit)."""
+def preflight_all(recipe: Recipe, model_dir: Path, run_dir: Path | None = None) -> dict:
+    """Budget estimates for the training stages, before any stage starts (raises if no fit): on
+    the stage's data when it is already in ``run_dir``, else the worst case (checked again on
+    the data by :func:`preflight_one` when the stage starts)."""
+    return {
+        s.name: preflight_one(recipe, model_dir, s.name, run_dir) for s in STAGES if s.trains and recipe.enabled(s.name)
+    }
+
+
+TRAIN_DATA = {"sft": layout.CLEAN_DIR, "dpo": layout.PAIRS_DIR}  # the folder each training stage reads
+
+
+def preflight_one(recipe: Recipe, model_dir: Path, stage: str, run_dir: Path | None) -> dict:
+    """One training stage's budget (manifest ``budget.<stage>``): ``total_gb`` on the data's
+    longest batch when the data is there, ``worst_case_gb`` beside it."""
     from mlx_persona.budget.fit import preflight_stage
 
     b = recipe.budget
-    return {
-        s.name: preflight_stage(
-            str(model_dir), getattr(recipe, s.name), s.name, b.device, b.memory_gb, b.force
-        ).to_dict()
-        for s in STAGES
-        if s.trains and recipe.enabled(s.name)
-    }
+    data_dir = run_dir / TRAIN_DATA[stage] if run_dir is not None else None
+    world = recipe.distributed.world_size
+    est = preflight_stage(
+        str(model_dir), getattr(recipe, stage), stage, b.device, b.memory_gb, b.force, data_dir, world
+    )
+    return est.to_dict()
 
 
 def keep_awake() -> subprocess.Popen | None:
@@ -119,7 +131,7 @@ def run_recipe(
             "--from STAGE to redo from a stage, or --name to start another"
         )
     model_dir = resolve_model(recipe.model)
-    budgets = preflight_all(recipe, model_dir)
+    budgets = preflight_all(recipe, model_dir, run_dir)
     with RunLock(run_dir) as lock:
         if lock.stale_cleared:
             log("cleared a stale lock left by a run that is no longer alive")
@@ -152,6 +164,9 @@ def run_recipe(
             folder = STAGE[stage].folder
             if not again and folder and (run_dir / folder).exists():
                 shutil.rmtree(run_dir / folder)  # inputs changed (or never finished): start clean
+            if STAGE[stage].trains:  # the data is there now: the budget on its longest batch decides
+                budgets[stage] = preflight_one(recipe, model_dir, stage, run_dir)
+                manifest.update(budget=budgets)
             on_stage(stage, "running")
             started = time.time()
             manifest.update(stage, status="running", input=fp, started=started)

@@ -39,6 +39,7 @@ from mlx_persona.export.config import ExportConfig
 from mlx_persona.pairs.config import PairsConfig
 from mlx_persona.runner.stages import STAGE_NAMES
 from mlx_persona.sft.config import SFTConfig
+from mlx_persona.train.launch import DistributedBlock
 
 
 @dataclass
@@ -119,6 +120,7 @@ BLOCKS: dict[str, type[Settings]] = {
         DPOConfig,
         EvalBlock,
         ExportConfig,
+        DistributedBlock,
     )
 }
 
@@ -139,6 +141,7 @@ class Recipe:
     dpo: DPOConfig
     eval: EvalBlock
     export: ExportConfig
+    distributed: DistributedBlock = field(default_factory=DistributedBlock)  # sft and dpo across hosts
     source: Path | None = None
     sweep: Any = None  # {dotted.key: [values]}: run once per value (see sweep.py)
     raw: dict = field(default_factory=dict)  # the resolved YAML, as written to the run folder
@@ -162,6 +165,7 @@ TOP_KEYS = (
     "dpo",
     "eval",
     "export",
+    "distributed",
     "sweep",
 )
 

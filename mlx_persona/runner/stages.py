@@ -77,7 +77,7 @@ def _train(ctx: Context, stage: str, model_dir: Path, data_dir: Path, resume: bo
     resume = resume and (out / layout.stage_config(stage)).exists()
     if not resume:
         save_settings(out, stage, model_dir, data_dir, cfg)
-    return launch(model_dir, data_dir, out, resume, show_progress=False, stage=stage)
+    return launch(model_dir, data_dir, out, resume, show_progress=False, stage=stage, dist=ctx.recipe.distributed)
 
 
 def _sft(ctx: Context, resume: bool) -> dict:

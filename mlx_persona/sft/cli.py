@@ -17,6 +17,7 @@ from mlx_persona.sft.config import SFTConfig
 from mlx_persona.train.launch import (
     already_finished,
     console,
+    distributed_from,
     launch,
     layered_settings,
     prepare_run,
@@ -69,16 +70,17 @@ def resolve_settings(
 )
 def sft_command(model, data, out, config_file, resume, device, force, **overrides):
     """Fine-tune the base on the cleaned chats (LoRA, DoRA or full) with mlx_lm's trainer."""
+    dist = distributed_from(overrides)  # --hosts/--hostfile/--backend: one rank per host under mlx.launch
     model, data_dir, cfg = resolve_settings(out, model, data, config_file, overrides, resume)
     if already_finished(out, resume):
         return
     n_train = check_data(data_dir, cfg.batch_size)
-    model_dir = prepare_run(out, "sft", model, data_dir, cfg, device, force, resume)
+    model_dir = prepare_run(out, "sft", model, data_dir, cfg, device, force, resume, dist.world_size)
     iters = cfg.resolve_iters(n_train)
     console.print(
         f"sft: {cfg.fine_tune_type} r{cfg.rank} on {model_dir.name}, {iters} steps, log {out / layout.stage_log('sft')}"
     )
-    summary = launch(model_dir, data_dir, out, resume)
+    summary = launch(model_dir, data_dir, out, resume, dist=dist)
     console.print(
         f"[green]✓[/] sft {summary['state']} at step {summary['iteration']}: best val loss "
         f"{summary['best_val_loss']:.4f} (step {summary['best_iter']}); adapter in {out}"

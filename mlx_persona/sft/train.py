@@ -49,6 +49,7 @@ from mlx_persona.train.loop import (
     kill_after_var,
     load_base,
 )
+from mlx_persona.train.ranks import env_rank, mark_terminated_on_sigterm, rank_and_size, rank_folder, rank_status
 
 KILL_AFTER_VAR = kill_after_var("sft")  # test hook (see mlx_persona.train.loop)
 
@@ -156,6 +157,9 @@ def run_sft(
         order = BatchOrder(train_set, cfg.batch_size, cfg.max_seq_length, cfg.seed)
     except ValueError as e:
         raise PersonaError(f"{data_dir}/train.jsonl: {e}") from None
+    order.rank, order.size = rank_and_size()  # mlx_lm's train() averages the gradients over ranks
+    if cfg.batch_size % order.size:
+        raise PersonaError(f"sft.batch_size={cfg.batch_size} must be divisible by the {order.size} ranks")
     fingerprints = {
         "config_fingerprint": fingerprint(cfg.to_dict(), iters),
         "data_fingerprint": data_fingerprint(data_dir),
@@ -216,13 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> None:
     a = build_parser().parse_args(argv)
-    out = Path(a.out)
+    out, rank = Path(a.out), env_rank()
 
     def work() -> None:
         cfg = SFTConfig.load(Path(a.config) if a.config else None)
-        run_sft(Path(a.model), Path(a.data), out, cfg, resume=a.resume, log=lambda m: print(m, flush=True))
+        mine = rank_folder(out, rank)  # only rank 0 writes the stage folder
+        mark_terminated_on_sigterm(out, rank)
+        run_sft(Path(a.model), Path(a.data), mine, cfg, resume=a.resume, log=lambda m: print(m, flush=True))
 
-    child_main(work, out / layout.STATUS)  # a user mistake: into status.json for the parent, exit 1
+    child_main(work, rank_status(out, rank))  # a user mistake: into status.json for the parent, exit 1
 
 
 if __name__ == "__main__":

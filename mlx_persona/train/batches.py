@@ -63,6 +63,7 @@ class BatchOrder:
         self.epoch = 0
         self.cursor = 0
         self.permutation = self.rng.permutation(len(self.batches))  # epoch 0, drawn up front
+        self.rank, self.size = 0, 1  # one of `size` ranks keeps rows rank, rank + size, ... (train/ranks.py)
 
     def next_indices(self) -> list[int]:
         """The next batch's example indices; draws the next epoch's order when this one is used up."""
@@ -76,7 +77,8 @@ class BatchOrder:
 
     def next_batch(self) -> tuple[mx.array, mx.array]:
         """The next training batch, collated for mlx_lm's trainer."""
-        return collate([self.train_set[j] for j in self.next_indices()], self.max_seq_length)
+        rows = self.next_indices()[self.rank :: self.size]
+        return collate([self.train_set[j] for j in rows], self.max_seq_length)
 
     def train_batches(self, *_, **__) -> Iterator[tuple[mx.array, mx.array]]:
         """An endless batch stream, shaped as mlx_lm's ``iterate_batches`` for ``train()``."""

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -27,8 +28,61 @@ from mlx_persona.core import blas, layout
 from mlx_persona.core.child import child_error
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_write_json
+from mlx_persona.core.settings import Settings
 
 console = Console(stderr=True)
+BACKENDS = ("ring", "jaccl", "mpi")  # mlx.launch's backends for Macs (ring: TCP over Thunderbolt/Ethernet)
+
+
+@dataclass
+class DistributedBlock(Settings):
+    """Train one stage across machines with ``mlx.launch`` (the recipe's ``distributed:`` block,
+    or ``--hosts`` / ``--hostfile`` / ``--backend`` on ``sft`` and ``dpo``). Empty: one process."""
+
+    block = "distributed"
+
+    hosts: list = field(
+        default_factory=list,
+        metadata={"help": "Hosts, one rank each (IPs for ring), e.g. [10.0.0.1, 10.0.0.2]; 127.0.0.1 runs locally."},
+    )
+    hostfile: str | None = field(default=None, metadata={"help": "An mlx.launch hostfile (JSON) instead of hosts."})
+    backend: str = field(default="ring", metadata={"help": "mlx.launch backend: ring, jaccl or mpi."})
+
+    def validate(self, where: str | None = None) -> None:
+        where = where or self.block
+        if self.backend not in BACKENDS:
+            raise PersonaError(f"{where}.backend: one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.hosts and self.hostfile:
+            raise PersonaError(f"{where}: give hosts or hostfile, not both")
+        if self.hostfile and not Path(self.hostfile).is_file():
+            raise PersonaError(f"{where}.hostfile: {self.hostfile} not found")
+
+    @property
+    def world_size(self) -> int:
+        if self.hostfile:
+            try:
+                doc = json.loads(Path(self.hostfile).read_text())
+            except (OSError, ValueError):
+                raise PersonaError(f"{self.hostfile}: not a readable mlx.launch hostfile (JSON)") from None
+            hosts = doc.get("hosts", doc) if isinstance(doc, dict) else doc
+            return len(hosts) if isinstance(hosts, list) else 1
+        return max(1, len(self.hosts))
+
+    def command(self, cmd: list[str]) -> list[str]:
+        """``cmd`` (the child's ``python -m ...``) as every rank runs it under ``mlx.launch``."""
+        if self.world_size < 2:
+            return cmd
+        launcher = Path(sys.executable).parent / "mlx.launch"
+        where = ["--hostfile", str(self.hostfile)] if self.hostfile else ["--hosts", ",".join(self.hosts)]
+        return [str(launcher), "--backend", self.backend, *where, "--cwd", str(Path.cwd()), "--", *cmd]
+
+
+def distributed_from(options: dict) -> DistributedBlock:
+    """Pop ``hosts`` / ``hostfile`` / ``backend`` from a command's options into a block."""
+    hosts = options.pop("hosts", None)
+    raw = {"hosts": [h.strip() for h in hosts.split(",") if h.strip()] if hosts else []}
+    raw.update({k: v for k in ("hostfile", "backend") if (v := options.pop(k, None)) is not None})
+    return DistributedBlock.from_mapping(raw, "distributed")
 
 
 def training_command(stage: str, model_help: str, data: tuple[str, str], out_help: str, settings: Callable) -> Callable:
@@ -49,6 +103,9 @@ def training_command(stage: str, model_help: str, data: tuple[str, str], out_hel
         click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint."),
         click.option("--device", help="Budget preflight device profile (default: this machine)."),
         click.option("--force", is_flag=True, help="Start even when the budget says it will not fit."),
+        click.option("--hosts", help="Train across these hosts with mlx.launch, one rank each (comma-separated)."),
+        click.option("--hostfile", help="An mlx.launch hostfile instead of --hosts."),
+        click.option("--backend", type=click.Choice(BACKENDS), help="mlx.launch backend (default ring)."),
         settings,
     ]
 
@@ -77,7 +134,17 @@ def save_settings(out: Path, stage: str, model_dir: Path, data_dir: Path, cfg) -
     )
 
 
-def prepare_run(out: Path, stage: str, model: str, data_dir: Path, cfg, device: str | None, force: bool, resume: bool):
+def prepare_run(
+    out: Path,
+    stage: str,
+    model: str,
+    data_dir: Path,
+    cfg,
+    device: str | None,
+    force: bool,
+    resume: bool,
+    world_size: int = 1,
+):
     """What a training command does before it starts the child: resolve ``model``, refuse to
     resume on another model or data than the run began with, ask the budget
     (:func:`run_preflight`), and write the settings of a new run (:func:`save_settings`).
@@ -94,7 +161,9 @@ def prepare_run(out: Path, stage: str, model: str, data_dir: Path, cfg, device: 
             f"{out} was started on model {saved['model']} and data {saved['data']}; "
             "resume with the same ones or choose another --out"
         )
-    run_preflight(model_dir, cfg, device, force, stage=stage)
+    if cfg.batch_size % world_size:
+        raise PersonaError(f"{stage}.batch_size={cfg.batch_size} must be divisible by the {world_size} hosts")
+    run_preflight(model_dir, cfg, device, force, stage=stage, data_dir=data_dir, world_size=world_size)
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
         save_settings(out, stage, model_dir, data_dir, cfg)
@@ -128,21 +197,45 @@ def layered_settings(out: Path, cls, key: str, label: str, config: str | None, o
     return cfg, saved
 
 
-def run_preflight(model_dir: Path, cfg, device: str | None, force: bool, stage: str = "sft") -> None:
-    """The budget's verdict for this stage, printed; a run that will not fit stops here."""
+def run_preflight(
+    model_dir: Path,
+    cfg,
+    device: str | None,
+    force: bool,
+    stage: str = "sft",
+    data_dir: Path | None = None,
+    world_size: int = 1,
+) -> None:
+    """The budget's verdict for this stage on the data's longest batch (and the worst case),
+    printed; a run that will not fit stops here."""
     from mlx_persona.budget.fit import preflight_stage
 
-    est = preflight_stage(str(model_dir), cfg, stage, device=device, force=force)
-    console.print(f"budget: ~{est.total_gb:.2f} GB of {est.usable_gb:.2f} GB on {est.device} ({est.verdict})")
+    est = preflight_stage(
+        str(model_dir), cfg, stage, device=device, force=force, data_dir=data_dir, world_size=world_size
+    )
+    on = f" on the data (longest batch {est.data.keys} tokens)" if est.data else ""
+    worst = f"; worst case {est.worst_case_gb:.2f} GB at {cfg.max_seq_length} tokens" if est.data else ""
+    on += f", per rank of {world_size}" if world_size > 1 else ""
+    console.print(
+        f"budget: ~{est.total_gb:.2f} GB{on} of {est.usable_gb:.2f} GB on {est.device} ({est.verdict}){worst}"
+    )
 
 
 def launch(
-    model_dir: Path, data: Path, out: Path, resume: bool, show_progress: bool = True, stage: str = "sft"
+    model_dir: Path,
+    data: Path,
+    out: Path,
+    resume: bool,
+    show_progress: bool = True,
+    stage: str = "sft",
+    dist: DistributedBlock | None = None,
 ) -> dict:
     """Run the child to the end, drawing progress from metrics.jsonl; return its status.json.
 
     ``stage`` names the child module (``python -m mlx_persona.<stage>``), its settings file
-    ``<stage>_config.json`` and log ``<stage>.log`` in ``out``; the DPO stage reuses this."""
+    ``<stage>_config.json`` and log ``<stage>.log`` in ``out``; the DPO stage reuses this. With
+    ``dist`` of two or more hosts the child runs as one rank per host under ``mlx.launch``
+    (:mod:`mlx_persona.train.ranks`); when a rank fails the error names it."""
     log_file = out / layout.stage_log(stage)
     cmd = [
         sys.executable,
@@ -157,6 +250,9 @@ def launch(
         "--config",
         str(out / layout.stage_config(stage)),
     ] + (["--resume"] if resume else [])
+    world = dist.world_size if dist else 1
+    if world > 1:
+        cmd = dist.command(cmd)
     with open(log_file, "a") as log:
         child = subprocess.Popen(cmd, env=blas.fast_blas_env(), stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -164,6 +260,10 @@ def launch(
         except KeyboardInterrupt:
             child.wait()
             raise PersonaError(f"interrupted; continue with: mlx-persona {stage} --out {out} --resume") from None
+    if world > 1:
+        why = rank_failure(out, world, stage)
+        if why:
+            raise PersonaError(why)
     if child.returncode != 0:
         why = child_error(out / layout.STATUS, child.pid)  # the child's own one-line error
         if why is None:  # it died without one (a crash, a kill): quote the end of its log
@@ -171,6 +271,25 @@ def launch(
             why = f"the {stage} child exited with {child.returncode} (see {log_file}): {tail}"
         raise PersonaError(why)
     return json.loads((out / layout.STATUS).read_text())
+
+
+def rank_failure(out: Path, world: int, stage: str) -> str | None:
+    """After ``mlx.launch`` returns: None when every rank finished, else one line naming the rank
+    that failed first (one that died without a word before one that reported an error; ranks
+    the launcher stopped because of it say ``terminated``)."""
+    from mlx_persona.train.ranks import rank_status
+
+    statuses = {r: read_json(rank_status(out, r)) or {} for r in range(world)}
+    if all(s.get("state") in ("done", "stopped_early") for s in statuses.values()):
+        return None
+    hint = f"continue with --resume (mlx-persona {stage} --out {out} --resume)"
+    for r, s in statuses.items():  # killed: still "running" (or never started)
+        if s.get("state") in (None, "running"):
+            return f"{stage}: rank {r} of {world} died without an error (killed, or its host went away); {hint}"
+    for r, s in statuses.items():
+        if s.get("state") == "failed":
+            return f"{stage}: rank {r} of {world} failed: {s.get('error')}"
+    return f"{stage}: the ranks stopped before the end ({', '.join(str(s.get('state')) for s in statuses.values())}); {hint}"
 
 
 def follow(child: subprocess.Popen, out: Path, metrics: Path, show: bool, label: str = "sft") -> None:

@@ -151,6 +151,8 @@ class TrainingRun:
         self.elapsed_before, self.t0 = 0.0, time.perf_counter()
         self.stopped_early = False
         self.kill_after = int(os.environ.get(kill_after_var(self.stage), "0") or 0)
+        if os.environ.get("MLX_PERSONA_KILL_RANK", os.environ.get("MLX_RANK", "0")) != os.environ.get("MLX_RANK", "0"):
+            self.kill_after = 0  # the hook kills one rank only (MLX_PERSONA_KILL_RANK)
 
     @staticmethod
     def empty_window() -> dict:

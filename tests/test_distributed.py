@@ -1,0 +1,119 @@
+"""Training across ranks: two ranks on 127.0.0.1 (mlx.launch, ring backend) train the adapter
+one process trains with the same global batch; a rank that dies stops the stage with one line
+naming it, and --resume finishes to the adapter of a run that never stopped."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from dpo_helpers import write_pairs
+
+from mlx_persona.dpo.cli import dpo_command
+from mlx_persona.sft.cli import sft_command
+
+LAUNCHER = Path(sys.executable).parent / "mlx.launch"
+pytestmark = pytest.mark.skipif(not LAUNCHER.exists(), reason="mlx.launch not installed")
+TWO = ["--hosts", "127.0.0.1,127.0.0.1", "--backend", "ring"]
+WORDS = "yeah ship it tests pass merge after lunch the cache is wrong not query check ttl no".split()
+
+
+def equal_length_chats(folder: Path, model_dir: Path, n: int = 16) -> Path:
+    """Chat records that all tokenize to the same length. mlx_lm's SFT loss is a mean over a
+    rank's tokens, so two ranks equal one process exactly when they score as many tokens."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    rng = random.Random(0)
+    by_len: dict[int, list] = {}
+    while max((len(v) for v in by_len.values()), default=0) < n + 4:
+        msgs = [
+            {"role": "user", "content": " ".join(rng.choice(WORDS) for _ in range(3))},
+            {"role": "assistant", "content": " ".join(rng.choice(WORDS) for _ in range(6))},
+        ]
+        by_len.setdefault(len(tok.apply_chat_template(msgs, return_dict=False)), []).append(msgs)
+    recs = max(by_len.values(), key=len)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, rows in (("train", recs[:n]), ("valid", recs[n : n + 4])):
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps({"messages": m}) + "\n" for m in rows))
+    return folder
+
+
+def adapter(out: Path) -> dict:
+    import mlx.core as mx
+
+    return mx.load(str(out / "last" / "adapters.safetensors"))
+
+
+def max_diff(a: dict, b: dict) -> float:
+    import mlx.core as mx
+
+    assert a.keys() == b.keys()
+    return max(mx.abs(a[k] - b[k]).max().item() for k in a)
+
+
+def run(command, args: list[str], env: dict | None = None):
+    res = CliRunner().invoke(command, args, env=env)
+    return res
+
+
+SFT = ["--batch-size", "4", "--iters", "5", "--num-layers", "2", "--rank", "4", "--learning-rate", "1e-3"]
+SFT += ["--steps-per-eval", "100", "--val-batches", "1", "--save-every", "2", "--no-mask-prompt"]
+
+
+def test_sft_two_ranks_equal_one_process(tiny_model_dir, tmp_path):
+    data = equal_length_chats(tmp_path / "data", tiny_model_dir)
+    base = ["--model", str(tiny_model_dir), "--data", str(data), *SFT]
+    one = run(sft_command, [*base, "--out", str(tmp_path / "one")])
+    assert one.exit_code == 0, one.output
+    two = run(sft_command, [*base, "--out", str(tmp_path / "two"), *TWO])
+    assert two.exit_code == 0, two.output + (tmp_path / "two" / "sft.log").read_text()
+    assert max_diff(adapter(tmp_path / "one"), adapter(tmp_path / "two")) < 1e-4
+    assert not (tmp_path / "two" / "ranks" / "1" / "last").samefile(tmp_path / "two" / "last")
+    assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == len(
+        (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()
+    )
+
+
+# lr 1e-3: at 1e-2 Adam's first steps (m/√v ≈ sign g) turn the last-bit differences of a mean
+# over 4 pairs vs two means over 2 into lr-sized ones on near-zero gradients, and the runs drift
+DPO = ["--batch-size", "4", "--iters", "5", "--num-layers", "2", "--rank", "4", "--learning-rate", "1e-3"]
+DPO += ["--steps-per-eval", "100", "--val-batches", "1", "--save-every", "2"]
+
+
+@pytest.fixture
+def pairs(tmp_path) -> Path:
+    return write_pairs(tmp_path / "pairs", n_train=16, n_valid=4)
+
+
+def test_dpo_two_ranks_equal_one_process(tiny_model_dir, pairs, tmp_path):
+    base = ["--model", str(tiny_model_dir), "--pairs", str(pairs), *DPO]
+    one = run(dpo_command, [*base, "--out", str(tmp_path / "one")])
+    assert one.exit_code == 0, one.output
+    two = run(dpo_command, [*base, "--out", str(tmp_path / "two"), *TWO])
+    assert two.exit_code == 0, two.output + (tmp_path / "two" / "dpo.log").read_text()
+    diff = max_diff(adapter(tmp_path / "one"), adapter(tmp_path / "two"))
+    assert 0 < max(abs(v).max().item() for v in adapter(tmp_path / "one").values())  # it trained
+    assert diff < 1e-4
+
+
+def test_a_rank_that_dies_is_named_and_resume_finishes_the_run(tiny_model_dir, pairs, tmp_path):
+    base = ["--model", str(tiny_model_dir), "--pairs", str(pairs), *DPO, *TWO]
+    whole = run(dpo_command, [*base, "--out", str(tmp_path / "whole")])
+    assert whole.exit_code == 0, whole.output
+    out = tmp_path / "cut"
+    env = {"MLX_PERSONA_DPO_KILL_AFTER": "3", "MLX_PERSONA_KILL_RANK": "1"}
+    cut = run(dpo_command, [*base, "--out", str(out)], env=env)
+    assert cut.exit_code != 0
+    line = str(cut.exception if not isinstance(cut.exception, SystemExit) else "") + cut.output
+    assert "rank 1 of 2" in line and "died" in line, line
+    assert "Traceback" not in cut.output
+    resumed = run(dpo_command, ["--out", str(out), "--resume", *TWO])
+    assert resumed.exit_code == 0, resumed.output + (out / "dpo.log").read_text()
+    assert max_diff(adapter(tmp_path / "whole"), adapter(out)) < 1e-6
+    shutil.rmtree(out / "ranks")
