@@ -21,6 +21,7 @@ record with fewer characters than hundreds of others rarely has more tokens than
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -68,10 +69,15 @@ class DataShape:
 
 
 def _tokenizer(model_dir: Path):
+    return _load_tokenizer(str(Path(model_dir).resolve()))
+
+
+@functools.lru_cache(maxsize=4)  # the runner checks every training stage: load each tokenizer once
+def _load_tokenizer(model_dir: str):
     try:
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(str(model_dir))
+        return AutoTokenizer.from_pretrained(model_dir)
     except Exception as e:  # a folder without a tokenizer: the caller falls back to the worst case
         raise PersonaError(f"{model_dir}: cannot load its tokenizer to measure the data ({type(e).__name__})") from None
 

@@ -252,6 +252,9 @@ def launch(
     ] + (["--resume"] if resume else [])
     world = dist.world_size if dist else 1
     if world > 1:
+        from mlx_persona.train.hosts import check_hosts
+
+        check_hosts(dist, data, stage)  # every host reachable, same code, same data: before any rank starts
         cmd = dist.command(cmd)
     with open(log_file, "a") as log:
         child = subprocess.Popen(cmd, env=blas.fast_blas_env(), stdout=log, stderr=subprocess.STDOUT)
