@@ -34,11 +34,13 @@ def test_pairs_command(tiny_model_dir, tmp_path):
         "--similarity-threshold",
         "1",
         "--no-trim-truncated",
+        "--allow-truncated",  # a tiny random model never ends a reply within 4 tokens
     ]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
     stats = json.loads((tmp_path / "p" / "stats.json").read_text())
     assert stats["prompts"] == 6 and stats["config"]["max_tokens"] == 4 and not stats["config"]["trim_truncated"]
+    assert stats["config"]["allow_truncated"] and sum(stats["pairs"].values()) > 0
 
 
 def test_dpo_command_runs_and_guards_resume(tiny_model_dir, tmp_path):
