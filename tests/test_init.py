@@ -118,6 +118,16 @@ def test_model_by_memory(machine, tmp_path):
     assert init(*SAM_FILES, "--out", tmp_path / "linux.yaml").exit_code == 0
     small = load_recipe(tmp_path / "linux.yaml")
     assert small.model == "default" and small.budget.device is None
+    # the preference stage as the shipped recipes have it (bench/RESULTS.md: twin quality)
+    quick = load_recipe(REPO / "recipes" / "quickstart.yaml")
+    for mine, shipped in ((mac, mac_recipe), (small, quick)):
+        assert mine.pairs.rejected_from == shipped.pairs.rejected_from == "twin"
+        assert (mine.dpo.loss_type, mine.dpo.beta, mine.dpo.rpo_alpha, mine.dpo.learning_rate) == (
+            shipped.dpo.loss_type,
+            shipped.dpo.beta,
+            shipped.dpo.rpo_alpha,
+            shipped.dpo.learning_rate,
+        )
     # an 8 GB Mac: 7B does not fit without giving up rank or layers, a smaller Qwen does
     machine.now = planning.Machine("darwin", True, 8.59, 5.73, 2000.0, "m-series-8gb")
     assert init(*SAM_FILES, "--out", tmp_path / "mac8.yaml").exit_code == 0

@@ -116,12 +116,16 @@ def _mac_settings(seq: int) -> tuple[list, list, list, list]:
         ("num_layers", -1, None),
         ("learning_rate", 5.0e-6, "gentle: higher rates taught the twin to be short"),
         ("beta", 0.1, None),
-        ("rpo_alpha", 1.0, "+ the NLL of your real reply (RPO): without it DPO learns 'be short'"),
+        ("rpo_alpha", 2.0, "+ 2x the NLL of your real reply (RPO): without it DPO learns 'be short' or a caricature"),
         ("batch_size", 1, "one pair = two sequences (chosen, rejected)"),
         ("grad_checkpoint", True, None),
         ("max_seq_length", seq, None),
     ]
-    pairs = [("max_tokens", 160, "the base model's reply to each prompt, cut here"), ("batch_size", 4, None)]
+    pairs = [
+        ("rejected_from", "twin", "on-policy negatives: the SFT twin's own replies far from yours"),
+        ("max_tokens", 160, "each generated reply, cut here"),
+        ("batch_size", 4, None),
+    ]
     clean = [("system", "replace-long", "tool-call histories in system prompts become the persona line")]
     return sft, dpo, pairs, clean
 
@@ -144,11 +148,12 @@ def _small_settings(seq: int) -> tuple[list, list, list, list]:
         ("num_layers", 16, None),
         ("learning_rate", 1.0e-5, "gentle: at 5e-5 replies shrank to 3 words"),
         ("beta", 0.1, None),
-        ("rpo_alpha", 1.0, "+ the NLL of your real reply (RPO): without it DPO learns 'be short'"),
+        ("rpo_alpha", 2.0, "+ 2x the NLL of your real reply (RPO): without it DPO learns 'be short' or a caricature"),
         ("batch_size", 2, None),
         ("max_seq_length", seq, None),
     ]
     pairs = [
+        ("rejected_from", "twin", "on-policy negatives: the SFT twin's own replies far from yours"),
         ("max_tokens", 64, "generic-assistant replies are long; 64 tokens show the voice"),
         ("batch_size", 8, None),
     ]
