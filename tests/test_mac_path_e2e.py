@@ -131,7 +131,11 @@ def test_mac_recipe_end_to_end_on_a_4bit_model(tiny_variant, tmp_path, method, a
     )
     assert sft_cfg["lora_parameters"]["scale"] == 2.0
     dpo_cfg = json.loads((run_dir / "dpo" / "adapter_config.json").read_text())["persona_dpo"]
-    assert dpo_cfg["rpo_alpha"] == 1.0 and dpo_cfg["grad_checkpoint"]
+    shipped = yaml.safe_load(RECIPE.read_text())
+    assert dpo_cfg["rpo_alpha"] == shipped["dpo"]["rpo_alpha"] and dpo_cfg["grad_checkpoint"]
+    pairs = json.loads((run_dir / "pairs" / "stats.json").read_text())
+    assert pairs["config"]["rejected_from"] == shipped["pairs"]["rejected_from"]
+    assert pairs["rejected_from"]["twin"] == sum(pairs["pairs"].values()) > 0  # on-policy negatives only
 
     # SFT and DPO trained on the 4-bit weights: the fused SFT model DPO trained on keeps them
     # (even when the final export is dequantized), and the budget planned for them
