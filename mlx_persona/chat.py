@@ -10,6 +10,7 @@ the chat; Ctrl-D (or /quit) leaves. ``--message`` answers once and exits, for sc
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -220,8 +221,17 @@ def _setup_readline() -> None:
         pass
 
 
+def _ctrl_c_interrupts() -> None:
+    """Make Ctrl-C raise KeyboardInterrupt even when we were started with SIGINT ignored (a
+    shell without job control starts background commands so, and Python keeps an ignored
+    SIGINT as it found it): the chat needs it to stop a reply."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def repl(session: ChatSession, console, show_stats: bool = False) -> None:
     """Read, answer, repeat, until /quit or Ctrl-D."""
+    _ctrl_c_interrupts()
     _setup_readline()
     console.print(f"[bold]chatting with {session.target.label}[/] — /help for commands, Ctrl-D to leave")
     last_user: str | None = None

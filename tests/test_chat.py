@@ -1,6 +1,7 @@
 """The chat, driven in a real terminal (a pty via pexpect) and through its Python API."""
 
 import json
+import signal
 import sys
 import time
 
@@ -14,7 +15,7 @@ from mlx_persona.core.blas import fast_blas_env
 from mlx_persona.core.errors import PersonaError
 
 
-def _spawn(args, cwd):
+def _spawn(args, cwd, preexec_fn=None):
     child = pexpect.spawn(
         sys.executable,
         ["-m", "mlx_persona.cli", "chat", *args],
@@ -23,6 +24,7 @@ def _spawn(args, cwd):
         encoding="utf-8",
         timeout=60,
         dimensions=(50, 200),
+        preexec_fn=preexec_fn,
     )
     child.expect("chatting with")
     child.expect("you> ")
@@ -94,8 +96,13 @@ def test_chat_in_a_terminal(tiny_model_dir, tmp_path):
     assert train and all(s["messages"][-1]["role"] == "assistant" for s in train)
 
 
-def test_ctrl_d_leaves_and_ctrl_c_at_prompt_stays(tiny_model_dir, tmp_path):
-    child = _spawn([str(tiny_model_dir)], tmp_path)
+def _ignore_sigint():  # as a shell without job control starts a background command
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("started", [None, _ignore_sigint], ids=["foreground", "sigint-ignored"])
+def test_ctrl_d_leaves_and_ctrl_c_at_prompt_stays(tiny_model_dir, tmp_path, started):
+    child = _spawn([str(tiny_model_dir)], tmp_path, preexec_fn=started)
     child.sendintr()
     child.expect("to leave")
     child.expect("you> ")
