@@ -106,6 +106,8 @@ def test_dashboard_compares_two_models_side_by_side(tmp_path, tiny_model_dir):
             # the conversation is kept in this tab: a reload shows it again
             driver.refresh()
             wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".cell[data-done='1']")) == 2)
+            # the models' system lines come from /api/models, fetched after the cells are restored
+            wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#pick input:checked")) == 2)
             transcript = driver.execute_script("return transcript();")
         finally:
             driver.quit()
