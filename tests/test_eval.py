@@ -264,3 +264,23 @@ def test_the_embedder_is_injectable_and_its_absence_skips_only_what_needs_it(tin
     assert set(m["intervals"]["models"]["base"]) >= {"median_words", "length_ratio", "exclamations_per_100_words"}
     with pytest.raises(PersonaError, match="--twin: one of base, sft, dpo"):
         run_eval(test, tmp_path / "c", [], [], twin="best")
+
+
+def test_checks_off_gives_replies_and_similarity_only(tiny_model_dir, tiny_run, tmp_path):
+    """What the twin pick asks for: no style classifier, no intervals, no leakage probes."""
+    from eval_helpers import hashed_embedder
+
+    from mlx_persona.eval.evaluate import run_eval
+    from mlx_persona.eval.models import ModelSpec
+
+    specs = [ModelSpec("sft", tiny_model_dir, tiny_run / "sft")]
+    test = tiny_run / "clean" / "test.jsonl"
+    common = dict(max_tokens=2, perplexity=False, log=lambda _m: None, embedder=hashed_embedder())
+    light = run_eval(test, tmp_path / "light", specs, [], checks=False, **common)
+    full = run_eval(test, tmp_path / "full", specs, [], **common)
+    assert light["models"]["sft"]["similarity"] == full["models"]["sft"]["similarity"]  # same replies, same scores
+    for key in ("intervals", "leakage", "style_classifier"):
+        assert key in full and key not in light
+    assert light["skipped"] == []  # nothing reported as missing: it was not asked for
+    assert not (tmp_path / "light" / "generations" / "probes.jsonl").exists()
+    assert (tmp_path / "full" / "generations" / "probes.jsonl").exists()

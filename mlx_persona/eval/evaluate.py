@@ -149,12 +149,15 @@ def run_eval(
     embedder: Callable | None = None,
     resamples: int = RESAMPLES,
     seed: int = SEED,
+    checks: bool = True,
 ) -> dict:
     """Evaluate ``specs`` on ``test``; write metrics.json and samples.jsonl into ``out_dir``.
 
     ``train``: the split the style classifier learns from (default: ``train.jsonl`` beside
     ``test``; ``valid.jsonl`` beside it and ``test`` check it). ``twin``: the model the caller
     calls the twin, recorded as is. ``embedder``: texts -> unit vectors (default MiniLM).
+    ``checks=False`` leaves out what only a report needs (the style classifier, the bootstrap
+    intervals and the leakage probes): the twin pick compares replies and nothing else.
     """
     from mlx_persona.eval import intervals, leakage
     from mlx_persona.eval import metrics as eval_metrics
@@ -204,9 +207,10 @@ def run_eval(
         # the child reads exactly the conversations we kept, in our order
         subset = gen_dir / layout.EVAL_TEST_USED
         atomic_write_text(subset, "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in convs))
-        probes = gen_dir / "probes.jsonl"  # the leakage check's questions, with the training system prompt
-        system = leakage.training_system(data_dir)
-        atomic_write_text(probes, "".join(json.dumps(c) + "\n" for c in leakage.probe_conversations(system)))
+        probes = gen_dir / "probes.jsonl" if checks else None  # the leakage check's questions
+        if probes:  # with the training system prompt
+            system = leakage.training_system(data_dir)
+            atomic_write_text(probes, "".join(json.dumps(c) + "\n" for c in leakage.probe_conversations(system)))
         for spec in specs:
             log(f"eval {spec.name}: {spec.describe()}")
             out_json = gen_dir / f"{spec.name}.json"
@@ -234,7 +238,7 @@ def run_eval(
                 result["models"][name]["style"] = eval_metrics.style_metrics(texts, real)
         else:
             base_emb = emb.get("base")
-            if base_emb is None:
+            if base_emb is None and checks:
                 result["skipped"].append({"item": "twin score", "reason": "needs the base model's replies"})
             for name, texts in replies.items():
                 twin_base = base_emb if name != "base" else None
@@ -246,11 +250,14 @@ def run_eval(
                     per_sample[name]["closer"] = eval_metrics.closer_to_real(emb[name], real_emb, twin_base)
             train = Path(train) if train else Path(test).parent / layout.TRAIN_SPLIT
             held_out = [train.parent / layout.VALID_SPLIT, Path(test)]
-            for name, p in _style_fidelity(result, train, held_out, real, replies, embedder).items():
+            for name, p in (
+                _style_fidelity(result, train, held_out, real, replies, embedder) if checks else {}
+            ).items():
                 per_sample[name]["p_person"] = p
-        stats = {name: intervals.statistics(replies[name], real, **per_sample[name]) for name in replies}
-        result["intervals"] = intervals.intervals(stats, len(real), resamples, seed)
-    if replies:
+        if checks:
+            stats = {name: intervals.statistics(replies[name], real, **per_sample[name]) for name in replies}
+            result["intervals"] = intervals.intervals(stats, len(real), resamples, seed)
+    if replies and checks:
         result["leakage"] = leakage.check(leakage.known_pii(leakage.training_texts(data_dir)), replies, probe_replies)
         for name in result["leakage"]["flagged"]:
             log(

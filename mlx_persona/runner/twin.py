@@ -86,6 +86,7 @@ def pick_twin(
         perplexity=False,
         log=log,
         train=clean / layout.TRAIN_SPLIT,
+        checks=False,  # replies only: no classifier, intervals or leakage probes for a pick
     )
     rows = [json.loads(line) for line in (out / layout.EVAL_SAMPLES).read_text().splitlines() if line.strip()]
     real = [r["real"] for r in rows]
