@@ -8,6 +8,7 @@ CSV column is absent) are errors the user must fix.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,3 +280,25 @@ def read_json_records(raw: bytes, source: str, convert) -> ReadResult:
             result.messages += len(conv.turns)
             result.conversations.append(conv)
     return result
+
+
+def load_json_document(lines: list[str | None], source: str, result: ReadResult):
+    """A whole-file JSON export (Telegram, Messenger, Discord) parsed from its decoded lines; on
+    a parse error a ``malformed-json`` reject (at the error's line) is added and None returned."""
+    try:
+        return json.loads("\n".join("" if ln is None else ln for ln in lines))
+    except ValueError as e:
+        result.rejects.append(Reject(source, getattr(e, "lineno", 1), "malformed-json", f"{e}; file skipped"))
+        return None
+
+
+def lines_of_values(lines: list[str | None], pattern: re.Pattern) -> dict[str, list[int]]:
+    """``pattern``'s first group -> the 1-based lines it sits on, in order: where each message of
+    a pretty-printed JSON export starts (its id or timestamp is on a line of its own), so a
+    reject can name its line."""
+    found: dict[str, list[int]] = {}
+    for i, ln in enumerate(lines, 1):
+        m = pattern.match(ln or "")
+        if m:
+            found.setdefault(m.group(1), []).append(i)
+    return found

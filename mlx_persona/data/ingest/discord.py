@@ -14,10 +14,17 @@ lines. A message with only attachments, stickers or embeds becomes ``<Media omit
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import re
 
-from mlx_persona.data.ingest.base import Conversation, ReadResult, Reject, Turn, decode_lines
+from mlx_persona.data.ingest.base import (
+    Conversation,
+    ReadResult,
+    Reject,
+    Turn,
+    decode_lines,
+    lines_of_values,
+    load_json_document,
+)
 
 KEPT_TYPES = {"Default", "Reply", "ThreadStarterMessage", None}
 MEDIA_KEYS = ("attachments", "stickers", "embeds")
@@ -50,19 +57,13 @@ def _time(value) -> float | None:
 def read(raw: bytes, source: str, options=None) -> ReadResult:
     lines, bad = decode_lines(raw, source)
     result = ReadResult(rejects=bad)
-    try:
-        doc = json.loads("\n".join("" if ln is None else ln for ln in lines))
-    except ValueError as e:
-        result.rejects.append(Reject(source, getattr(e, "lineno", 1), "malformed-json", f"{e}; file skipped"))
+    doc = load_json_document(lines, source, result)
+    if doc is None:
         return result
     if not isinstance(doc, dict) or not isinstance(doc.get("messages"), list):
         result.rejects.append(Reject(source, 1, "bad-record", "no 'messages' list; file skipped"))
         return result
-    id_lines: dict[str, list[int]] = {}
-    for i, ln in enumerate(lines, 1):
-        m = _ID_LINE.match(ln or "")
-        if m:
-            id_lines.setdefault(m.group(1), []).append(i)
+    id_lines = lines_of_values(lines, _ID_LINE)
     turns = []
     for m in doc["messages"]:
         if not isinstance(m, dict):

@@ -12,10 +12,17 @@ audio or files becomes ``<Media omitted>`` for the ``meta`` rule; an unsent mess
 
 from __future__ import annotations
 
-import json
 import re
 
-from mlx_persona.data.ingest.base import Conversation, ReadResult, Reject, Turn, decode_lines
+from mlx_persona.data.ingest.base import (
+    Conversation,
+    ReadResult,
+    Reject,
+    Turn,
+    decode_lines,
+    lines_of_values,
+    load_json_document,
+)
 
 MEDIA_KEYS = ("photos", "videos", "audio_files", "files", "gifs", "sticker")
 SYSTEM_TYPES = {"Call", "Subscribe", "Unsubscribe"}
@@ -47,19 +54,13 @@ def confidence(probe) -> tuple[float, str]:
 def read(raw: bytes, source: str, options=None) -> ReadResult:
     lines, bad = decode_lines(raw, source)
     result = ReadResult(rejects=bad)
-    try:
-        doc = json.loads("\n".join("" if ln is None else ln for ln in lines))
-    except ValueError as e:
-        result.rejects.append(Reject(source, getattr(e, "lineno", 1), "malformed-json", f"{e}; file skipped"))
+    doc = load_json_document(lines, source, result)
+    if doc is None:
         return result
     if not isinstance(doc, dict) or not isinstance(doc.get("messages"), list):
         result.rejects.append(Reject(source, 1, "bad-record", "no 'messages' list; file skipped"))
         return result
-    ts_lines: dict[str, list[int]] = {}
-    for i, ln in enumerate(lines, 1):
-        m = _TS_LINE.match(ln or "")
-        if m:
-            ts_lines.setdefault(m.group(1), []).append(i)
+    ts_lines = lines_of_values(lines, _TS_LINE)
     msgs = [m for m in doc["messages"] if isinstance(m, dict)]
     turns = []
     for m in msgs:

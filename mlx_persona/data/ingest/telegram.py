@@ -12,11 +12,18 @@ topic changes) are rejected as system lines; media without a caption becomes a
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import re
 
 from mlx_persona.core.errors import PersonaError
-from mlx_persona.data.ingest.base import Conversation, ReadResult, Reject, Turn, decode_lines
+from mlx_persona.data.ingest.base import (
+    Conversation,
+    ReadResult,
+    Reject,
+    Turn,
+    decode_lines,
+    lines_of_values,
+    load_json_document,
+)
 
 _ID_LINE = re.compile(r'^\s*"id":\s*(-?\d+),?\s*$')
 MEDIA_KEYS = ("photo", "file", "media_type", "sticker_emoji", "poll", "location_information")
@@ -112,18 +119,11 @@ def _time(m: dict):
 def read(raw: bytes, source: str, options=None) -> ReadResult:
     lines, bad = decode_lines(raw, source)
     result = ReadResult(rejects=bad)
-    text = "\n".join("" if ln is None else ln for ln in lines)
-    try:
-        doc = json.loads(text)
-    except ValueError as e:
-        result.rejects.append(Reject(source, getattr(e, "lineno", 1), "malformed-json", f"{e}; file skipped"))
+    doc = load_json_document(lines, source, result)
+    if doc is None:
         return result
     # Message ids sit on their own line in Telegram's pretty-printed export: find each one's line.
-    id_lines: dict[str, list[int]] = {}
-    for i, ln in enumerate(lines, 1):
-        m = _ID_LINE.match(ln or "")
-        if m:
-            id_lines.setdefault(m.group(1), []).append(i)
+    id_lines = lines_of_values(lines, _ID_LINE)
     bad_lines = sorted(r.line for r in bad)
     if not isinstance(doc, dict):
         result.rejects.append(Reject(source, 1, "bad-record", "a Telegram export is a JSON object; file skipped"))
