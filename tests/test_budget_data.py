@@ -111,11 +111,9 @@ def test_data_figure_is_below_the_worst_case_and_grows_with_the_data(tiny_model_
     assert d["basis"] == "data" and d["data"]["keys"] == short.keys and d["worst_case_gb"] > d["total_gb"]
 
 
-def test_preflight_and_fit_decide_on_the_data(tiny_model_dir, tmp_path):
-    """A device between the data figure and the worst case: the data says fit, the worst case
-    says shrink; the fit solver proposes nothing on the data."""
-    data = write_chats(tmp_path / "d", [4] * 8)
-    cfg = types.SimpleNamespace(
+def sft_settings():
+    """A stage's settings as preflight_stage reads them: LoRA r8 on 2 layers, batch 4, up to 2048 tokens."""
+    return types.SimpleNamespace(
         fine_tune_type="lora",
         rank=8,
         num_layers=2,
@@ -126,6 +124,13 @@ def test_preflight_and_fit_decide_on_the_data(tiny_model_dir, tmp_path):
         grad_accumulation_steps=1,
         optimizer="adam",
     )
+
+
+def test_preflight_and_fit_decide_on_the_data(tiny_model_dir, tmp_path):
+    """A device between the data figure and the worst case: the data says fit, the worst case
+    says shrink; the fit solver proposes nothing on the data."""
+    data = write_chats(tmp_path / "d", [4] * 8)
+    cfg = sft_settings()
     on_data = preflight_stage(str(tiny_model_dir), cfg, "sft", memory_gb=1e6, data_dir=data)
     memory = (on_data.total_gb + on_data.worst_case_gb) / 2
     with pytest.raises(PersonaError, match="does not fit"):
@@ -139,17 +144,7 @@ def test_preflight_and_fit_decide_on_the_data(tiny_model_dir, tmp_path):
 
 
 def test_data_not_written_yet_defers_unless_nothing_fits(tiny_model_dir, tmp_path):
-    cfg = types.SimpleNamespace(
-        fine_tune_type="lora",
-        rank=8,
-        num_layers=2,
-        keys=None,
-        batch_size=4,
-        max_seq_length=2048,
-        grad_checkpoint=False,
-        grad_accumulation_steps=1,
-        optimizer="adam",
-    )
+    cfg = sft_settings()
     worst = preflight_stage(str(tiny_model_dir), cfg, "sft", memory_gb=1e6)
     est = preflight_stage(str(tiny_model_dir), cfg, "sft", memory_gb=worst.total_gb / 2, data_dir=tmp_path / "none")
     assert est.verdict == "does not fit" and any("checked on the data" in n for n in est.notes)
