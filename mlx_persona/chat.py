@@ -112,11 +112,9 @@ class ChatSession:
     history: list = field(default_factory=list)
 
     def __post_init__(self):
-        from mlx_lm import load
+        from mlx_persona.models.generate import load_for_generation
 
-        self.model, self.tokenizer = load(
-            str(self.target.model), adapter_path=str(self.target.adapter) if self.target.adapter else None
-        )
+        self.model, self.tokenizer = load_for_generation(self.target.model, self.target.adapter)
         self._base = None
         limit = getattr(self.tokenizer, "model_max_length", None)
         if isinstance(limit, int) and 0 < limit < self.context_tokens:
@@ -176,11 +174,10 @@ class ChatSession:
         if self.target.base is None:
             raise PersonaError("no base model known for /compare: start the chat with --base MODEL")
         if self._base is None:
-            from mlx_lm import load
-
+            from mlx_persona.models.generate import load_for_generation
             from mlx_persona.models.resolve import resolve_model
 
-            self._base = load(str(resolve_model(self.target.base)))
+            self._base = load_for_generation(resolve_model(self.target.base))
         model, tok = self._base
         prior = self.history[:-2] if len(self.history) >= 2 else []
         _, ids = self.trimmed(prior + [{"role": "user", "content": message}], tok)

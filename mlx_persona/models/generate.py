@@ -10,6 +10,13 @@ pair generator, the evaluation and DPO's twin probe all generate here.
 
 Continuous batching: up to ``batch_size`` sequences decode together; a finished one leaves the
 batch and the next prompt is prefilled into its place.
+
+Where a reply ends: the model's own end-of-turn token (``eos_token_id`` in its config), and also
+any end-of-text special token its vocabulary has (:data:`END_OF_TEXT`). A chat model's config
+often names only the turn's end (SmolLM2: ``<|im_end|>``), while a fine-tuned twin sometimes ends
+a reply with the pretraining document's end (``<|endoftext|>``) and then, unstopped, writes an
+unrelated web page until ``max_tokens``. Every loader that generates (chat, serve, pairs, eval,
+DPO's twin probe) goes through :func:`load_for_generation` or :func:`stop_at_end_of_text`.
 """
 
 from __future__ import annotations
@@ -19,6 +26,37 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import mlx.core as mx
+
+# special tokens that end a text in the vocabularies we know; only those a model has are added
+END_OF_TEXT = (
+    "<|endoftext|>",
+    "<|im_end|>",
+    "<|end_of_text|>",
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "</s>",
+)
+
+
+def stop_at_end_of_text(tokenizer):
+    """Add each :data:`END_OF_TEXT` token that is a special token of ``tokenizer`` (an mlx_lm
+    ``TokenizerWrapper``) to its end-of-sequence ids; returns the same tokenizer."""
+    specials = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    specials |= set(getattr(tokenizer, "added_tokens_encoder", {}) or {})
+    for token in END_OF_TEXT:
+        if token in specials:
+            tokenizer.add_eos_token(token)
+    return tokenizer
+
+
+def load_for_generation(model_path, adapter_path=None):
+    """mlx_lm's ``load`` (with an adapter when given), stopping at every end-of-text token."""
+    from mlx_lm import load
+
+    model, tokenizer = load(str(model_path), adapter_path=str(adapter_path) if adapter_path else None)
+    return model, stop_at_end_of_text(tokenizer)
 
 
 @dataclass

@@ -35,9 +35,8 @@ def generate_child(
 ) -> dict:
     """Answer every prompt not yet in ``out_file`` with ``model_dir``; append replies as they finish."""
     import mlx.core as mx
-    from mlx_lm import load
 
-    from mlx_persona.models.generate import chat_prompt, generate_batched, make_sampler
+    from mlx_persona.models.generate import chat_prompt, generate_batched, load_for_generation, make_sampler
 
     prompts = [json.loads(line) for line in prompts_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     done = read_replies(out_file)
@@ -48,7 +47,7 @@ def generate_child(
     log(f"{model_dir.name}: {len(done)} replies on disk, {len(todo)} to generate")
     if not todo:
         return {"generated": 0}
-    model, tokenizer = load(str(model_dir))
+    model, tokenizer = load_for_generation(model_dir)
     mx.random.seed(cfg.seed + len(done))  # a resumed run draws fresh samples, not the same ones again
     ids = [chat_prompt(tokenizer, chat_messages(p)) for p in todo]
     with open(out_file, "a", encoding="utf-8") as f:

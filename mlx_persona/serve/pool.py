@@ -160,11 +160,12 @@ class ModelPool:
             return self.loaded[entry.key]
         self._make_room(entry.size_bytes() / 1e9)
         import mlx.core as mx
-        from mlx_lm import load
+
+        from mlx_persona.models.generate import load_for_generation
 
         before = mx.get_active_memory()
         tic = time.perf_counter()
-        model, tokenizer = load(str(entry.model), adapter_path=str(entry.adapter) if entry.adapter else None)
+        model, tokenizer = load_for_generation(entry.model, entry.adapter)
         mx.eval(model.parameters())
         grew = max(mx.get_active_memory() - before, 0) / 1e9  # what the weights took in memory
         got = Loaded(model, tokenizer, grew if grew > 0 else entry.size_bytes() / 1e9)

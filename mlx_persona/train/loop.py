@@ -58,7 +58,10 @@ def load_base(model_dir: Path, cfg: TrainConfig, log: Callable, purpose: str = "
     from mlx_lm import load
     from mlx_lm.utils import dequantize_model
 
+    from mlx_persona.models.generate import stop_at_end_of_text
+
     model, tokenizer, config = load(str(model_dir), return_config=True)
+    stop_at_end_of_text(tokenizer)  # the twin probe and the evaluation generate with it
     quantized = "quantization" in config or "quantization_config" in config
     if quantized and cfg.dequantize_on_cpu and mx.default_device().type == mx.DeviceType.cpu:
         bits = (config.get("quantization") or {}).get("bits", "?")
