@@ -14,7 +14,8 @@ The table (``OUT/table.md``, also printed) gives, per persona and model, the mea
 (min..max) across seeds of: held-out perplexity on the person's replies, MiniLM similarity to the
 real reply (with the eval's bootstrap interval when it has one), median length ratio
 (model / person), style-fidelity (the classifier's P(person), when the eval reports it), the
-habit values against the person's, and DPO minutes. The last column checks the issue's bar for
+habit values against the person's, DPO minutes and the step whose adapter the DPO stage kept,
+per seed (0: none beat the start on validation, so the "DPO model" is the SFT twin). The last column checks the issue's bar for
 a DPO variant against the SFT twin of the same seed: perplexity ≤ 1.10× SFT, median length
 0.67–1.5× the person's, similarity and style-fidelity not below SFT's, and each habit within
 ±30% of the person's value (or within an absolute tolerance where the person's value is ~0).
@@ -57,6 +58,7 @@ VARIANTS = {
     "rpo_both": [*PLAIN, "pairs.rejected_from=both", "dpo.rpo_alpha=1.0"],  # base and twin negatives
     "rpo2_onpolicy": [*PLAIN, "pairs.rejected_from=twin", "dpo.rpo_alpha=2.0"],  # a heavier NLL anchor
     "rpo_onpolicy_select": [*PLAIN, "pairs.rejected_from=twin", "dpo.rpo_alpha=1.0", "dpo.select_by=twin"],
+    "rpo2_onpolicy_select": [*PLAIN, "pairs.rejected_from=twin", "dpo.rpo_alpha=2.0", "dpo.select_by=twin"],
 }
 HABITS = {  # key in data/style.habits -> absolute tolerance used when the person's value is ~0
     "share_with_emoji": 0.05,
@@ -113,6 +115,8 @@ def cell(persona: str, seed: int, variants: list[str], out: Path) -> None:
         run_dir = runs / name
         manifest = json.loads((run_dir / "manifest.json").read_text())
         metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+        status = json.loads((run_dir / "dpo" / "status.json").read_text())
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
         stages = manifest.get("stages", manifest)
         timings = {
             s: (d.get("finished", 0) - d.get("started", 0))
@@ -129,6 +133,8 @@ def cell(persona: str, seed: int, variants: list[str], out: Path) -> None:
                     "sets": VARIANTS[v],
                     "seconds": time.time() - tic,
                     "timings": timings,
+                    "kept_step": status.get("best_iter"),  # 0: the DPO stage kept its zero adapter (= SFT)
+                    "commit": commit.stdout.strip(),
                     "eval": metrics,
                 }
             )
@@ -223,10 +229,10 @@ def table(out: Path) -> str:
             "person: " + ", ".join(f"{k} {v:.3f}" for k, v in person.items() if v is not None),
             "",
             "| model | perplexity | similarity | length ratio | style-fidelity | emoji share | ! per 100 words "
-            "| lower-case starts | DPO min | bar (seeds passing) | bar, with intervals |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "| lower-case starts | DPO min | kept step | bar (seeds passing) | bar, with intervals |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-        rows = {}
+        rows, kept = {}, {}
         for c in mine:
             models = c["eval"].get("models", {})
             for name in ("base", "sft"):
@@ -239,6 +245,7 @@ def table(out: Path) -> str:
                     mins,
                     sft_to_dpo(c["eval"]),
                 )
+                kept.setdefault(f"dpo: {c['variant']}", {})[c["seed"]] = c.get("kept_step")
         for label, by_seed in rows.items():
             vals = [r for r, _, _ in by_seed.values()]
 
@@ -246,6 +253,8 @@ def table(out: Path) -> str:
                 return spread([v[k] for v in vals])
 
             mins = spread([m for _, m, _ in by_seed.values() if m is not None])
+            steps = kept.get(label, {})  # per seed, in seed order; "?" for a cell that did not record it
+            steps = "/".join("?" if steps.get(s) is None else str(steps[s]) for s in sorted(by_seed)) or "-"
             strict = loose = "-"
             if label.startswith("dpo") and "sft" in rows:
                 strict = bar(by_seed, rows["sft"], person, ci=False)
@@ -253,7 +262,8 @@ def table(out: Path) -> str:
             lines.append(
                 f"| {label} | {col('perplexity')} | {col('similarity')} | {col('length_ratio')} | "
                 f"{col('fidelity')} | {col('share_with_emoji')} | {col('exclamations_per_100_words')} | "
-                f"{col('share_lowercase_start')} | {mins if label.startswith('dpo') else '-'} | {strict} | {loose} |"
+                f"{col('share_lowercase_start')} | {mins if label.startswith('dpo') else '-'} | "
+                f"{steps if label.startswith('dpo') else '-'} | {strict} | {loose} |"
             )
         lines.append("")
     return "\n".join(lines)
