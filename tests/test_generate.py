@@ -4,10 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
+from tiny import build_tiny_llama
 
 from mlx_persona.chat import ChatSession, Target
 from mlx_persona.models.generate import chat_prompt, generate_batched, load_for_generation
-from tiny import build_tiny_llama
 
 
 @pytest.fixture(scope="module")
