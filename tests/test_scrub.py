@@ -134,6 +134,23 @@ def test_clean_scrub_counts_report_and_no_secret_left(tmp_path):
         assert secret not in everything
 
 
+def test_rejected_lines_are_scrubbed_and_blocked_words_left_out(tmp_path):
+    """rejects.jsonl keeps dropped lines' text for the user to check; it must not keep what the
+    scrub or the blocklist takes out of the kept data (here: meta lines WhatsApp writes)."""
+    src = write_chat(tmp_path / "chat.txt", [("Priya", "hi", None), ("Sam", "hey", None)])
+    with open(src, "a", encoding="utf-8") as f:
+        f.write("13/03/2024, 10:00 - Priya added +44 20 7946 0958\n")
+        f.write('13/03/2024, 10:01 - Priya changed the subject to "Falcon launch"\n')
+    words = tmp_path / "block.txt"
+    words.write_text("falcon\n", encoding="utf-8")
+    for scrub, out in ((True, "out"), (False, "plain")):
+        clean([src], "Sam", tmp_path / out, cfg(scrub=scrub, block_words=str(words)))
+    rejects = {r["line"]: r["text"] for r in map(json.loads, _lines(tmp_path / "out" / "rejects.jsonl"))}
+    plain = {r["line"]: r["text"] for r in map(json.loads, _lines(tmp_path / "plain" / "rejects.jsonl"))}
+    assert "7946 0958" in plain[4] and "7946 0958" not in rejects[4] and "<PHONE>" in rejects[4]
+    assert rejects[5] == plain[5] == ""  # a blocked word: no text at all
+
+
 def test_without_scrub_the_data_is_as_written(tmp_path):
     stats = clean([write_chat(tmp_path / "chat.txt")], "Sam", tmp_path / "out", cfg())
     replies = {r["messages"][-1]["content"] for r in outputs(tmp_path / "out")}

@@ -251,7 +251,10 @@ def clean(
     files = {
         layout.split_file(name): "".join(x.line_json + "\n" for x in split[name]) for name in SPLITS if split[name]
     }
-    files[layout.REJECTS] = "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in rejects)
+    files[layout.REJECTS] = "".join(  # a meta line or a reader's reject may hold what the scrub takes out
+        json.dumps({**r.to_json(), "text": privacy.reject_text(r.text)[:200]}, ensure_ascii=False) + "\n"
+        for r in rejects
+    )
     files[layout.STATS] = json.dumps(stats, indent=2, ensure_ascii=False) + "\n"
     if scrubber:
         files[SCRUB_REPORT] = privacy.report()

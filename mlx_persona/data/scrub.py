@@ -229,6 +229,13 @@ class ScrubPass:
         if conv.system and self.scrubber:
             conv.system = self._scrub(conv.system, conv.source, conv.line, "system")
 
+    def reject_text(self, text: str) -> str:
+        """A dropped record's text as ``rejects.jsonl`` keeps it: empty when it holds a blocked
+        word, scrubbed when scrubbing is on (not counted: the counts are of the kept data)."""
+        if self.blocklist and self.blocklist.matches(text):
+            return ""
+        return self.scrubber.scrub(text)[0] if self.scrubber and text else text
+
     def _scrub(self, text: str, source: str, line: int, role: str) -> str:
         new, found = self.scrubber.scrub(text)
         if found:
