@@ -73,7 +73,8 @@ def test_ollama_folder_and_its_template_renders_the_chat_template(run_dir):
     assert sorted(p.name for p in out.iterdir()) == ["Modelfile", "export.json", "sam-q8_0.gguf"]
     text = (out / "Modelfile").read_text()
     assert "FROM ./sam-q8_0.gguf" in text and f'SYSTEM """{PERSONA_LINE}"""' in text
-    assert 'PARAMETER stop "<|im_end|>"' in text
+    stops = [ln.split(" ", 2)[2] for ln in text.splitlines() if ln.startswith("PARAMETER stop ")]
+    assert stops == ['"<|im_end|>"', '"<|im_start|>"', '"<|endoftext|>"']  # turn end, next turn, text end
     assert "PARAMETER temperature 0.3" in text and "PARAMETER num_ctx 256" in text
     template = text.split('TEMPLATE """', 1)[1].split('"""', 1)[0]
     tokenizer = AutoTokenizer.from_pretrained(str(run_dir / "sft_fused"))

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlx_persona.core.errors import PersonaError
+from mlx_persona.models.generate import END_OF_TEXT
 
 SYS, U1, A1, U2, A2, U3 = "SYSMARK7", "USERMARK1", "ASSTMARK1", "USERMARK2", "ASSTMARK2", "USERMARK3"
 
@@ -148,11 +149,13 @@ def go_template(fmt: ChatFormat) -> str:
 
 
 def stop_words(fmt: ChatFormat, eos: str | None, specials: list[str]) -> list[str]:
-    """``PARAMETER stop`` values: the EOS token and every special token that ends an assistant
-    turn or opens the next message."""
+    """``PARAMETER stop`` values: the EOS token, every special token that ends an assistant
+    turn or opens the next message, and every end-of-text special the vocabulary has (as our own
+    generation stops at them: :data:`mlx_persona.models.generate.END_OF_TEXT`)."""
     found = [eos] if eos else []
     for text in (fmt.assistant_suffix, fmt.user_prefix):
         found += [t for t in specials if t and t in text]
+    found += [t for t in END_OF_TEXT if t in specials]
     return list(dict.fromkeys(found))
 
 
