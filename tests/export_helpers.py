@@ -16,7 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
-from tiny import CHATML_TEMPLATE, CORPUS, SPECIAL
+from tiny import CORPUS, build_tokenizer
 
 QWEN2_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
@@ -52,40 +52,16 @@ def f16_exact(src: Path, dst: Path) -> Path:
 
 
 def _qwen2_tokenizer(out: Path) -> int:
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    """The tiny tokenizer with Qwen2's split regex in front of the byte-level step, no unk token."""
+    from tokenizers import Regex, pre_tokenizers
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
+    split = pre_tokenizers.Sequence(
         [
             pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
         ]
     )
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=420,
-        special_tokens=SPECIAL,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(CORPUS * 4, trainer=trainer)
-    tok.save(str(out / "tokenizer.json"))
-    (out / "tokenizer_config.json").write_text(
-        json.dumps(
-            {
-                "tokenizer_class": "PreTrainedTokenizerFast",
-                "bos_token": None,
-                "eos_token": "<|im_end|>",
-                "pad_token": "<|endoftext|>",
-                "unk_token": None,
-                "add_bos_token": False,
-                "chat_template": CHATML_TEMPLATE,
-                "model_max_length": 512,
-            },
-            indent=2,
-        )
-    )
-    return tok.get_vocab_size()
+    return build_tokenizer(out, split, vocab_size=420, unk_token=None, special_map=False)
 
 
 def build_tiny_qwen2(out: Path, seed: int = 1, hidden: int = 64, layers: int = 2) -> Path:

@@ -28,14 +28,19 @@ CORPUS = [
 ]
 
 
-def build_tokenizer(out: Path) -> int:
+def build_tokenizer(
+    out: Path, pre_tokenizer=None, vocab_size: int = 400, unk_token: str | None = "<|endoftext|>", special_map=True
+) -> int:
+    """A byte-level BPE trained on :data:`CORPUS` with the ChatML specials, written to ``out``;
+    returns the vocabulary size. ``pre_tokenizer``: the default is plain byte-level (a model
+    family's own split regex goes in front of it, e.g. Qwen2's)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = pre_tokenizer or pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=400,
+        vocab_size=vocab_size,
         special_tokens=SPECIAL,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
@@ -49,7 +54,7 @@ def build_tokenizer(out: Path) -> int:
                 "bos_token": None,
                 "eos_token": "<|im_end|>",
                 "pad_token": "<|endoftext|>",
-                "unk_token": "<|endoftext|>",
+                "unk_token": unk_token,
                 "add_bos_token": False,
                 "chat_template": CHATML_TEMPLATE,
                 "model_max_length": 512,
@@ -57,7 +62,10 @@ def build_tokenizer(out: Path) -> int:
             indent=2,
         )
     )
-    (out / "special_tokens_map.json").write_text(json.dumps({"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}))
+    if special_map:
+        (out / "special_tokens_map.json").write_text(
+            json.dumps({"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"})
+        )
     return tok.get_vocab_size()
 
 
