@@ -121,7 +121,7 @@ def test_dpo_reference_on_a_4bit_model_equals_the_policy_at_step_0(tiny_variant,
     model, tok = load_base(tiny_variant(arch, 32), cfg, quiet)
     assert quantized_modules(model)
     sets = dpo.read_splits(write_pairs(tmp_path / "pairs"), tok, cfg, tmp_path, quiet)
-    refs = reference_logps(model, sets, cfg.reference_batch_size, tmp_path, logps.output_head(model), "fp", quiet)
+    refs, _ = reference_logps(model, sets, cfg.reference_batch_size, tmp_path, logps.output_head(model), "fp", quiet)
     attach_trainable(model, cfg)
     head = logps.output_head(model)
     assert head is not None  # reply-only logits through a quantized lm_head / tied quantized embedding
