@@ -58,6 +58,11 @@ def max_diff(a: dict, b: dict) -> float:
     return max(mx.abs(a[k] - b[k]).max().item() for k in a)
 
 
+def train_events(out: Path) -> list[dict]:
+    events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [e for e in events if "train_loss" in e]
+
+
 def run(command, args: list[str], env: dict | None = None):
     res = CliRunner().invoke(command, args, env=env)
     return res
@@ -79,6 +84,8 @@ def test_sft_two_ranks_equal_one_process(tiny_model_dir, tmp_path):
     assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == len(
         (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()
     )
+    assert {e["ranks"] for e in train_events(tmp_path / "two")} == {2}
+    assert {e["ranks"] for e in train_events(tmp_path / "one")} == {1}
 
 
 # lr 1e-3: at 1e-2 Adam's first steps (m/√v ≈ sign g) turn the last-bit differences of a mean
@@ -132,6 +139,7 @@ def test_dpo_two_ranks_equal_one_process(tiny_model_dir, pairs, tmp_path):
     assert scored(tmp_path / "two", 0) == scored(tmp_path / "two", 1) == 12
     assert max_row_diff(reference_rows(tmp_path / "one"), reference_rows(tmp_path / "two")) < 1e-4
     assert not (tmp_path / "two" / "ranks" / "1" / "reference.json").exists()  # only rank 0 writes the cache
+    assert {e["ranks"] for e in train_events(tmp_path / "two")} == {2}
     a, b = validations(tmp_path / "one"), validations(tmp_path / "two")
     assert [e["iter"] for e in a] == [e["iter"] for e in b] == [0, 5]
     for ea, eb in zip(a, b):
@@ -175,3 +183,19 @@ def test_a_rank_that_dies_is_named_and_resume_finishes_the_run(tiny_model_dir, p
     assert resumed.exit_code == 0, resumed.output + (out / "dpo.log").read_text()
     assert max_diff(adapter(tmp_path / "whole"), adapter(out)) < 1e-6
     shutil.rmtree(out / "ranks")
+
+
+def test_the_live_view_shows_the_ranks_the_groups_pace_and_memory_per_rank(tmp_path):
+    from mlx_persona.runner.cli import RunView
+    from mlx_persona.train.launch import speed_text
+
+    event = {"iter": 4, "train_loss": 0.5, "sec_per_step": 0.8, "ranks": 2, "peak_memory_gb": 0.184, "elapsed": 4.0}
+    assert speed_text(event) == "2 ranks · 1.25 steps/s · 0.18 GB per rank"
+    assert speed_text({**event, "ranks": 1}) == "1.25 steps/s · 0.18 GB peak"
+    assert speed_text({"iter": 1, "train_loss": 1.0}) == ""  # an older metrics file: nothing to show
+    folder = tmp_path / "run" / "dpo"
+    folder.mkdir(parents=True)
+    (folder / "status.json").write_text(json.dumps({"state": "running", "iters": 10}))
+    (folder / "metrics.jsonl").write_text(json.dumps(event) + "\n")
+    line = RunView(tmp_path / "run", "x")._progress("dpo")
+    assert line.startswith("step 4/10 · loss 0.500") and line.endswith("2 ranks · 1.25 steps/s · 0.18 GB per rank")
