@@ -61,8 +61,7 @@ class Backend:
     attn_backward_copies_checkpoint: float = 3.0
     overhead_gb: float = 0.005  # token batches, compiled-graph scratch, RNG state: tiny runs peak at ~7 MB
     # DPO's reference pass, no gradients: one block's tensors (linear-sized and attention scores)
-    # in flight at a time; measured 0.93-1.0 of a kept block on 256-wide Qwen2 float32 and 4-bit
-    # (2-16 rows of 128-512 tokens; bench/RESULTS.md, issue 15)
+    # in flight at a time (bench/reference_pass.py: within +1% to +4% where the pass is large)
     reference_blocks: float = 1.0
     source: str = ""
 
