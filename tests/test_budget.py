@@ -235,3 +235,45 @@ def test_config_missing_fields_is_one_line_error(tmp_path):
     r = CliRunner().invoke(cli, ["budget", "-m", str(tmp_path)])
     assert r.exit_code == 1 and "lacks num_hidden_layers" in r.output
     assert len(r.output.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------- DPO's reference pass
+def dpo_settings(**kw) -> TrainSettings:
+    """DPO, LoRA r8 on 1 of the 2 blocks with checkpointing, one pair a step, 512 tokens: a small
+    training step beside a reference pass of ``reference_batch_size`` pairs."""
+    base = dict(stage="dpo", num_layers=1, batch_size=1, max_seq_length=512, grad_checkpoint=True)
+    return TrainSettings(**{**base, **kw})
+
+
+def test_the_dpo_estimate_is_the_larger_of_the_step_and_the_reference_pass():
+    shape = small_shape()
+    step = estimate_shape(shape, dpo_settings(reference_batch_size=0), BIG)  # SimPO: no pass
+    assert step.reference_gb == 0 and step.reference_pass_gb == 0
+    big = estimate_shape(shape, dpo_settings(reference_batch_size=16), BIG)
+    # the pass (32 rows of 511 tokens through a block, no gradients) dominates: it is the stage's peak
+    assert big.reference_pass_gb > step.total_gb
+    assert big.total_gb == pytest.approx(big.reference_pass_gb)
+    assert big.reference_gb == pytest.approx(big.reference_pass_gb - step.total_gb)
+    assert any("reference pass (16 pairs of up to 512 tokens" in n for n in big.notes)
+    # by hand: weights + overhead + 32 rows x 511 positions x 4 bytes x (a base block's linear
+    # elements + 4 heads x 511 keys) + 32 rows x 256 reply positions x vocab 256 x float32
+    linear = 8.1 * 64 + 5.3 * 128 + 1.6 * 32
+    by_hand = 32 * 511 * 4 * (linear + 4 * 511) + 32 * 256 * 256 * 4
+    assert big.reference_pass_gb == pytest.approx(step.weights_gb + step.overhead_gb + by_hand / 1e9)
+    small = estimate_shape(shape, dpo_settings(reference_batch_size=1), BIG)
+    assert 0 < small.reference_pass_gb < step.total_gb  # one pair at a time: the step is the peak
+    assert small.total_gb == pytest.approx(step.total_gb) and small.reference_gb == 0
+    sft = estimate_shape(shape, dpo_settings(stage="sft", reference_batch_size=16), BIG)
+    assert sft.reference_pass_gb == 0  # SFT has no reference
+
+
+def test_fit_first_shrinks_the_reference_batch_when_the_pass_is_the_peak():
+    shape, s = small_shape(), dpo_settings(reference_batch_size=16)
+    step = estimate_shape(shape, dpo_settings(reference_batch_size=0), BIG).total_gb
+    big = estimate_shape(shape, s, BIG).total_gb
+    from mlx_persona.budget.fit import solve
+
+    res = solve(shape, s, Device("d", (step + big) / 2 / 0.85, "test", "cpu"))
+    assert res.ok and res.steps == ["reference"]
+    assert set(res.overrides()) == {"reference_batch_size"} and res.settings.reference_batch_size < 16
+    assert "--reference-batch-size" in res.flags()

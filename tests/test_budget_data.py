@@ -165,3 +165,47 @@ def test_budget_command_prints_both_figures(tiny_model_dir, tmp_path):
     assert d["basis"] == "data" and d["total_gb"] < d["worst_case_gb"]
     res = CliRunner().invoke(budget_command, args)
     assert "on the data" in res.output and "worst case" in res.output
+
+
+@pytest.mark.parametrize("reference_batch_size", [1, 7])
+def test_dpo_reference_pass_batch_is_the_widest_the_stage_builds(tiny_model_dir, tmp_path, reference_batch_size):
+    """The reference pass scores train and validation pairs in length-sorted batches of
+    ``reference_batch_size`` (the stage's fixed_batches + collate): the predicted width and
+    reply width are those of its widest batch."""
+    from mlx_lm import load
+
+    from mlx_persona.dpo.data import collate, fixed_batches, load_pairs
+
+    shapes = [(4, 3, 9), (10, 2, 2), (3, 15, 4), (20, 6, 1), (2, 2, 3), (8, 30, 2), (5, 5, 5)]
+    data = write_pairs(tmp_path / "p", shapes)
+    (data / "valid.jsonl").write_text((data / "valid.jsonl").read_text().splitlines()[0] + "\n")  # shorter
+    _, tok = load(str(tiny_model_dir))
+    widest = []
+    for split in ("train", "valid"):
+        pairs, _ = load_pairs(data / f"{split}.jsonl", tok, 512)
+        for b in fixed_batches(len(pairs), reference_batch_size, [len(p) for p in pairs]):
+            tokens, _, _, reply_pos = collate([pairs[i] for i in b])
+            widest.append((tokens.shape[1], reply_pos.shape[1]))
+    cfg = types.SimpleNamespace(**vars(_cfg(2, 512)), reference_batch_size=reference_batch_size)
+    got = data_shape(tiny_model_dir, data, "dpo", cfg)
+    assert (got.reference_keys, got.reference_logits) == max(widest)
+    simpo = data_shape(tiny_model_dir, data, "dpo", types.SimpleNamespace(**vars(cfg), loss_type="simpo"))
+    assert simpo.reference_keys == 0  # no reference pass
+    assert got.at(16).reference_keys == 16 and got.at(16).reference_logits == 8  # a reply keeps at most half
+
+
+def test_dpo_preflight_counts_the_reference_pass_of_the_stage_settings(tiny_model_dir, tmp_path):
+    data = write_pairs(tmp_path / "p", [(40, 30, 30)] * 8)
+
+    def preflight(world_size: int = 1, **kw):
+        cfg = {**vars(sft_settings()), "batch_size": 2, "num_layers": 1, "share_prompt": True, "loss_type": "sigmoid"}
+        cfg = types.SimpleNamespace(**{**cfg, **kw})
+        return preflight_stage(str(tiny_model_dir), cfg, "dpo", memory_gb=1e6, data_dir=data, world_size=world_size)
+
+    one, eight = preflight(reference_batch_size=1), preflight(reference_batch_size=8)
+    assert 0 < one.reference_pass_gb < eight.reference_pass_gb
+    assert eight.settings.reference_batch_size == 8 and eight.data.reference_keys > 0
+    none = preflight(reference_batch_size=8, loss_type="simpo")
+    assert none.reference_pass_gb == 0 and none.settings.reference_batch_size == 0
+    two = preflight(world_size=2, reference_batch_size=8)  # each rank scores whole batches: not divided
+    assert two.settings.reference_batch_size == 8 and two.reference_pass_gb == pytest.approx(eight.reference_pass_gb)

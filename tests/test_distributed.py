@@ -1,5 +1,6 @@
 """Training across ranks: two ranks on 127.0.0.1 (mlx.launch, ring backend) train the adapter
-one process trains with the same global batch; a rank that dies stops the stage with one line
+one process trains with the same global batch; DPO's reference pass and validation are split
+between them and come out as one process's; a rank that dies stops the stage with one line
 naming it, and --resume finishes to the adapter of a run that never stopped."""
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def max_diff(a: dict, b: dict) -> float:
     return max(mx.abs(a[k] - b[k]).max().item() for k in a)
 
 
+def train_events(out: Path) -> list[dict]:
+    events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [e for e in events if "train_loss" in e]
+
+
 def run(command, args: list[str], env: dict | None = None):
     res = CliRunner().invoke(command, args, env=env)
     return res
@@ -78,6 +84,8 @@ def test_sft_two_ranks_equal_one_process(tiny_model_dir, tmp_path):
     assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == len(
         (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()
     )
+    assert {e["ranks"] for e in train_events(tmp_path / "two")} == {2}
+    assert {e["ranks"] for e in train_events(tmp_path / "one")} == {1}
 
 
 # lr 1e-3: at 1e-2 Adam's first steps (m/√v ≈ sign g) turn the last-bit differences of a mean
@@ -88,11 +96,38 @@ DPO += ["--steps-per-eval", "100", "--val-batches", "1", "--save-every", "2"]
 
 @pytest.fixture
 def pairs(tmp_path) -> Path:
-    return write_pairs(tmp_path / "pairs", n_train=16, n_valid=4)
+    return write_pairs(tmp_path / "pairs", n_train=16, n_valid=8)
+
+
+def reference_rows(out: Path) -> dict[str, dict]:
+    return json.loads((out / "reference.json").read_text())["splits"]
+
+
+def max_row_diff(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys() and all(a[s].keys() == b[s].keys() for s in a)
+    return max(abs(x - y) for s in a for i in a[s] for x, y in zip(a[s][i], b[s][i]))
+
+
+def scored(out: Path, rank: int) -> int:
+    """Reference pairs the rank scored itself (its status.json; rank r > 0 in ranks/<r>)."""
+    folder = out if rank == 0 else out / "ranks" / str(rank)
+    return json.loads((folder / "status.json").read_text())["reference_pairs_scored"]
+
+
+VAL_FIGURES = ("val_loss", "val_reward_chosen", "val_reward_rejected", "val_margin", "val_accuracy", "val_chosen_nll")
+
+
+def validations(out: Path) -> list[dict]:
+    events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [{k: e[k] for k in ("iter", *VAL_FIGURES)} for e in events if "val_loss" in e]
 
 
 def test_dpo_two_ranks_equal_one_process(tiny_model_dir, pairs, tmp_path):
-    base = ["--model", str(tiny_model_dir), "--pairs", str(pairs), *DPO]
+    """Same adapter; each rank scores half the reference pairs (2 per batch: 8 + 4 batches) and
+    the cache is one process's; each evaluates one of the two validation batches, and the
+    figures are one process's."""
+    base = ["--model", str(tiny_model_dir), "--pairs", str(pairs), *DPO, "--reference-batch-size", "2"]
+    base += ["--val-batches", "-1"]
     one = run(dpo_command, [*base, "--out", str(tmp_path / "one")])
     assert one.exit_code == 0, one.output
     two = run(dpo_command, [*base, "--out", str(tmp_path / "two"), *TWO])
@@ -100,6 +135,37 @@ def test_dpo_two_ranks_equal_one_process(tiny_model_dir, pairs, tmp_path):
     diff = max_diff(adapter(tmp_path / "one"), adapter(tmp_path / "two"))
     assert 0 < max(abs(v).max().item() for v in adapter(tmp_path / "one").values())  # it trained
     assert diff < 1e-4
+    assert scored(tmp_path / "one", 0) == 24
+    assert scored(tmp_path / "two", 0) == scored(tmp_path / "two", 1) == 12
+    assert max_row_diff(reference_rows(tmp_path / "one"), reference_rows(tmp_path / "two")) < 1e-4
+    assert not (tmp_path / "two" / "ranks" / "1" / "reference.json").exists()  # only rank 0 writes the cache
+    assert {e["ranks"] for e in train_events(tmp_path / "two")} == {2}
+    a, b = validations(tmp_path / "one"), validations(tmp_path / "two")
+    assert [e["iter"] for e in a] == [e["iter"] for e in b] == [0, 5]
+    for ea, eb in zip(a, b):
+        for k in VAL_FIGURES:
+            assert eb[k] == pytest.approx(ea[k], rel=1e-4, abs=1e-5), (k, ea, eb)
+    assert a[-1]["val_margin"] != 0  # the figures moved: the check compares trained models
+
+
+def test_two_ranks_reuse_a_partial_reference_cache(tiny_model_dir, pairs, tmp_path):
+    """A cache a killed run left behind: the two ranks score only the missing pairs, split
+    between them, and the cache they end with is one process's."""
+    base = ["--model", str(tiny_model_dir), "--pairs", str(pairs), *DPO, "--reference-batch-size", "2"]
+    base += ["--iters", "1"]
+    one = run(dpo_command, [*base, "--out", str(tmp_path / "one")])
+    assert one.exit_code == 0, one.output
+    cache = json.loads((tmp_path / "one" / "reference.json").read_text())
+    for split, drop in (("train", range(0, 16, 2)), ("valid", range(4))):
+        for i in drop:
+            del cache["splits"][split][str(i)]
+    (tmp_path / "two").mkdir()
+    (tmp_path / "two" / "reference.json").write_text(json.dumps(cache))
+    two = run(dpo_command, [*base, "--out", str(tmp_path / "two"), *TWO])
+    assert two.exit_code == 0, two.output + (tmp_path / "two" / "dpo.log").read_text()
+    mine = [scored(tmp_path / "two", r) for r in (0, 1)]
+    assert sum(mine) == 12 and min(mine) > 0, mine  # 8 + 4 missing, in batches of at most 2
+    assert max_row_diff(reference_rows(tmp_path / "one"), reference_rows(tmp_path / "two")) < 1e-4
 
 
 def test_a_rank_that_dies_is_named_and_resume_finishes_the_run(tiny_model_dir, pairs, tmp_path):
@@ -117,3 +183,19 @@ def test_a_rank_that_dies_is_named_and_resume_finishes_the_run(tiny_model_dir, p
     assert resumed.exit_code == 0, resumed.output + (out / "dpo.log").read_text()
     assert max_diff(adapter(tmp_path / "whole"), adapter(out)) < 1e-6
     shutil.rmtree(out / "ranks")
+
+
+def test_the_live_view_shows_the_ranks_the_groups_pace_and_memory_per_rank(tmp_path):
+    from mlx_persona.runner.cli import RunView
+    from mlx_persona.train.launch import speed_text
+
+    event = {"iter": 4, "train_loss": 0.5, "sec_per_step": 0.8, "ranks": 2, "peak_memory_gb": 0.184, "elapsed": 4.0}
+    assert speed_text(event) == "2 ranks · 1.25 steps/s · 0.18 GB per rank"
+    assert speed_text({**event, "ranks": 1}) == "1.25 steps/s · 0.18 GB peak"
+    assert speed_text({"iter": 1, "train_loss": 1.0}) == ""  # an older metrics file: nothing to show
+    folder = tmp_path / "run" / "dpo"
+    folder.mkdir(parents=True)
+    (folder / "status.json").write_text(json.dumps({"state": "running", "iters": 10}))
+    (folder / "metrics.jsonl").write_text(json.dumps(event) + "\n")
+    line = RunView(tmp_path / "run", "x")._progress("dpo")
+    assert line.startswith("step 4/10 · loss 0.500") and line.endswith("2 ranks · 1.25 steps/s · 0.18 GB per rank")

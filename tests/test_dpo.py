@@ -35,7 +35,7 @@ def test_adapter_at_zero_policy_equals_cached_reference(tiny_model_dir, tmp_path
     pairs_dir = write_pairs(tmp_path / "pairs")
     model, tok = load_base(tiny_model_dir, cfg, quiet)
     sets = dpo.read_splits(pairs_dir, tok, cfg, tmp_path, quiet)
-    refs = reference_logps(model, sets, cfg.reference_batch_size, tmp_path, logps.output_head(model), "fp", quiet)
+    refs, _ = reference_logps(model, sets, cfg.reference_batch_size, tmp_path, logps.output_head(model), "fp", quiet)
     attach_trainable(model, cfg)
     head = logps.output_head(model)
     assert head is not None  # llama: reply-only logits
@@ -209,15 +209,16 @@ def test_reference_cache_is_computed_once_and_resumable(tiny_model_dir, tmp_path
     model, tok = load_base(tiny_model_dir, cfg, quiet)
     sets = dpo.read_splits(write_pairs(tmp_path / "pairs"), tok, cfg, tmp_path, quiet)
     head, logs = logps.output_head(model), []
-    first = reference_logps(model, sets, 3, tmp_path, head, "fp", logs.append)
+    first, scored = reference_logps(model, sets, 3, tmp_path, head, "fp", logs.append)
+    assert scored == len(sets["train"]) + len(sets["valid"])
     cache_file = tmp_path / "reference.json"
     cache = json.loads(cache_file.read_text())
     for i in ("0", "4", "7"):  # a run killed before these were scored
         del cache["splits"]["train"][i]
     cache_file.write_text(json.dumps(cache))
     logs.clear()
-    again = reference_logps(model, sets, 3, tmp_path, head, "fp", logs.append)
-    assert logs[0].startswith("reference log-probs: 3 pairs to score")
+    again, scored = reference_logps(model, sets, 3, tmp_path, head, "fp", logs.append)
+    assert logs[0].startswith("reference log-probs: 3 pairs to score") and scored == 3
     for split in first:
         np.testing.assert_allclose(again[split], first[split], rtol=1e-6)
     logs.clear()

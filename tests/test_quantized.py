@@ -121,7 +121,7 @@ def test_dpo_reference_on_a_4bit_model_equals_the_policy_at_step_0(tiny_variant,
     model, tok = load_base(tiny_variant(arch, 32), cfg, quiet)
     assert quantized_modules(model)
     sets = dpo.read_splits(write_pairs(tmp_path / "pairs"), tok, cfg, tmp_path, quiet)
-    refs = reference_logps(model, sets, cfg.reference_batch_size, tmp_path, logps.output_head(model), "fp", quiet)
+    refs, _ = reference_logps(model, sets, cfg.reference_batch_size, tmp_path, logps.output_head(model), "fp", quiet)
     attach_trainable(model, cfg)
     head = logps.output_head(model)
     assert head is not None  # reply-only logits through a quantized lm_head / tied quantized embedding
@@ -224,15 +224,16 @@ def write_long_data(folder, n: int = 6):
 
 @pytest.mark.e2e
 @pytest.mark.parametrize(
-    "stage,method,checkpoint,batch",
+    "stage,method,checkpoint,batch,reference",
     [
-        ("sft", "dora", True, 2),  # the Mac recipe's SFT: DoRA, gradient checkpointing
-        ("sft", "lora", False, 2),
-        ("dpo", "lora", True, 1),  # its DPO: LoRA, checkpointing, one pair a step
+        ("sft", "dora", True, 2, 0),  # the Mac recipe's SFT: DoRA, gradient checkpointing
+        ("sft", "lora", False, 2, 0),
+        ("dpo", "lora", True, 1, 1),  # its DPO: LoRA, checkpointing, one pair a step (the step is the peak)
+        ("dpo", "lora", True, 1, 8),  # the reference pass's default 8 pairs: the pass is the peak
     ],
 )
 def test_budget_estimate_within_15_percent_of_the_measured_4bit_peak(
-    tmp_path_factory, tmp_path, stage, method, checkpoint, batch
+    tmp_path_factory, tmp_path, stage, method, checkpoint, batch, reference
 ):
     """The preflight's estimate against ``mx.get_peak_memory()`` of the stage's own child.
 
@@ -251,7 +252,7 @@ def test_budget_estimate_within_15_percent_of_the_measured_4bit_peak(
     model = root / "qwen2-256-q4g64"
     if not model.exists():
         quantize_model_dir(build_tiny_qwen2(root / "qwen2-256", hidden=256, layers=4, tie=False), model, 64)
-    data = write_long_data(tmp_path / "data")
+    data = write_long_data(tmp_path / "data", n=max(6, reference))  # full reference batches, as the estimate assumes
     settings = {
         "fine_tune_type": method,
         "rank": 8,
@@ -266,11 +267,8 @@ def test_budget_estimate_within_15_percent_of_the_measured_4bit_peak(
         "save_every": 100,
         **KEEP_4BIT,
     }
-    if stage == "dpo":
-        # the reference pass (reference_batch_size pairs, forward only) is outside the estimate:
-        # at its default of 8 it was this run's peak (0.18 GB against 0.078 GB estimated); one
-        # pair at a time keeps the training step the peak, which is what the estimate models
-        settings["reference_batch_size"] = 1
+    if stage == "dpo":  # before the first step, reference_batch_size pairs at a time, no gradients
+        settings["reference_batch_size"] = reference
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(settings))
     out = tmp_path / stage
@@ -282,8 +280,12 @@ def test_budget_estimate_within_15_percent_of_the_measured_4bit_peak(
     events = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     measured = max(e.get("peak_memory_gb", 0.0) for e in events)
     keys = ("fine_tune_type", "rank", "num_layers", "batch_size", "max_seq_length", "grad_checkpoint")
-    est = estimate(str(model), stage=stage, memory_gb=16, **{k: settings[k] for k in keys})
+    est = estimate(
+        str(model), stage=stage, memory_gb=16, reference_batch_size=reference, **{k: settings[k] for k in keys}
+    )
     assert est.total_gb == pytest.approx(measured, rel=0.15), (est.components(), measured)
+    if stage == "dpo":  # which of the two is the stage's peak, as measured
+        assert (est.reference_gb > 0) == (reference == 8), est.notes
 
 
 def test_dpo_honours_grad_checkpoint_with_the_same_losses(tiny_variant, tmp_path, monkeypatch):

@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = dict(
     grad_accumulation_steps=1,
     optimizer="adam",
     reference_in_memory=False,
+    reference_batch_size=8,  # the dpo block's default
 )
 LABELS = {
     "weights": "base weights",
@@ -41,7 +42,7 @@ LABELS = {
     "attention": "attention scores",
     "logits": "logits + loss",
     "backward": "backward in flight",
-    "reference": "DPO reference model",
+    "reference": "DPO reference (model, or its pass beyond the step)",
     "overhead": "framework overhead",
 }
 COLORS = {"fits": "green", "tight": "yellow", "does not fit": "red"}
@@ -92,6 +93,11 @@ def _print_table(est: Estimate) -> None:
     )
     if est.data:
         console.print(f"data: {est.data.examples} records, longest {est.data.longest} tokens; {est.data.source}")
+    if est.reference_pass_gb:
+        console.print(
+            f"reference pass: {est.reference_pass_gb:.2f} GB ({s.reference_batch_size} pairs at a time, no gradients, "
+            "before the first step; the stage's peak is the larger of it and the step)"
+        )
     for note in est.notes:
         console.print(f"note: {note}")
     color = COLORS[est.verdict]
@@ -117,6 +123,9 @@ def _print_table(est: Estimate) -> None:
 @click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd", "adafactor"]))
 @click.option(
     "--reference-in-memory/--no-reference-in-memory", default=None, help="DPO: hold the reference model in memory."
+)
+@click.option(
+    "--reference-batch-size", type=int, help="DPO: pairs per batch of the reference pass (default 8; 0: none)."
 )
 @click.option(
     "--data",
@@ -154,7 +163,10 @@ def budget_command(
         from mlx_persona.models.resolve import resolve_model
 
         cfg = types.SimpleNamespace(
-            batch_size=settings["batch_size"], max_seq_length=settings["max_seq_length"], share_prompt=share_prompt
+            batch_size=settings["batch_size"],
+            max_seq_length=settings["max_seq_length"],
+            share_prompt=share_prompt,
+            reference_batch_size=settings["reference_batch_size"],
         )
         data = data_shape(resolve_model(model), data_dir, settings["stage"], cfg)
     if not do_fit:

@@ -12,7 +12,9 @@ batch from the data and the model's tokenizer alone (no MLX, no weights), as the
   len(rejected))`` in tokens, cut the same way; a pair longer than ``max_seq_length`` loses its
   oldest prompt tokens, and one whose reply takes over half of it is skipped. With
   ``share_prompt`` each pair runs its prompt once and both replies on top (P + 2R positions);
-  otherwise a (2B, W) matrix. Only reply positions reach the output head.
+  otherwise a (2B, W) matrix. Only reply positions reach the output head. Before training, the
+  reference pass scores every train and validation pair, ``reference_batch_size`` pairs per
+  (2B, W) matrix, with no gradients: its widest batch is the one that holds the longest pair.
 
 Tokenizing a large export is slow, so only the longest records by characters are tokenized
 (:data:`TOKENIZE_LONGEST`): the longest batch is the one that holds the longest record, and a
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from mlx_persona.core import layout
@@ -45,27 +47,39 @@ class DataShape:
     logits: int  # positions per row that reach the output head
     longest: int  # the longest record in tokens (DPO: prompt + longer reply)
     source: str  # the file and tokenizer it was read with
+    # DPO's reference pass (train and validation pairs, no gradients), its widest batch: the
+    # padded width W and reply width R of each of its rows (rounded up to 8); 0: not measured
+    reference_keys: int = 0
+    reference_logits: int = 0
 
     def at(self, max_seq_length: int) -> DataShape:
         """The same data under a shorter ``max_seq_length`` (the fit solver's sequence step):
-        rows that are longer are cut to it."""
-        if max_seq_length >= self.keys:
+        rows that are longer are cut to it (a reply keeps at most half of it)."""
+        if max_seq_length >= max(self.keys, self.reference_keys):
             return self
+        ref = {
+            "reference_keys": min(self.reference_keys, _round(max_seq_length, DPO_PAD)),
+            "reference_logits": min(self.reference_logits, _round(max_seq_length // 2, DPO_PAD)),
+        }
+        if max_seq_length >= self.keys:
+            return replace(self, **ref)
         f = max_seq_length / self.keys
-        return DataShape(
-            self.stage,
-            self.examples,
-            self.positions * f,
-            max_seq_length,
-            min(self.logits, max_seq_length),
-            self.longest,
-            self.source,
+        return replace(
+            self,
+            positions=self.positions * f,
+            keys=max_seq_length,
+            logits=min(self.logits, max_seq_length),
+            **ref,
         )
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["positions"] = round(self.positions, 1)
         return d
+
+
+def _round(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
 
 
 def _tokenizer(model_dir: Path):
@@ -143,11 +157,10 @@ def _pair_messages(rec: dict) -> tuple[list, str, str] | None:
     return head + msgs, c, r
 
 
-def dpo_shape(tokenizer, train: Path, batch_size: int, max_seq_length: int, share_prompt: bool = True) -> DataShape:
-    """The longest batch of the DPO stage's batching over ``train`` (pairs JSONL)."""
-    recs = [p for _, r in _records(train) if (p := _pair_messages(r))]
-    if len(recs) < batch_size:
-        raise PersonaError(f"{train}: {len(recs)} pairs, fewer than batch_size={batch_size}")
+def _pair_tokens(tokenizer, path: Path, max_seq_length: int) -> tuple[int, list[tuple[int, tuple[int, int, int]]]]:
+    """(usable pairs in ``path``, [(index, (prompt, chosen, rejected) tokens)] of its longest pairs
+    by characters, as the stage fits them to ``max_seq_length``; skipped pairs left out)."""
+    recs = [p for _, r in _records(path) if (p := _pair_messages(r))]
     eos = [tokenizer.eos_token_id]
 
     def tokens(rec) -> tuple[int, int, int] | None:
@@ -164,13 +177,40 @@ def dpo_shape(tokenizer, train: Path, batch_size: int, max_seq_length: int, shar
         msgs, c, r = recs[i]
         return sum(len(str(m.get("content", ""))) for m in msgs if isinstance(m, dict)) + max(len(c), len(r))
 
-    measured = [(i, t) for i in _longest_first(list(range(len(recs))), chars) if (t := tokens(recs[i]))]
+    return len(recs), [(i, t) for i in _longest_first(list(range(len(recs))), chars) if (t := tokens(recs[i]))]
+
+
+def reference_batch(measured: list[tuple[int, tuple[int, int, int]]], reference_batch_size: int) -> tuple[int, int]:
+    """(W, R) of the reference pass's widest batch over one split's measured pairs: the batch
+    that holds the longest pair (the last of the length-sorted batches), counted as
+    ``reference_batch_size`` pairs of the longest ones."""
+    top = sorted(measured, key=lambda it: (it[1][0] + max(it[1][1], it[1][2]), it[0]))[-reference_batch_size:]
+    if not top:
+        return 0, 0
+    width = max(p + max(c, r) for _, (p, c, r) in top)
+    return _round(width, DPO_PAD), _round(max(max(c, r) for _, (_, c, r) in top), DPO_PAD)
+
+
+def dpo_shape(
+    tokenizer,
+    train: Path,
+    batch_size: int,
+    max_seq_length: int,
+    share_prompt: bool = True,
+    valid: Path | None = None,
+    reference_batch_size: int = 0,
+) -> DataShape:
+    """The longest batch of the DPO stage's batching over ``train`` (pairs JSONL); with
+    ``reference_batch_size``, the widest batch of the reference pass over ``train`` and ``valid``."""
+    n, measured = _pair_tokens(tokenizer, train, max_seq_length)
+    if n < batch_size:
+        raise PersonaError(f"{train}: {n} pairs, fewer than batch_size={batch_size}")
     if not measured:
         raise PersonaError(f"{train}: no pair fits max_seq_length={max_seq_length}")
     # the stage sorts pairs by length (ties in file order) and drops the (len mod B) longest:
     # the longest batch is the B pairs just below them (among the measured ones)
     measured.sort(key=lambda it: (it[1][0] + max(it[1][1], it[1][2]), it[0]))
-    n_drop = len(recs) % batch_size
+    n_drop = n % batch_size
     kept = [t for _, t in measured[: len(measured) - n_drop]] or [measured[0][1]]
     batch = kept[-batch_size:]
     longest = max(p + max(c, r) for p, c, r in batch)
@@ -182,14 +222,39 @@ def dpo_shape(tokenizer, train: Path, batch_size: int, max_seq_length: int, shar
         keys = -(-max(p + max(c, r) for p, c, r in batch) // DPO_PAD) * DPO_PAD
         positions = keys - 1
         logits = -(-max(max(c, r) for _, c, r in batch) // DPO_PAD) * DPO_PAD
-    return DataShape("dpo", len(recs), positions, keys, logits, longest, f"{train} ({type(tokenizer).__name__})")
+    ref = (0, 0)
+    if reference_batch_size:
+        splits = [measured] + ([_pair_tokens(tokenizer, valid, max_seq_length)[1]] if valid and valid.is_file() else [])
+        ref = tuple(max(dims) for dims in zip(*(reference_batch(m, reference_batch_size) for m in splits)))
+    source = f"{train} ({type(tokenizer).__name__})"
+    return DataShape("dpo", n, positions, keys, logits, longest, source, *ref)
+
+
+REFERENCE_BATCH_SIZE = 8  # the dpo block's default reference_batch_size, for settings that lack one
+
+
+def reference_pairs(cfg) -> int:
+    """Pairs per batch of the DPO reference pass under ``cfg`` (0: SimPO has none)."""
+    if getattr(cfg, "loss_type", None) == "simpo":
+        return 0
+    return getattr(cfg, "reference_batch_size", REFERENCE_BATCH_SIZE)
 
 
 def data_shape(model_dir: Path, data_dir: Path, stage: str, cfg) -> DataShape:
     """The longest batch of ``stage`` (sft or dpo) over ``data_dir``/train.jsonl with ``cfg``'s
-    batch size and sequence length, tokenized with ``model_dir``'s tokenizer."""
+    batch size and sequence length, tokenized with ``model_dir``'s tokenizer; for DPO also the
+    reference pass's widest batch over train.jsonl and valid.jsonl (``cfg.reference_batch_size``
+    pairs; none for a reference-free loss)."""
     tok = _tokenizer(Path(model_dir))
     train = Path(data_dir) / layout.TRAIN_SPLIT
     if stage == "dpo":
-        return dpo_shape(tok, train, cfg.batch_size, cfg.max_seq_length, getattr(cfg, "share_prompt", True))
+        return dpo_shape(
+            tok,
+            train,
+            cfg.batch_size,
+            cfg.max_seq_length,
+            getattr(cfg, "share_prompt", True),
+            Path(data_dir) / layout.VALID_SPLIT,
+            reference_pairs(cfg),
+        )
     return sft_shape(tok, train, cfg.batch_size, cfg.max_seq_length)

@@ -9,6 +9,11 @@ moments, the activations autodiff keeps for the backward pass, and the logits/lo
 per-token activation coefficients were fitted to ``mx.get_peak_memory()`` measured on this
 project's machine (bench/budget_accuracy.py, bench/RESULTS.md); every other term is plain arithmetic.
 SFT and DPO call :func:`preflight` and refuse a run that will not fit.
+
+A DPO stage has a second peak before its first step: the reference pass, a forward pass without
+gradients over ``reference_batch_size`` pairs at a time (:func:`_reference_pass`). The stage's
+peak is the larger of the two; the ``reference`` component holds what the pass needs beyond the
+training step (zero when the step is the larger).
 """
 
 from __future__ import annotations
@@ -55,6 +60,9 @@ class Backend:
     attn_backward_copies: float = 1.3
     attn_backward_copies_checkpoint: float = 3.0
     overhead_gb: float = 0.005  # token batches, compiled-graph scratch, RNG state: tiny runs peak at ~7 MB
+    # DPO's reference pass, no gradients: one block's tensors (linear-sized and attention scores)
+    # in flight at a time (bench/reference_pass.py: within +1% to +4% where the pass is large)
+    reference_blocks: float = 1.0
     source: str = ""
 
 
@@ -83,12 +91,19 @@ class TrainSettings:
     grad_accumulation_steps: int = 1  # micro-batches per optimizer update
     optimizer: str = "adam"  # adam, adamw, sgd or adafactor
     reference_in_memory: bool = False  # DPO: hold a second full model as the reference
+    reference_batch_size: int = 8  # DPO: pairs per forward pass of the cached reference (0: no pass, SimPO)
 
     def validate(self, shape: ModelShape) -> TrainSettings:
         """Check ranges and clamp ``num_layers`` to the model; one-line errors."""
         problems = [
             f"{k} must be at least {lo}, got {getattr(self, k)}"
-            for k, lo in (("rank", 1), ("batch_size", 1), ("max_seq_length", 2), ("grad_accumulation_steps", 1))
+            for k, lo in (
+                ("rank", 1),
+                ("batch_size", 1),
+                ("max_seq_length", 2),
+                ("grad_accumulation_steps", 1),
+                ("reference_batch_size", 0),
+            )
             if getattr(self, k) < lo
         ]
         if self.stage not in STAGES:
@@ -125,13 +140,14 @@ class Estimate:
     attention_gb: float  # attention probabilities, quadratic in sequence length
     logits_gb: float  # logits and cross-entropy stack, tokens x vocab
     backward_gb: float  # one block's backward working set in flight, beyond the freed logits
-    reference_gb: float  # DPO reference model held in memory, with its forward pass
+    reference_gb: float  # DPO: the reference model held in memory, or the reference pass beyond the step
     overhead_gb: float  # framework scratch
     usable_gb: float
     device_source: str = ""
     notes: list[str] = field(default_factory=list)
     data: DataShape | None = None  # the longest real batch this figure is for; None: worst case
     worst_case_gb: float | None = None  # with data: the same settings, every row max_seq_length
+    reference_pass_gb: float = 0.0  # DPO: the reference pass's own peak, weights included (0: none)
 
     COMPONENTS = (
         "weights",
@@ -174,6 +190,7 @@ class Estimate:
             "notes": self.notes,
             "basis": "data" if self.data else "worst case",
             "worst_case_gb": round(self.worst_case_gb if self.worst_case_gb is not None else self.total_gb, 4),
+            "reference_pass_gb": round(self.reference_pass_gb, 4),
             "data": self.data.to_dict() if self.data else None,
         }
 
@@ -212,6 +229,28 @@ def _block_activation_elems(shape: ModelShape, s: TrainSettings, k: Backend, key
     if s.fine_tune_type == "dora":
         linear += k.act_per_dora_output * sum(o for _, _, o in _adapted(shape, s))
     return linear, k.act_per_score * shape.heads * keys
+
+
+def _reference_pass(shape: ModelShape, s: TrainSettings, k: Backend, act_bytes: float, data: DataShape | None):
+    """(bytes beyond the weights, padded width W) of DPO's reference pass: 2·``reference_batch_size``
+    rows of W tokens (the model sees W - 1), scored without gradients, before the adapter exists.
+
+    Nothing is kept for a backward pass, so about one base block's tensors are in flight at a
+    time (``reference_blocks``: its linear-sized tensors and the attention scores over W - 1
+    keys), plus the reply logits, rows x R x vocab: in the model's dtype, then a float32 copy
+    for the log-softmax (one copy when the model is float32). W and R: the data's widest
+    reference batch, else the worst case, W = max_seq_length and R = max_seq_length / 2 (a
+    longer reply is skipped), both rounded up to 8 as the batches are."""
+    if data is not None and data.reference_keys:
+        width, reply = data.reference_keys, data.reference_logits
+    else:
+        width, reply = -(-s.max_seq_length // 8) * 8, -(-(s.max_seq_length // 2) // 8) * 8
+    rows, positions = 2 * s.reference_batch_size, width - 1
+    base = dataclasses.replace(s, fine_tune_type="full")  # the base block alone: no adapter yet
+    linear, scores = _block_activation_elems(shape, base, k, positions)
+    block = rows * positions * act_bytes * (linear + scores)
+    logit_bytes = 4 + (shape.dtype_bytes if shape.dtype_bytes != 4 else 0)
+    return k.reference_blocks * block + rows * reply * shape.vocab * logit_bytes, width
 
 
 def estimate_shape(shape: ModelShape, settings: TrainSettings, dev: Device, data: DataShape | None = None) -> Estimate:
@@ -264,10 +303,21 @@ def estimate_shape(shape: ModelShape, settings: TrainSettings, dev: Device, data
                 "weight for backward" + ("" if s.grad_checkpoint else "; checkpointing limits it to one block")
             )
 
-    reference = 0.0
+    reference = reference_pass = 0.0
     if s.stage == "dpo" and s.reference_in_memory:  # a second model, forward only
         reference = weights + tokens * act_bytes * (linear + scores) + seqs * head * shape.vocab * act_bytes
         notes.append("the reference model is held in memory; precomputed reference log-probs avoid it")
+    elif s.stage == "dpo" and s.reference_batch_size:  # the stage's peak: max(training step, reference pass)
+        step = weights + adapter + grads + optim + acts + attention + logits + backward + k.overhead_gb * GB
+        extra, width = _reference_pass(shape, s, k, act_bytes, data)
+        reference_pass = weights + extra + k.overhead_gb * GB
+        reference = max(0.0, reference_pass - step)
+        if reference:
+            notes.append(
+                f"the reference pass ({s.reference_batch_size} pairs of up to {width} tokens, no gradients) "
+                f"peaks at {reference_pass / GB:.2f} GB, above the training step's {step / GB:.2f} GB; "
+                "a smaller dpo.reference_batch_size lowers it"
+            )
     return Estimate(
         model=shape.name,
         device=dev.name,
@@ -287,6 +337,7 @@ def estimate_shape(shape: ModelShape, settings: TrainSettings, dev: Device, data
         notes=notes,
         data=data,
         worst_case_gb=None if data is None else estimate_shape(shape, settings, dev).total_gb,
+        reference_pass_gb=reference_pass / GB,
     )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlx_persona.budget.data import DataShape, data_shape
+from mlx_persona.budget.data import DataShape, data_shape, reference_pairs
 from mlx_persona.budget.devices import Device, get_device
 from mlx_persona.budget.estimate import Estimate, TrainSettings, estimate_shape, train_settings
 from mlx_persona.budget.shapes import ModelShape, load_shape
@@ -25,7 +25,7 @@ MIN_RANK = 4  # LoRA below rank 4 stops picking up a voice
 
 # What to give up, in order (the README lists the same):
 GIVE_UP_ORDER = (
-    "reference: DPO reference model out of memory (precomputed log-probs, same loss)",
+    "reference: DPO reference model out of memory (precomputed log-probs), then fewer pairs per reference batch (same loss)",
     "batch: smaller batch, more gradient accumulation (same effective batch)",
     "checkpoint: gradient checkpointing on (same result, ~30% slower)",
     "method: full or DoRA to LoRA (fewer trainable parameters)",
@@ -105,7 +105,16 @@ def _candidates(
             out.append(dataclasses.replace(t, rank=r))
         return out
 
-    yield "reference", lambda t: [dataclasses.replace(t, reference_in_memory=False)] if t.reference_in_memory else []
+    def reference(t: TrainSettings) -> list[TrainSettings]:
+        out = [dataclasses.replace(t, reference_in_memory=False)] if t.reference_in_memory else []
+        if t.stage == "dpo":  # the reference pass's batch: halved down to one pair
+            b = t.reference_batch_size
+            while b > 1:
+                b //= 2
+                out.append(dataclasses.replace(t, reference_in_memory=False, reference_batch_size=b))
+        return out
+
+    yield "reference", reference
     yield "batch", batch
     yield "checkpoint", lambda t: [] if t.grad_checkpoint else [dataclasses.replace(t, grad_checkpoint=True)]
     yield "method", lambda t: [] if t.fine_tune_type == "lora" else [dataclasses.replace(t, fine_tune_type="lora")]
@@ -181,7 +190,8 @@ def preflight_stage(
     world_size: int = 1,
 ) -> Estimate:
     """:func:`preflight` for a training stage's settings (an ``SFTConfig`` or ``DPOConfig``); the
-    DPO reference is cached log-probs, never a second model in memory.
+    DPO reference is cached log-probs, never a second model in memory, and its pass over
+    ``cfg.reference_batch_size`` pairs at a time counts as a peak of its own.
 
     With ``data_dir`` (its train.jsonl, tokenized with ``model``'s tokenizer) the figure that
     decides is the data's longest batch. When ``data_dir`` is given but not written yet (a run
@@ -201,6 +211,7 @@ def preflight_stage(
         grad_accumulation_steps=cfg.grad_accumulation_steps,
         optimizer=cfg.optimizer,
         reference_in_memory=False,
+        reference_batch_size=reference_pairs(cfg) if stage == "dpo" else 0,  # whole batches on every rank
         device=device,
         memory_gb=memory_gb,
     )
@@ -209,7 +220,7 @@ def preflight_stage(
     if data_dir is None or there:  # (data None here: no tokenizer to measure it with, worst case)
         est = preflight(model, force=force, data=data, **settings)
     else:  # data not there yet: refuse now only what no data could make fit
-        floor = DataShape(stage, 0, FLOOR_TOKENS, FLOOR_TOKENS, FLOOR_TOKENS, FLOOR_TOKENS, "the shortest batch")
+        floor = DataShape(stage, 0, *[FLOOR_TOKENS] * 4, "the shortest batch", FLOOR_TOKENS, FLOOR_TOKENS)
         preflight(model, force=force, data=floor, **settings)
         est = preflight(model, force=True, **settings)
         est.notes.append(f"worst case until {Path(data_dir).name}/ is written; checked on the data before {stage}")

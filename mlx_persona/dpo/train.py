@@ -14,6 +14,12 @@ DPO loss can mean a shorter, not a better, twin. Outputs in ``O``: ``metrics.jso
 format: adapter, optimizer state with the schedule's step, PRNG key, data order, counters),
 ``rejects.jsonl``, ``status.json``.
 
+Across N ranks (:mod:`mlx_persona.train.ranks`) each rank scores about 1/N of the reference
+pairs, trains on B/N pairs of each global batch, and evaluates every N-th validation batch; the
+validation sums and counts are added up over the ranks, so every rank sees the one-process
+figures and keeps the same adapter. With ``select_by: twin`` rank 0 alone generates and scores
+the replies and sends the score to the others.
+
 Why not mlx_lm's ``train()``: its loss sees one sequence at a time; DPO's loss couples the
 chosen and rejected sequences of a pair and the cached reference, so the loop is ours (short,
 and every piece of state it has is in the checkpoint, hence exact resume).
@@ -50,7 +56,15 @@ from mlx_persona.train.loop import (
     kill_after_var,
     load_base,
 )
-from mlx_persona.train.ranks import env_rank, mark_terminated_on_sigterm, rank_and_size, rank_folder, rank_status, shard
+from mlx_persona.train.ranks import (
+    env_rank,
+    mark_terminated_on_sigterm,
+    rank_and_size,
+    rank_folder,
+    rank_status,
+    shard,
+    sum_over_ranks,
+)
 from mlx_persona.train.select import twin_score
 
 KILL_AFTER_VAR = kill_after_var("dpo")  # test hook (see mlx_persona.train.loop)
@@ -62,7 +76,9 @@ class DPORun(TrainingRun):
 
     stage = "dpo"
 
-    def __init__(self, model, optimizer, sets, refs, cfg: DPOConfig, iters, out, fingerprints, log, probe=None):
+    def __init__(
+        self, model, optimizer, sets, refs, cfg: DPOConfig, iters, out, fingerprints, log, probe=None, ranks=(0, 1)
+    ):
         self.model, self.optimizer, self.sets, self.refs = model, optimizer, sets, refs
         self.probe = probe  # select_by twin: a TwinProbe; None keeps the lowest-loss adapter
         # the shared resumable shuffled order; the loop takes pair indices (next_indices)
@@ -72,7 +88,7 @@ class DPORun(TrainingRun):
         # prompt once per pair; not with checkpointing, whose recomputed blocks would write the
         # shared KV cache a second time in the backward pass
         self.shared = cfg.share_prompt and not cfg.grad_checkpoint and shared_prompt_ok(model, self.head)
-        self.rank, self.size = rank_and_size()  # each rank: its B/N pairs, gradients averaged (train/ranks.py)
+        self.rank, self.size = ranks  # each rank: its B/N pairs, gradients averaged (train/ranks.py)
         if cfg.batch_size % self.size:
             raise PersonaError(f"dpo.batch_size={cfg.batch_size} must be divisible by the {self.size} ranks")
 
@@ -163,7 +179,8 @@ class DPORun(TrainingRun):
             chosen_nll=w["nll"] / n,
             lr=float(self.optimizer.learning_rate),
             tokens_per_sec=w["tokens"] / w["time"],
-            sec_per_step=w["time"] / w["steps"],
+            sec_per_step=w["time"] / w["steps"],  # a step: one global batch, over all ranks
+            ranks=self.size,
             peak_memory_gb=round(mx.get_peak_memory() / 1e9, 4),
             trained_tokens=int(self.trained_tokens),
             elapsed=self.elapsed(),
@@ -171,32 +188,30 @@ class DPORun(TrainingRun):
         self.window = self.empty_window()
 
     def evaluate(self) -> dict:
-        """Loss, rewards, margin and preference accuracy over the validation pairs (fixed order)."""
+        """Loss, rewards, margin and preference accuracy over the validation pairs (fixed order).
+
+        Rank r of N evaluates batches r, r + N, ...; the sums and the pair count are added up
+        over the ranks, so every rank returns the figures of one process that ran them all."""
         pairs = self.sets["valid"]
         batches = fixed_batches(len(pairs), self.cfg.batch_size, [len(p) for p in pairs])
         if self.cfg.val_batches > 0:
             batches = batches[: self.cfg.val_batches]
-        tot = {"loss": 0.0, "chosen": 0.0, "rejected": 0.0, "correct": 0.0, "nll": 0.0, "pairs": 0}
+        tot = np.zeros(6)  # loss x pairs, pairs, chosen, rejected, correct, chosen nll: sums over pairs
         self.model.eval()
-        for idx in batches:
+        for idx in batches[self.rank :: self.size]:
             loss, (cr, rj, nll, _) = batch_loss(self.model, *self.batch("valid", idx), self.cfg, self.head)
             mx.eval(loss, cr, rj, nll)
             cr, rj = np.array(cr), np.array(rj)
-            tot["loss"] += loss.item() * len(idx)
-            tot["pairs"] += len(idx)
-            tot["chosen"] += float(cr.sum())
-            tot["rejected"] += float(rj.sum())
-            tot["correct"] += float((cr > rj).sum())
-            tot["nll"] += float(np.array(nll).sum())
+            tot += [loss.item() * len(idx), len(idx), cr.sum(), rj.sum(), (cr > rj).sum(), np.array(nll).sum()]
         self.model.train()
-        n = tot["pairs"]
+        loss, n, chosen, rejected, correct, nll = (float(x) for x in sum_over_ranks(tot, self.size))
         return {
-            "val_loss": tot["loss"] / n,
-            "val_reward_chosen": tot["chosen"] / n,
-            "val_reward_rejected": tot["rejected"] / n,
-            "val_margin": (tot["chosen"] - tot["rejected"]) / n,
-            "val_accuracy": tot["correct"] / n,
-            "val_chosen_nll": tot["nll"] / n,
+            "val_loss": loss / n,
+            "val_reward_chosen": chosen / n,
+            "val_reward_rejected": rejected / n,
+            "val_margin": (chosen - rejected) / n,
+            "val_accuracy": correct / n,
+            "val_chosen_nll": nll / n,
         }
 
     def run_validation(self, k: int) -> None:
@@ -204,11 +219,14 @@ class DPORun(TrainingRun):
         val = self.evaluate()
         measure = None
         if self.probe is not None:  # the kept adapter is the best twin, not the lowest loss; both are logged
-            self.model.eval()
-            twin = self.probe(self.model)
-            self.model.train()
-            twin = {name: value.item() if isinstance(value, np.generic) else value for name, value in twin.items()}
-            measure = float(twin["score"])
+            twin = {}
+            if self.rank == 0:  # one rank generates; the others wait for its score (all keep the same adapter)
+                self.model.eval()
+                twin = self.probe(self.model)
+                self.model.train()
+                twin = {name: value.item() if isinstance(value, np.generic) else value for name, value in twin.items()}
+            measure = float(sum_over_ranks(np.array([float(twin.get("score", 0.0))]), self.size)[0])
+            twin["score"] = measure
             val.update({f"val_twin_{name}": value for name, value in twin.items()})
         self.record_validation(k, val.pop("val_loss"), tic, measure=measure, **val)
 
@@ -302,10 +320,12 @@ def run_dpo(
         (model_dir / layout.MODEL_CONFIG).read_bytes(), *sorted(p.name for p in model_dir.glob("*.safetensors"))
     )
     model.eval()
+    ranks = rank_and_size()
+    scored = 0
     if cfg.loss_type == "simpo":  # reference-free: no reference pass, no cache; the loss never reads these rows
         refs = {s: np.zeros((len(p), 4), np.float32) for s, p in sets.items()}
-    else:
-        refs = reference_logps(
+    else:  # across ranks: each scores its share, all end with the whole cache
+        refs, scored = reference_logps(
             model,
             sets,
             cfg.reference_batch_size,
@@ -313,6 +333,7 @@ def run_dpo(
             output_head(model),
             fingerprint(model_fingerprint, data_fingerprint, cfg.max_seq_length),
             log,
+            *ranks,
         )
 
     iters = cfg.resolve_iters(len(sets["train"]))
@@ -328,13 +349,24 @@ def run_dpo(
         "model_fingerprint": model_fingerprint,
     }
     run = DPORun(
-        model, optimizer, {s: PairSet(p) for s, p in sets.items()}, refs, cfg, iters, out, fingerprints, log, probe
+        model,
+        optimizer,
+        {s: PairSet(p) for s, p in sets.items()},
+        refs,
+        cfg,
+        iters,
+        out,
+        fingerprints,
+        log,
+        probe,
+        ranks,
     )
     run.begin(resume, model_dir)
     if run.iteration == 0:
         run.run_validation(0)  # adapter at zero: val loss log 2 (sigmoid), accuracy 0, margin 0
     run.train()
     summary = run.finish()
+    summary["reference_pairs_scored"] = scored  # by this process (this rank's share across ranks)
     if probe is not None:
         summary.update(selected_by="twin", best_twin_score=run.best_measure)
     atomic_write_json(out / layout.STATUS, summary)

@@ -1,7 +1,8 @@
 """``mlx-persona run RECIPE``: the command and its live view.
 
 The view is one rich table redrawn twice a second: every stage with its status and time, and
-for the stage at work a progress line (step / total, loss, val loss, ETA) read from that stage's
+for the stage at work a progress line (step / total, loss, val loss, ETA; ranks, steps/s and
+peak memory per rank from :func:`~mlx_persona.train.launch.speed_text`) read from that stage's
 ``metrics.jsonl`` and ``status.json`` — the same files a user can tail by hand.
 """
 
@@ -23,6 +24,7 @@ from mlx_persona.core.runs import run_twin
 from mlx_persona.runner.pipeline import keep_awake, notify, run_recipe
 from mlx_persona.runner.recipe import load_recipe
 from mlx_persona.runner.stages import STAGE, STAGE_NAMES
+from mlx_persona.train.launch import speed_text
 
 ICONS = {"pending": "·", "off": "–", "running": "▶", "done": "✓", "skipped": "↷", "failed": "✗"}
 COLORS = {"running": "cyan", "done": "green", "skipped": "dim", "failed": "red", "off": "dim"}
@@ -79,6 +81,8 @@ class RunView:
         elapsed = last.get("elapsed")
         if total and it and isinstance(elapsed, (int, float)) and elapsed > 0:
             parts.append(f"ETA {_fmt(elapsed / it * (total - it))}")
+        if speed := speed_text(last):
+            parts.append(speed)
         return " · ".join(parts)
 
     def __rich__(self):

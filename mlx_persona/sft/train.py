@@ -94,6 +94,8 @@ class SFTRun(TrainingRun):
                 train_loss=w["loss"] / w["steps"],
                 lr=info["learning_rate"],
                 tokens_per_sec=w["tokens"] / w["time"],
+                sec_per_step=w["time"] / w["steps"],  # a step: one global batch, over all ranks
+                ranks=self.order.size,
                 peak_memory_gb=round(info["peak_memory"], 4),
                 trained_tokens=int(self.trained_tokens),
                 elapsed=self.elapsed(),

@@ -5,7 +5,8 @@ The parent never imports MLX. Both commands are built by :func:`training_command
 parent resolves the stage's settings (:func:`layered_settings`), then the model, asks the budget
 whether the run fits and writes the settings for the child (:func:`prepare_run`), and starts
 ``python -m mlx_persona.<stage>`` with the fast BLAS (:func:`launch`). The progress bar (loss,
-val loss, ETA) comes from tailing the child's ``metrics.jsonl`` (:func:`follow`), and a failed
+val loss, ETA, and :func:`speed_text`: ranks, steps/s, peak memory) comes from tailing the
+child's ``metrics.jsonl`` (:func:`follow`), and a failed
 child's reason from its ``status.json`` (:mod:`mlx_persona.core.child`), never from its console
 output.
 """
@@ -302,12 +303,13 @@ def follow(child: subprocess.Popen, out: Path, metrics: Path, show: bool, label:
         MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]}"),
         TextColumn("val {task.fields[val]}"),
+        TextColumn("{task.fields[speed]}"),
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
     ]
     with Progress(*cols, console=console, disable=not show) as bar:
-        task = bar.add_task(label, total=None, loss="-", val="-")
+        task = bar.add_task(label, total=None, loss="-", val="-", speed="")
         pending, offset = "", 0
         while True:
             done = child.poll() is not None
@@ -325,7 +327,7 @@ def follow(child: subprocess.Popen, out: Path, metrics: Path, show: bool, label:
                 for line in lines:
                     event = json.loads(line)
                     fields = (
-                        {"loss": f"{event['train_loss']:.3f}"}
+                        {"loss": f"{event['train_loss']:.3f}", "speed": speed_text(event)}
                         if "train_loss" in event
                         else {"val": f"{event['val_loss']:.3f}"}
                     )
@@ -333,6 +335,22 @@ def follow(child: subprocess.Popen, out: Path, metrics: Path, show: bool, label:
             if done:
                 return
             time.sleep(0.5)
+
+
+def speed_text(event: dict) -> str:
+    """How fast and how big, from a train event of ``metrics.jsonl``: "2 ranks · 1.25 steps/s ·
+    0.18 GB per rank". A step is one global batch (all ranks together: the group's pace, since
+    every rank waits for the others' gradients); memory is rank 0's own peak, which every rank
+    shares as each holds the whole model and B/N rows. One process: "1.25 steps/s · 0.18 GB peak"."""
+    ranks = event.get("ranks") or 1
+    parts = [f"{ranks} ranks"] if ranks > 1 else []
+    sec = event.get("sec_per_step")
+    if isinstance(sec, (int, float)) and sec > 0:
+        parts.append(f"{1 / sec:.2f} steps/s")
+    peak = event.get("peak_memory_gb")
+    if isinstance(peak, (int, float)):
+        parts.append(f"{peak:.2f} GB " + ("per rank" if ranks > 1 else "peak"))
+    return " · ".join(parts)
 
 
 def read_json(path: Path) -> dict | None:

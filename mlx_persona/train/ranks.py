@@ -15,6 +15,10 @@ Only rank 0 writes the stage folder. Rank r > 0 works in ``<out>/ranks/<r>``, a 
 stage folder taken when it starts (so a resumed rank reads rank 0's checkpoints); its status
 there is what the parent reads to say which rank died. A rank stopped by ``mlx.launch`` because
 another one failed marks itself ``terminated`` before it exits.
+
+What the ranks must agree on beyond the gradients (the DPO reference cache, the validation
+figures, the kept checkpoint) travels through :func:`sum_over_ranks`: each rank fills its own
+entries of a zero array, and the element-wise sum over the ranks is every entry, on every rank.
 """
 
 from __future__ import annotations
@@ -77,3 +81,19 @@ def mark_terminated_on_sigterm(out: Path, rank: int) -> None:
 def shard(indices: list[int], rank: int, size: int) -> list[int]:
     """This rank's rows of a global batch (mlx_lm's stride: rows rank, rank + size, ...)."""
     return list(indices)[rank::size]
+
+
+def sum_over_ranks(values, size: int):
+    """The element-wise sum of every rank's ``values`` (a NumPy array of the same shape on every
+    rank), as ``mx.distributed.all_sum`` returns it to all of them; every rank must call it, in
+    the same order. One process: ``values`` itself, untouched.
+
+    The sum runs in float32: an entry that one rank fills and the others leave at zero comes back
+    exactly (x + 0 = x), as do counts below 2^24; sums of fractions gain float32 rounding (~1e-7
+    relative)."""
+    if size == 1:
+        return values
+    import mlx.core as mx
+    import numpy as np
+
+    return np.array(mx.distributed.all_sum(mx.array(np.asarray(values, np.float32))))
