@@ -199,3 +199,24 @@ def test_the_live_view_shows_the_ranks_the_groups_pace_and_memory_per_rank(tmp_p
     (folder / "metrics.jsonl").write_text(json.dumps(event) + "\n")
     line = RunView(tmp_path / "run", "x")._progress("dpo")
     assert line.startswith("step 4/10 · loss 0.500") and line.endswith("2 ranks · 1.25 steps/s · 0.18 GB per rank")
+
+
+def test_when_both_ranks_are_silent_the_launcher_log_names_the_one_that_died_first(tmp_path):
+    """The rank the launcher stopped can be gone before it writes 'terminated' (it was waiting on
+    the dead one); the order in which mlx.launch saw them exit decides, not the rank number."""
+    from mlx_persona.train.launch import rank_failure
+    from mlx_persona.train.ranks import rank_status
+
+    for r in (0, 1):
+        path = rank_status(tmp_path, r)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"state": "running", "iteration": 3}))
+    log = (
+        "RuntimeError: [ring] connection to a peer was lost\n"
+        "[WARN] Node with rank 1 exited with code -9\n"
+        "[WARN] Node with rank 0 exited with code -15\n"
+    )
+    assert "rank 1 of 2 died" in rank_failure(tmp_path, 2, "dpo", log)
+    assert "rank 0 of 2 died" in rank_failure(tmp_path, 2, "dpo", log.replace("rank 1 exited", "rank 9 exited"))
+    rank_status(tmp_path, 0).write_text(json.dumps({"state": "terminated"}))
+    assert "rank 1 of 2 died" in rank_failure(tmp_path, 2, "dpo", "")  # the status alone says it

@@ -14,6 +14,7 @@ output.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -257,6 +258,7 @@ def launch(
 
         check_hosts(dist, data, stage)  # every host reachable, same code, same data: before any rank starts
         cmd = dist.command(cmd)
+    start = log_file.stat().st_size if log_file.exists() else 0  # this launch's lines start here
     with open(log_file, "a") as log:
         child = subprocess.Popen(cmd, env=blas.fast_blas_env(), stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -265,7 +267,9 @@ def launch(
             child.wait()
             raise PersonaError(f"interrupted; continue with: mlx-persona {stage} --out {out} --resume") from None
     if world > 1:
-        why = rank_failure(out, world, stage)
+        with open(log_file, "rb") as f:
+            f.seek(start)
+            why = rank_failure(out, world, stage, f.read().decode("utf-8", "replace"))
         if why:
             raise PersonaError(why)
     if child.returncode != 0:
@@ -277,19 +281,28 @@ def launch(
     return json.loads((out / layout.STATUS).read_text())
 
 
-def rank_failure(out: Path, world: int, stage: str) -> str | None:
+LAUNCHER_EXIT = re.compile(r"Node with rank (\d+) exited with code (-?\d+)")  # mlx.launch's warning
+
+
+def rank_failure(out: Path, world: int, stage: str, launch_log: str = "") -> str | None:
     """After ``mlx.launch`` returns: None when every rank finished, else one line naming the rank
     that failed first (one that died without a word before one that reported an error; ranks
-    the launcher stopped because of it say ``terminated``)."""
+    the launcher stopped because of it say ``terminated``).
+
+    A rank the launcher stops while it waits on the dead one can be gone before it says so
+    (its status still ``running``, like the dead one's); then ``launch_log`` (what ``mlx.launch``
+    printed in this launch) decides: the rank it saw exit first is the one that died."""
     from mlx_persona.train.ranks import rank_status
 
     statuses = {r: read_json(rank_status(out, r)) or {} for r in range(world)}
     if all(s.get("state") in ("done", "stopped_early") for s in statuses.values()):
         return None
     hint = f"continue with --resume (mlx-persona {stage} --out {out} --resume)"
-    for r, s in statuses.items():  # killed: still "running" (or never started)
-        if s.get("state") in (None, "running"):
-            return f"{stage}: rank {r} of {world} died without an error (killed, or its host went away); {hint}"
+    silent = [r for r, s in statuses.items() if s.get("state") in (None, "running")]  # killed, or never started
+    if silent:
+        exits = [int(m.group(1)) for m in LAUNCHER_EXIT.finditer(launch_log) if int(m.group(2)) != 0]
+        r = next((r for r in exits if r in silent), silent[0])
+        return f"{stage}: rank {r} of {world} died without an error (killed, or its host went away); {hint}"
     for r, s in statuses.items():
         if s.get("state") == "failed":
             return f"{stage}: rank {r} of {world} failed: {s.get('error')}"
