@@ -4,7 +4,7 @@
 # Extra arguments go to `mlx-persona run` (e.g. --resume after an interruption).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+EXTRAS= bash scripts/setup.sh  # the package alone: the test tools are for `make test`
 # --resume: a second `make demo` finishes an interrupted run, or skips straight to the chat
 .venv/bin/mlx-persona run recipes/quickstart.yaml --resume "$@"
 echo

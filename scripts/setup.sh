@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install mlx-persona with its test tools.
 # Idempotent: re-running only installs what changed.
+# EXTRAS=dev (the default) adds the test tools; EXTRAS= (empty) installs the package alone, as
+# `make demo` does (the test tools are another ~15 s of install it does not need).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
+EXTRAS="${EXTRAS-dev}"
 
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
@@ -19,5 +22,5 @@ if [ "$(uname -s)" = "Linux" ]; then
         "${PIP[@]}" install "torch==2.13.0"
     fi
 fi
-"${PIP[@]}" install -e ".[dev]"
+"${PIP[@]}" install -e ".${EXTRAS:+[$EXTRAS]}"
 echo "mlx-persona installed in $VENV"
