@@ -15,7 +15,8 @@ The table (``OUT/table.md``, also printed) gives, per persona and model, the mea
 real reply (with the eval's bootstrap interval when it has one), median length ratio
 (model / person), style-fidelity (the classifier's P(person), when the eval reports it), the
 habit values against the person's, DPO minutes and the step whose adapter the DPO stage kept,
-per seed (0: none beat the start on validation, so the "DPO model" is the SFT twin). The last column checks the issue's bar for
+per seed (0: none beat the start on validation, so the "DPO model" is the SFT twin, and the bar
+counts that seed as a miss, ``step0``). The last column checks the issue's bar for
 a DPO variant against the SFT twin of the same seed: perplexity ≤ 1.10× SFT, median length
 0.67–1.5× the person's, similarity and style-fidelity not below SFT's, and each habit within
 ±30% of the person's value (or within an absolute tolerance where the person's value is ~0).
@@ -203,10 +204,14 @@ def sft_to_dpo(metrics: dict) -> dict | None:
     return (metrics.get("intervals") or {}).get("deltas", {}).get("sft->dpo", {}).get("metrics")
 
 
-def bar(by_seed: dict, sft: dict, person: dict, ci: bool) -> str:
-    """'passing/seeds (misses: ...)' over the seeds that have an SFT row."""
+def bar(by_seed: dict, sft: dict, person: dict, ci: bool, kept: dict | None = None) -> str:
+    """'passing/seeds (misses: ...)' over the seeds that have an SFT row. A seed whose DPO stage
+    kept its step-0 adapter (``kept[seed] == 0``) misses as ``step0``: its "DPO model" is the
+    SFT twin, which the issue's bar does not count."""
     checked = {
-        s: passes(r, sft[s][0], person, deltas if ci else None) for s, (r, _, deltas) in by_seed.items() if s in sft
+        s: passes(r, sft[s][0], person, deltas if ci else None) + (["step0"] if (kept or {}).get(s) == 0 else [])
+        for s, (r, _, deltas) in by_seed.items()
+        if s in sft
     }
     misses = sorted({m for miss in checked.values() for m in miss})
     ok = sum(1 for miss in checked.values() if not miss)
@@ -254,11 +259,11 @@ def table(out: Path) -> str:
 
             mins = spread([m for _, m, _ in by_seed.values() if m is not None])
             steps = kept.get(label, {})  # per seed, in seed order; "?" for a cell that did not record it
-            steps = "/".join("?" if steps.get(s) is None else str(steps[s]) for s in sorted(by_seed)) or "-"
+            steps = ", ".join("?" if steps.get(s) is None else str(steps[s]) for s in sorted(by_seed)) or "-"
             strict = loose = "-"
             if label.startswith("dpo") and "sft" in rows:
-                strict = bar(by_seed, rows["sft"], person, ci=False)
-                loose = bar(by_seed, rows["sft"], person, ci=True)
+                strict = bar(by_seed, rows["sft"], person, ci=False, kept=kept.get(label))
+                loose = bar(by_seed, rows["sft"], person, ci=True, kept=kept.get(label))
             lines.append(
                 f"| {label} | {col('perplexity')} | {col('similarity')} | {col('length_ratio')} | "
                 f"{col('fidelity')} | {col('share_with_emoji')} | {col('exclamations_per_100_words')} | "
