@@ -292,6 +292,19 @@ def load_json_document(lines: list[str | None], source: str, result: ReadResult)
         return None
 
 
+def messages_document(raw: bytes, source: str) -> tuple[list[str | None], ReadResult, dict | None]:
+    """(decoded lines, the result so far, the document) of a whole-file JSON export holding a
+    ``messages`` list (Messenger, Discord); the document is None, with a reject in the result,
+    when the file is not JSON or has no such list."""
+    lines, bad = decode_lines(raw, source)
+    result = ReadResult(rejects=bad)
+    doc = load_json_document(lines, source, result)
+    if doc is not None and not (isinstance(doc, dict) and isinstance(doc.get("messages"), list)):
+        result.rejects.append(Reject(source, 1, "bad-record", "no 'messages' list; file skipped"))
+        doc = None
+    return lines, result, doc
+
+
 def lines_of_values(lines: list[str | None], pattern: re.Pattern) -> dict[str, list[int]]:
     """``pattern``'s first group -> the 1-based lines it sits on, in order: where each message of
     a pretty-printed JSON export starts (its id or timestamp is on a line of its own), so a

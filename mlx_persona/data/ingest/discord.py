@@ -21,9 +21,8 @@ from mlx_persona.data.ingest.base import (
     ReadResult,
     Reject,
     Turn,
-    decode_lines,
     lines_of_values,
-    load_json_document,
+    messages_document,
 )
 
 KEPT_TYPES = {"Default", "Reply", "ThreadStarterMessage", None}
@@ -55,13 +54,8 @@ def _time(value) -> float | None:
 
 
 def read(raw: bytes, source: str, options=None) -> ReadResult:
-    lines, bad = decode_lines(raw, source)
-    result = ReadResult(rejects=bad)
-    doc = load_json_document(lines, source, result)
+    lines, result, doc = messages_document(raw, source)
     if doc is None:
-        return result
-    if not isinstance(doc, dict) or not isinstance(doc.get("messages"), list):
-        result.rejects.append(Reject(source, 1, "bad-record", "no 'messages' list; file skipped"))
         return result
     id_lines = lines_of_values(lines, _ID_LINE)
     turns = []

@@ -19,9 +19,8 @@ from mlx_persona.data.ingest.base import (
     ReadResult,
     Reject,
     Turn,
-    decode_lines,
     lines_of_values,
-    load_json_document,
+    messages_document,
 )
 
 MEDIA_KEYS = ("photos", "videos", "audio_files", "files", "gifs", "sticker")
@@ -52,13 +51,8 @@ def confidence(probe) -> tuple[float, str]:
 
 
 def read(raw: bytes, source: str, options=None) -> ReadResult:
-    lines, bad = decode_lines(raw, source)
-    result = ReadResult(rejects=bad)
-    doc = load_json_document(lines, source, result)
+    lines, result, doc = messages_document(raw, source)
     if doc is None:
-        return result
-    if not isinstance(doc, dict) or not isinstance(doc.get("messages"), list):
-        result.rejects.append(Reject(source, 1, "bad-record", "no 'messages' list; file skipped"))
         return result
     ts_lines = lines_of_values(lines, _TS_LINE)
     msgs = [m for m in doc["messages"] if isinstance(m, dict)]
