@@ -284,3 +284,28 @@ def test_checks_off_gives_replies_and_similarity_only(tiny_model_dir, tiny_run, 
     assert light["skipped"] == []  # nothing reported as missing: it was not asked for
     assert not (tmp_path / "light" / "generations" / "probes.jsonl").exists()
     assert (tmp_path / "full" / "generations" / "probes.jsonl").exists()
+
+
+def test_a_dpo_stage_that_kept_step_0_is_the_sft_model_and_is_not_evaluated_twice(tiny_run, tmp_path):
+    """Its fused model is the SFT twin (a fresh adapter changes nothing): the eval copies SFT's
+    figures and says why, instead of generating and scoring the same model again."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("eval"))
+    (run / "dpo" / "status.json").write_text(json.dumps({"state": "stopped_early", "best_iter": 0}))
+    r = invoke(run, "--max-tokens", 8, "--batch-size", 4)
+    assert r.exit_code == 0, r.output
+    assert "is the sft model (its stage kept step 0)" in " ".join(r.output.split())  # rich wraps lines
+    m = json.loads((run / "eval" / "metrics.json").read_text())
+    sft, dpo = m["models"]["sft"], m["models"]["dpo"]
+    assert dpo["same_as"] == "sft" and "step-0 adapter" in dpo["note"] and dpo["source"].endswith("dpo")
+    for key in ("perplexity", "similarity", "style", "style_fidelity", "twin_score"):
+        assert dpo[key] == sft[key], key
+    assert not (run / "eval" / "generations" / "dpo.json").exists()  # no child ran for it
+    rows = [json.loads(line) for line in (run / "eval" / "samples.jsonl").read_text().splitlines()]
+    assert all(row["dpo"] == row["sft"] for row in rows)
+    assert m["intervals"]["deltas"]["sft->dpo"]["metrics"]["similarity_mean"]["delta"] == 0
+    # a DPO stage that moved (any other kept step) is evaluated as its own model
+    (run / "dpo" / "status.json").write_text(json.dumps({"state": "done", "best_iter": 10}))
+    r = invoke(run, "--max-tokens", 8, "--batch-size", 4)
+    m = json.loads((run / "eval" / "metrics.json").read_text())
+    assert "same_as" not in m["models"]["dpo"] and (run / "eval" / "generations" / "dpo.json").exists()

@@ -70,3 +70,28 @@ def test_chat_and_report_use_the_chosen_twin(tmp_path):
     text = Path(md).read_text()
     assert "The twin: sft (sft_fused/)" in text and "dpo did not beat sft on 13 validation prompts" in text
     assert "| dpo | 0.200 |" in text
+
+
+def test_a_dpo_stage_that_kept_step_0_leaves_the_sft_twin_without_a_comparison(tiny_model_dir, tmp_path):
+    """dpo_fused is then the SFT model: only SFT answers the validation prompts, and twin.json says why."""
+    import shutil
+
+    from eval_helpers import write_chat_split
+
+    from mlx_persona.runner.twin import pick_twin
+
+    run = tmp_path / "run"
+    for folder in ("sft_fused", "dpo_fused"):
+        shutil.copytree(tiny_model_dir, run / folder)
+    write_chat_split(run / "clean" / "valid.jsonl", n=2)
+    write_chat_split(run / "clean" / "train.jsonl", n=4)
+    (run / "dpo").mkdir()
+    (run / "dpo" / "status.json").write_text(json.dumps({"state": "stopped_early", "best_iter": 0}))
+
+    def embed(texts):
+        return [[1.0, float(len(t) % 7)] for t in texts]
+
+    record = pick_twin(run, run / "twin", max_tokens=4, batch_size=2, log=lambda *_: None, embed=embed)
+    assert record["twin"] == "sft" and list(record["scores"]) == ["sft"]
+    assert "kept its step-0 adapter" in record["why"]
+    assert not (run / "twin" / "generations" / "dpo.json").exists()

@@ -245,6 +245,14 @@ def run_twin(run: PathLike, chosen_only: bool = False) -> tuple[str, Path] | Non
     return None
 
 
+def kept_its_start(stage_dir: PathLike) -> bool:
+    """True when a finished training stage kept the adapter of step 0 (``best_iter`` 0 in its
+    ``status.json``): no validation beat the start, and a fresh LoRA/DoRA adapter changes
+    nothing, so its fused model is the model it started from (DPO: the SFT twin)."""
+    status = _read_mapping(Path(stage_dir) / layout.STATUS)
+    return status.get("state") in ("done", "stopped_early") and status.get("best_iter") == 0
+
+
 def run_persona_line(run: PathLike) -> str | None:
     """The persona's one-line system prompt from a run's recipe (``persona: {system: ...}``), the
     line its training samples carry; None when the run has none."""

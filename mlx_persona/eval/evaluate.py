@@ -24,6 +24,7 @@ under ``skipped`` with its reason; what can be computed still is.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import json
 import subprocess
@@ -212,6 +213,19 @@ def run_eval(
             system = leakage.training_system(data_dir)
             atomic_write_text(probes, "".join(json.dumps(c) + "\n" for c in leakage.probe_conversations(system)))
         for spec in specs:
+            if spec.same_as in result["models"]:  # the same model: the same replies and figures
+                log(f"eval {spec.name}: {spec.describe()} is the {spec.same_as} model (its stage kept step 0)")
+                replies[spec.name] = list(replies[spec.same_as])
+                probe_replies[spec.name] = list(probe_replies[spec.same_as])
+                per_sample[spec.name] = copy.deepcopy(per_sample[spec.same_as])
+                result["models"][spec.name] = {
+                    **copy.deepcopy(result["models"][spec.same_as]),
+                    "source": spec.describe(),
+                    "same_as": spec.same_as,
+                    "note": f"the {spec.name} stage kept its step-0 adapter: this is the {spec.same_as} model, "
+                    "so its figures are the same",
+                }
+                continue
             log(f"eval {spec.name}: {spec.describe()}")
             out_json = gen_dir / f"{spec.name}.json"
             out_json.unlink(missing_ok=True)

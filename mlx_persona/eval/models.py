@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
-from mlx_persona.core.runs import run_base_model
+from mlx_persona.core.runs import kept_its_start, run_base_model
 
 
 @dataclass
@@ -30,6 +30,7 @@ class ModelSpec:
     name: str  # base, sft, dpo
     model: Path
     adapter: Path | None = None
+    same_as: str | None = None  # another spec's name whose model this one is (its figures are copied)
 
     def describe(self) -> str:
         return f"{self.model} + adapter {self.adapter}" if self.adapter else str(self.model)
@@ -103,9 +104,12 @@ def find_models(
 
     # DPO: a fused folder, or an adapter on the model it was trained on
     candidates = [dpo] if dpo else ([run / layout.DPO_FUSED_DIR, run / layout.DPO_DIR] if run else [])
+    # a DPO stage that kept its step-0 adapter made the SFT twin again: its figures are SFT's
+    has_sft = bool(specs) and specs[-1].name == "sft"
+    same = "sft" if run and not dpo and has_sft and kept_its_start(run / layout.DPO_DIR) else None
     for c in candidates:
         if layout.is_model_dir(c):
-            specs.append(ModelSpec("dpo", c))
+            specs.append(ModelSpec("dpo", c, same_as=same))
             break
         if layout.is_adapter_dir(c):
             fallback = fused if fused is not None and layout.is_model_dir(fused) else base_dir
@@ -114,7 +118,7 @@ def find_models(
                     {"item": "dpo", "reason": f"adapter {c} needs the model it was trained on, which is missing"}
                 )
             else:
-                specs.append(ModelSpec("dpo", _adapter_base(c, fallback), c))
+                specs.append(ModelSpec("dpo", _adapter_base(c, fallback), c, same_as=same))
             break
     else:
         if candidates:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlx_persona.core import layout
-from mlx_persona.core.runs import atomic_write_json
+from mlx_persona.core.runs import atomic_write_json, kept_its_start
 
 CANDIDATES = (("sft", layout.SFT_FUSED_DIR), ("dpo", layout.DPO_FUSED_DIR))
 
@@ -72,6 +72,9 @@ def pick_twin(
 
     run_dir, out = Path(run_dir), Path(out)
     specs = [ModelSpec(name, run_dir / folder) for name, folder in CANDIDATES if layout.is_model_dir(run_dir / folder)]
+    same = kept_its_start(run_dir / layout.DPO_DIR) and len(specs) == 2
+    if same:  # DPO kept its step-0 adapter: dpo_fused is the SFT model; nothing to compare
+        specs = specs[:1]
     if not specs:
         raise FileNotFoundError(f"{run_dir}: neither {layout.SFT_FUSED_DIR}/ nor {layout.DPO_FUSED_DIR}/ holds a model")
     clean = run_dir / layout.CLEAN_DIR
@@ -99,6 +102,11 @@ def pick_twin(
         reasons = "; ".join(f"{s['item']}: {s['reason']}" for s in result.get("skipped", []))
         raise RuntimeError(f"no model answered the validation prompts ({reasons or 'see the log'})")
     name, why = decide(scores, len(rows))
+    if same:
+        why = (
+            "the dpo stage kept its step-0 adapter (no validation beat its start), so its model is "
+            f"the sft model: {describe(scores, 'sft')}"
+        )
     record = {
         "twin": name,
         "folder": dict(CANDIDATES)[name],
