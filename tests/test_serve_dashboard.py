@@ -45,6 +45,7 @@ def test_dashboard_compares_two_models_side_by_side(tmp_path, tiny_model_dir):
         pytest.skip("no Chromium here (apt-get install -y chromium)")
     if not shutil.which("chromedriver"):
         pytest.skip("no chromedriver here (apt-get install -y chromium-driver)")
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -53,7 +54,9 @@ def test_dashboard_compares_two_models_side_by_side(tmp_path, tiny_model_dir):
         driver = _driver()
         try:
             driver.get(server.url + "/")
-            wait = WebDriverWait(driver, 60)
+            # the page re-renders its tables as data arrives: an element found just before a
+            # re-render goes stale, and the wait looks again instead of failing
+            wait = WebDriverWait(driver, 60, ignored_exceptions=(StaleElementReferenceException,))
             wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#pick input:checked")) == 2)
             picked = [b.get_attribute("value") for b in driver.find_elements(By.CSS_SELECTOR, "#pick input:checked")]
             assert picked == ["twin", "sft"]
