@@ -22,32 +22,17 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent / "tests"))  # the tiny test models' Qwen2 config
 
 import mlx.core as mx
 import mlx.nn as nn
 from mlx_lm.models import qwen2
+from tiny import qwen2_config
 
 from mlx_persona.budget.data import DataShape
 from mlx_persona.budget.estimate import estimate
 from mlx_persona.dpo.data import Pair, collate
 from mlx_persona.dpo.logps import output_head, sequence_logps
-
-
-def qwen2_config(hidden: int, layers: int, vocab: int, tie: bool) -> dict:
-    return {
-        "model_type": "qwen2",
-        "hidden_size": hidden,
-        "num_hidden_layers": layers,
-        "intermediate_size": hidden * 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "rms_norm_eps": 1e-6,
-        "vocab_size": vocab,
-        "rope_theta": 1e6,
-        "tie_word_embeddings": tie,
-        "max_position_embeddings": 512,
-    }
-
 
 # (name, config, dtype, 4-bit)
 MODELS = [

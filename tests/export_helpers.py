@@ -16,7 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
-from tiny import CORPUS, build_tokenizer
+from tiny import CORPUS, build_tokenizer, qwen2_config
 
 QWEN2_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
@@ -74,20 +74,7 @@ def build_tiny_qwen2(out: Path, seed: int = 1, hidden: int = 64, layers: int = 2
     out.mkdir(parents=True, exist_ok=True)
     vocab = _qwen2_tokenizer(out)
     padded = (vocab + 63) // 64 * 64 + 64  # rows no token uses, as Qwen2.5 pads to a multiple of 128
-    config = {
-        "model_type": "qwen2",
-        "hidden_size": hidden,
-        "num_hidden_layers": layers,
-        "intermediate_size": hidden * 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "rms_norm_eps": 1e-6,
-        "vocab_size": padded,
-        "rope_theta": 1000000.0,
-        "tie_word_embeddings": False,
-        "max_position_embeddings": 512,
-        "eos_token_id": 2,
-    }
+    config = {**qwen2_config(hidden, layers, padded, tie=False), "eos_token_id": 2}
     mx.random.seed(seed)
     model = qwen2.Model(qwen2.ModelArgs.from_dict(config))
     # biases are zero at init: give them values, or a wrong bias export would go unseen

@@ -102,17 +102,10 @@ def build_tiny_llama(out: Path, seed: int = 0, hidden: int = 64, layers: int = 2
     return out
 
 
-def build_tiny_qwen2(out: Path, seed: int = 0, hidden: int = 64, layers: int = 2, tie: bool = True) -> Path:
-    """A tiny random Qwen2 (the family of the Mac recipe's Qwen2.5): biases on q/k/v, and tied
-    (Qwen2.5 up to 3B) or untied (7B: its own ``lm_head``) embeddings. Same tokenizer as the llama."""
-    import mlx.core as mx
-    from mlx.utils import tree_flatten
-    from mlx_lm.models import qwen2
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    vocab = build_tokenizer(out)
-    config = {
+def qwen2_config(hidden: int, layers: int, vocab: int, tie: bool) -> dict:
+    """A small Qwen2 ``config.json`` (4 query and 2 key/value heads, MLP twice the width); the
+    tiny test models and bench/reference_pass.py build theirs from it."""
+    return {
         "model_type": "qwen2",
         "hidden_size": hidden,
         "num_hidden_layers": layers,
@@ -124,9 +117,20 @@ def build_tiny_qwen2(out: Path, seed: int = 0, hidden: int = 64, layers: int = 2
         "rope_theta": 1000000.0,
         "tie_word_embeddings": tie,
         "max_position_embeddings": 512,
-        "eos_token_id": 2,
-        "bos_token_id": None,
     }
+
+
+def build_tiny_qwen2(out: Path, seed: int = 0, hidden: int = 64, layers: int = 2, tie: bool = True) -> Path:
+    """A tiny random Qwen2 (the family of the Mac recipe's Qwen2.5): biases on q/k/v, and tied
+    (Qwen2.5 up to 3B) or untied (7B: its own ``lm_head``) embeddings. Same tokenizer as the llama."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.models import qwen2
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab = build_tokenizer(out)
+    config = {**qwen2_config(hidden, layers, vocab, tie), "eos_token_id": 2, "bos_token_id": None}
     mx.random.seed(seed)
     model = qwen2.Model(qwen2.ModelArgs.from_dict(config))
     mx.eval(model.parameters())

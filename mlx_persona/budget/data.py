@@ -58,8 +58,8 @@ class DataShape:
         if max_seq_length >= max(self.keys, self.reference_keys):
             return self
         ref = {
-            "reference_keys": min(self.reference_keys, _round(max_seq_length, DPO_PAD)),
-            "reference_logits": min(self.reference_logits, _round(max_seq_length // 2, DPO_PAD)),
+            "reference_keys": min(self.reference_keys, pad_width(max_seq_length)),
+            "reference_logits": min(self.reference_logits, pad_width(max_seq_length // 2)),
         }
         if max_seq_length >= self.keys:
             return replace(self, **ref)
@@ -78,8 +78,9 @@ class DataShape:
         return d
 
 
-def _round(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
+def pad_width(n: int) -> int:
+    """``n`` tokens rounded up as the DPO collate pads a width (a multiple of :data:`DPO_PAD`)."""
+    return -(-n // DPO_PAD) * DPO_PAD
 
 
 def _tokenizer(model_dir: Path):
@@ -188,7 +189,7 @@ def reference_batch(measured: list[tuple[int, tuple[int, int, int]]], reference_
     if not top:
         return 0, 0
     width = max(p + max(c, r) for _, (p, c, r) in top)
-    return _round(width, DPO_PAD), _round(max(max(c, r) for _, (_, c, r) in top), DPO_PAD)
+    return pad_width(width), pad_width(max(max(c, r) for _, (_, c, r) in top))
 
 
 def dpo_shape(
@@ -219,9 +220,9 @@ def dpo_shape(
         keys = longest
         logits = max(max(c, r) for _, c, r in batch)
     else:  # one (2B, W) matrix; the head sees the (rounded) reply width only
-        keys = -(-max(p + max(c, r) for p, c, r in batch) // DPO_PAD) * DPO_PAD
+        keys = pad_width(max(p + max(c, r) for p, c, r in batch))
         positions = keys - 1
-        logits = -(-max(max(c, r) for _, c, r in batch) // DPO_PAD) * DPO_PAD
+        logits = pad_width(max(max(c, r) for _, c, r in batch))
     ref = (0, 0)
     if reference_batch_size:
         splits = [measured] + ([_pair_tokens(tokenizer, valid, max_seq_length)[1]] if valid and valid.is_file() else [])

@@ -22,7 +22,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlx_persona.budget.data import DataShape
+from mlx_persona.budget.data import DataShape, pad_width
 from mlx_persona.budget.devices import Device, get_device
 from mlx_persona.budget.shapes import ModelShape, load_shape
 from mlx_persona.core.errors import PersonaError
@@ -244,7 +244,7 @@ def _reference_pass(shape: ModelShape, s: TrainSettings, k: Backend, act_bytes: 
     if data is not None and data.reference_keys:
         width, reply = data.reference_keys, data.reference_logits
     else:
-        width, reply = -(-s.max_seq_length // 8) * 8, -(-(s.max_seq_length // 2) // 8) * 8
+        width, reply = pad_width(s.max_seq_length), pad_width(s.max_seq_length // 2)
     rows, positions = 2 * s.reference_batch_size, width - 1
     base = dataclasses.replace(s, fine_tune_type="full")  # the base block alone: no adapter yet
     linear, scores = _block_activation_elems(shape, base, k, positions)
