@@ -60,6 +60,9 @@ VARIANTS = {
     "rpo2_onpolicy": [*PLAIN, "pairs.rejected_from=twin", "dpo.rpo_alpha=2.0"],  # a heavier NLL anchor
     "rpo_onpolicy_select": [*PLAIN, "pairs.rejected_from=twin", "dpo.rpo_alpha=1.0", "dpo.select_by=twin"],
     "rpo2_onpolicy_select": [*PLAIN, "pairs.rejected_from=twin", "dpo.rpo_alpha=2.0", "dpo.select_by=twin"],
+    # the default's pairs and anchor with a bolder step: does DPO move past the SFT twin?
+    "rpo2_onpolicy_lr3": [*PLAIN, "pairs.rejected_from=twin", "dpo.rpo_alpha=2.0", "dpo.learning_rate=3e-5"],
+    "rpo2_onpolicy_lr10": [*PLAIN, "pairs.rejected_from=twin", "dpo.rpo_alpha=2.0", "dpo.learning_rate=1e-4"],
 }
 HABITS = {  # key in data/style.habits -> absolute tolerance used when the person's value is ~0
     "share_with_emoji": 0.05,
