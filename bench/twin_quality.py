@@ -20,6 +20,10 @@ counts that seed as a miss, ``step0``). The last column checks the issue's bar f
 a DPO variant against the SFT twin of the same seed: perplexity ≤ 1.10× SFT, median length
 0.67–1.5× the person's, similarity and style-fidelity not below SFT's, and each habit within
 ±30% of the person's value (or within an absolute tolerance where the person's value is ~0).
+Under each persona's table, DPO − SFT per variant and seed with the eval's paired bootstrap
+intervals (what "not below the SFT twin" reads, seed by seed); at the end, per variant over both
+personas, the mean DPO − SFT of the seeds whose DPO model moved and how many went up, down, and
+down by more than their interval allows.
 """
 
 from __future__ import annotations
@@ -273,8 +277,65 @@ def table(out: Path) -> str:
                 f"{col('share_lowercase_start')} | {mins if label.startswith('dpo') else '-'} | "
                 f"{steps if label.startswith('dpo') else '-'} | {strict} | {loose} |"
             )
-        lines.append("")
+        lines += ["", *seed_deltas(mine), ""]
+    lines += pooled_deltas(cells)
     return "\n".join(lines)
+
+
+def delta_text(d: dict | None) -> str:
+    """'+0.012 (-0.030..+0.051)' with a '*' where the interval excludes zero; '-' when absent."""
+    if not d:
+        return "-"
+    return f"{d['delta']:+.3f} ({d['low']:+.3f}..{d['high']:+.3f})" + ("*" if d.get("real") else "")
+
+
+def seed_deltas(mine: list[dict]) -> list[str]:
+    """One persona's DPO − SFT per variant and seed, with the eval's paired bootstrap intervals:
+    what the bar's "not below the SFT twin" reads, seed by seed."""
+    lines = [
+        "DPO − SFT per seed (paired bootstrap 95% interval; * where it excludes zero):",
+        "",
+        "| variant | seed | kept step | similarity | style-fidelity | perplexity (× SFT) | length ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in sorted(mine, key=lambda c: (c["variant"], c["seed"])):
+        models, deltas = c["eval"].get("models", {}), sft_to_dpo(c["eval"]) or {}
+        if "dpo" not in models or "sft" not in models:
+            continue
+        ppl = [models[m].get("perplexity", {}).get("perplexity") for m in ("dpo", "sft")]
+        ratio = f"{ppl[0] / ppl[1]:.3f}" if all(ppl) else "-"
+        lines.append(
+            f"| {c['variant']} | {c['seed']} | {c.get('kept_step', '?')} | {delta_text(deltas.get('similarity_mean'))} | "
+            f"{delta_text(deltas.get('style_fidelity'))} | {ratio} | {delta_text(deltas.get('length_ratio'))} |"
+        )
+    return lines
+
+
+def pooled_deltas(cells: list[dict]) -> list[str]:
+    """Per variant, over every persona and seed whose DPO stage moved (kept step > 0): the mean
+    DPO − SFT and how many seeds gained, lost, and lost by more than the interval allows."""
+    lines = [
+        "### Across personas: DPO − SFT over the seeds whose DPO model moved",
+        "",
+        "| variant | seeds moved / run | similarity: mean (min..max) | up / down / really down | "
+        "style-fidelity: mean (min..max) | up / down / really down |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant in sorted({c["variant"] for c in cells}):
+        runs = [c for c in cells if c["variant"] == variant and sft_to_dpo(c["eval"])]
+        moved = [sft_to_dpo(c["eval"]) for c in runs if c.get("kept_step")]
+        cols = []
+        for key in ("similarity_mean", "style_fidelity"):
+            ds = [d[key] for d in moved if key in d]
+            vals = [d["delta"] for d in ds]
+            signed = f"{statistics.fmean(vals):+.3f} ({min(vals):+.3f}..{max(vals):+.3f})" if vals else "-"
+            cols.append(signed)
+            up = sum(v > 0 for v in vals)
+            down = sum(v < 0 for v in vals)
+            real_down = sum(d["real"] and d["high"] < 0 for d in ds)
+            cols.append(f"{up} / {down} / {real_down}")
+        lines.append(f"| {variant} | {len(moved)} / {len(runs)} | {' | '.join(cols)} |")
+    return lines + [""]
 
 
 def main() -> None:
