@@ -18,7 +18,7 @@ habit values against the person's, DPO minutes and the step whose adapter the DP
 per seed (0: none beat the start on validation, so the "DPO model" is the SFT twin, and the bar
 counts that seed as a miss, ``step0``). The last column checks the issue's bar for
 a DPO variant against the SFT twin of the same seed: perplexity ≤ 1.10× SFT, median length
-0.67–1.5× the person's, similarity and style-fidelity not below SFT's, and each habit within
+1/1.5–1.5× the person's, similarity and style-fidelity not below SFT's, and each habit within
 ±30% of the person's value (or within an absolute tolerance where the person's value is ~0).
 Under each persona's table, DPO − SFT per variant and seed with the eval's paired bootstrap
 intervals (what "not below the SFT twin" reads, seed by seed); at the end, per variant over both
@@ -189,7 +189,8 @@ def passes(dpo: dict, sft: dict, person: dict, deltas: dict | None = None) -> li
     miss = []
     if dpo["perplexity"] and sft["perplexity"] and dpo["perplexity"] > 1.10 * sft["perplexity"]:
         miss.append("ppl")
-    if dpo["length_ratio"] is None or not 0.67 <= dpo["length_ratio"] <= 1.5:
+    # 0.67 is 1/1.5 rounded: a reply two-thirds the person's median (6 words against 9) is inside
+    if dpo["length_ratio"] is None or not 1 / 1.5 - 1e-9 <= dpo["length_ratio"] <= 1.5:
         miss.append("length")
     for name, key, metric in (("sim", "similarity", "similarity_mean"), ("fidelity", "fidelity", "style_fidelity")):
         if dpo[key] is None or sft[key] is None or dpo[key] >= sft[key] - 1e-9:
