@@ -67,6 +67,15 @@ VARIANTS = {
     # the default's pairs and anchor with a bolder step: does DPO move past the SFT twin?
     "rpo2_onpolicy_lr3": [*PLAIN, "pairs.rejected_from=twin", "dpo.rpo_alpha=2.0", "dpo.learning_rate=3e-5"],
     "rpo2_onpolicy_lr10": [*PLAIN, "pairs.rejected_from=twin", "dpo.rpo_alpha=2.0", "dpo.learning_rate=1e-4"],
+    # the default, measured on 4 replies per test prompt sampled at chat's temperature: less of the
+    # noise of one greedy decoding in each DPO − SFT (the DPO stage is the default's: only eval re-runs)
+    "rpo2_onpolicy_k4": [
+        *PLAIN,
+        "pairs.rejected_from=twin",
+        "dpo.rpo_alpha=2.0",
+        "eval.samples=4",
+        "eval.temperature=0.7",
+    ],
 }
 HABITS = {  # key in data/style.habits -> absolute tolerance used when the person's value is ~0
     "share_with_emoji": 0.05,

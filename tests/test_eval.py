@@ -309,3 +309,45 @@ def test_a_dpo_stage_that_kept_step_0_is_the_sft_model_and_is_not_evaluated_twic
     r = invoke(run, "--max-tokens", 8, "--batch-size", 4)
     m = json.loads((run / "eval" / "metrics.json").read_text())
     assert "same_as" not in m["models"]["dpo"] and (run / "eval" / "generations" / "dpo.json").exists()
+
+
+def test_several_sampled_replies_per_prompt(tiny_model_dir, tiny_run, tmp_path):
+    """``samples 3`` at a temperature: three replies per test prompt, in the samples file and in
+    every figure, with intervals over the 8 conversations; the same seed gives the same replies."""
+    from eval_helpers import hashed_embedder
+
+    from mlx_persona.core.errors import PersonaError
+    from mlx_persona.eval.evaluate import run_eval
+    from mlx_persona.eval.models import ModelSpec
+
+    specs = [ModelSpec("base", tiny_model_dir), ModelSpec("sft", tiny_model_dir, tiny_run / "sft")]
+    test = tiny_run / "clean" / "test.jsonl"
+    common = dict(max_tokens=6, log=lambda _m: None, embedder=hashed_embedder(), resamples=50)
+    m = run_eval(test, tmp_path / "a", specs, [], samples=3, temperature=1.0, **common)
+    assert m["settings"]["samples"] == 3 and m["settings"]["temperature"] == 1.0
+    assert (m["intervals"]["conversations"], m["intervals"]["replies_per_conversation"]) == (8, 3)
+    for model in m["models"].values():
+        assert model["similarity"]["n"] == 24 and model["style_fidelity"]["n"] == 24
+    rows = [json.loads(line) for line in (tmp_path / "a" / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 24 and [r["sample"] for r in rows[:4]] == [0, 1, 2, 0]
+    assert rows[6]["prompt"] == rows[8]["prompt"] == "what is the capital of France?" and rows[7]["real"] == "Paris."
+    assert len({r["sft"] for r in rows}) > 8  # sampled: the replies to one prompt differ
+    # perplexity is of the real replies: the same however many replies are generated
+    greedy = run_eval(test, tmp_path / "b", specs, [], **common)
+    assert m["models"]["sft"]["perplexity"]["perplexity"] == pytest.approx(
+        greedy["models"]["sft"]["perplexity"]["perplexity"]
+    )
+    assert m["intervals"]["models"]["sft"]["perplexity"]["value"] == pytest.approx(
+        greedy["models"]["sft"]["perplexity"]["perplexity"]
+    )
+    again = run_eval(test, tmp_path / "c", specs[1:], [], samples=3, temperature=1.0, **common)
+    assert (tmp_path / "c" / "generations" / "sft.json").exists()
+    assert (
+        json.loads((tmp_path / "c" / "generations" / "sft.json").read_text())["replies"]
+        == json.loads((tmp_path / "a" / "generations" / "sft.json").read_text())["replies"]
+    )
+    assert again["models"]["sft"]["similarity"] == m["models"]["sft"]["similarity"]
+    with pytest.raises(PersonaError, match="samples 3 needs a temperature above 0"):
+        run_eval(test, tmp_path / "d", specs, [], samples=3)
+    r = invoke(tiny_run, "--samples", 2, "--max-tokens", 4, "--out", tmp_path / "e")
+    assert r.exit_code == 1 and "needs a temperature above 0" in r.output and not (tmp_path / "e").exists()

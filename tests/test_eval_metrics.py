@@ -164,6 +164,47 @@ def test_percentile_interval_and_vectorised_statistics():
     assert float(bs.ratio_of_sums(num, den)(np.arange(4))) == pytest.approx(7 / 6)
 
 
+def test_replies_of_a_resample_are_its_conversations_replies_one_after_another():
+    idx = np.array([[2, 0, 2]])
+    assert bs.replies_of(idx, 3).tolist() == [[6, 7, 8, 0, 1, 2, 6, 7, 8]]
+    assert bs.replies_of(idx, 1) is idx
+    assert bs.replies_of(bs.resample_indices(5, 40), 4).shape == (40, 20)
+
+
+def test_several_replies_per_conversation_do_not_count_as_more_conversations():
+    """k sampled replies to each of n prompts: the interval resamples the n conversations, so k
+    copies of the same values give the same interval as one, not one 1/sqrt(k) as wide."""
+    rng = np.random.default_rng(7)
+    n, k = 30, 4
+    a, b = rng.normal(0.3, 0.1, n), rng.normal(0.3, 0.1, n) + 0.02
+    one = ev_intervals.intervals(
+        {m: ev_intervals.statistics(REPLIES[:1] * n, REAL[:1] * n, sims=x) for m, x in (("sft", a), ("dpo", b))},
+        n,
+        resamples=300,
+    )
+    many = ev_intervals.intervals(
+        {
+            m: ev_intervals.statistics(REPLIES[:1] * n * k, REAL[:1] * n * k, sims=np.repeat(x, k))
+            for m, x in (("sft", a), ("dpo", b))
+        },
+        n,
+        resamples=300,
+        group=k,
+    )
+    assert (many["conversations"], many["replies_per_conversation"]) == (n, k)
+    d1, dk = (blk["deltas"]["sft->dpo"]["metrics"]["similarity_mean"] for blk in (one, many))
+    assert [dk["delta"], dk["low"], dk["high"]] == pytest.approx([d1["delta"], d1["low"], d1["high"]])
+    flat = ev_intervals.intervals(  # the mistake this prevents: 120 "conversations", a narrower interval
+        {
+            m: ev_intervals.statistics(REPLIES[:1] * n * k, REAL[:1] * n * k, sims=np.repeat(x, k))
+            for m, x in (("sft", a), ("dpo", b))
+        },
+        n * k,
+        resamples=300,
+    )["deltas"]["sft->dpo"]["metrics"]["similarity_mean"]
+    assert flat["high"] - flat["low"] < 0.7 * (d1["high"] - d1["low"])
+
+
 REPLIES = ["lol ok 🙂", "Sure thing! I'd be happy to help.", "what?...", "no.", "👍👍", "", "Great question! Really!"]
 REAL = ["ok", "yeah ship it. tests pass", "why", "no. monday.", "👍", "on it", "lunch at 12"]
 

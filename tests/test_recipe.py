@@ -57,6 +57,13 @@ def test_wrong_type_names_expected_type_and_line(tmp_path):
     assert f"{p}:7" in e.value.message and "expected a number" in e.value.message
 
 
+def test_eval_samples_need_a_temperature(tmp_path):
+    r = load_recipe(write(tmp_path, BASE), overrides=("eval.samples=4", "eval.temperature=0.7"))
+    assert (r.eval.samples, r.eval.temperature) == (4, 0.7)
+    with pytest.raises(PersonaError, match="eval: samples 4 needs a temperature above 0"):
+        load_recipe(write(tmp_path, BASE), overrides=("eval.samples=4",))
+
+
 def test_missing_data_file_and_bad_override(tmp_path):
     with pytest.raises(PersonaError, match="data file not found: nope.txt"):
         load_recipe(write(tmp_path, BASE.replace(str(SAMPLE / "whatsapp_android.txt"), "nope.txt")))

@@ -37,6 +37,16 @@ def resample_indices(n: int, resamples: int = RESAMPLES, seed: int = SEED) -> np
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
+def replies_of(idx: np.ndarray, group: int) -> np.ndarray:
+    """Conversation indices (R, n) → the indices of their replies (R, n * group), when each
+    conversation has ``group`` replies stored one after another (reply ``i * group + j`` is
+    conversation ``i``'s ``j``-th). A resample draws whole conversations with all their replies,
+    so several sampled replies to one prompt never pass for independent conversations."""
+    if group == 1:
+        return idx
+    return (idx[..., :, None] * group + np.arange(group)).reshape(*idx.shape[:-1], idx.shape[-1] * group)
+
+
 def percentile_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
     """Central ``level`` interval of ``values`` (shape (R,)); NaN resamples are left out."""
     v = np.asarray(values, float)

@@ -77,6 +77,8 @@ def _run_child(spec, test: Path, out_json: Path, settings: dict, log: Callable) 
         cmd += ["--probes", str(settings["probes"])]
     if not settings.get("perplexity", True):
         cmd += ["--no-perplexity"]
+    if settings.get("temperature"):
+        cmd += ["--samples", str(settings["samples"]), "--temperature", str(settings["temperature"])]
     status = out_json.parent / layout.STATUS  # where the child records a failure (core/child.py)
     status.unlink(missing_ok=True)
     cmd += ["--status", str(status)]
@@ -94,6 +96,18 @@ def _run_child(spec, test: Path, out_json: Path, settings: dict, log: Callable) 
             or f"the eval child exited with code {proc.returncode}: {tail[-1] if tail else 'no output'}"
         )
     return None
+
+
+def check_sampling(samples: int, temperature: float, where: str = "eval") -> None:
+    """Several replies per prompt need sampling: greedy decoding would give the same one each time."""
+    if samples < 1:
+        raise PersonaError(f"{where}: samples must be at least 1 (got {samples})")
+    if temperature < 0:
+        raise PersonaError(f"{where}: temperature must not be negative (got {temperature})")
+    if samples > 1 and temperature == 0:
+        raise PersonaError(
+            f"{where}: samples {samples} needs a temperature above 0 (greedy replies to one prompt are all the same)"
+        )
 
 
 def _embed_all(embed: Callable, real: list[str], replies: dict[str, list[str]]):
@@ -151,6 +165,8 @@ def run_eval(
     resamples: int = RESAMPLES,
     seed: int = SEED,
     checks: bool = True,
+    samples: int = 1,
+    temperature: float = 0.0,
 ) -> dict:
     """Evaluate ``specs`` on ``test``; write metrics.json and samples.jsonl into ``out_dir``.
 
@@ -159,6 +175,9 @@ def run_eval(
     calls the twin, recorded as is. ``embedder``: texts -> unit vectors (default MiniLM).
     ``checks=False`` leaves out what only a report needs (the style classifier, the bootstrap
     intervals and the leakage probes): the twin pick compares replies and nothing else.
+    ``samples`` > 1: that many replies per test prompt, sampled at ``temperature`` (the twin as
+    chat answers, not one greedy decoding); every figure is over all of them, and the intervals
+    resample whole conversations with their replies.
     """
     from mlx_persona.eval import intervals, leakage
     from mlx_persona.eval import metrics as eval_metrics
@@ -166,6 +185,7 @@ def run_eval(
 
     if twin is not None and twin not in MODEL_NAMES:
         raise PersonaError(f"--twin: one of {', '.join(MODEL_NAMES)} (got {twin!r})")
+    check_sampling(samples, temperature)
     out_dir = Path(out_dir)
     tic = time.perf_counter()
     settings = {
@@ -174,6 +194,8 @@ def run_eval(
         "limit": limit,
         "mode": mode,
         "perplexity": perplexity,
+        "samples": samples,
+        "temperature": temperature,
     }
     result = {
         "created": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -195,8 +217,10 @@ def run_eval(
             result["skipped"].append(
                 {"item": "all metrics", "reason": f"{test}: no usable conversation (a prompt, then an assistant reply)"}
             )
-    prompts = [prompt_text(c) for c in convs]
     real = [c["messages"][-1]["content"] for c in convs]
+    # one entry per generated reply: conversation i's replies are i*samples .. i*samples+samples-1
+    prompts = [prompt_text(c) for c in convs for _ in range(samples)]
+    real_each = [r for r in real for _ in range(samples)]
 
     replies: dict[str, list[str]] = {}
     probe_replies: dict[str, list[str]] = {}
@@ -236,7 +260,10 @@ def run_eval(
             child = json.loads(out_json.read_text())
             replies[spec.name] = child.pop("replies")
             probe_replies[spec.name] = child.pop("probe_replies", [])
-            per_sample[spec.name] = dict(child.get("perplexity", {}).pop("per_sample", {}))  # nll_sum, tokens
+            per_sample[spec.name] = {  # nll_sum, tokens: per conversation, repeated for each of its replies
+                k: [v for v in vals for _ in range(samples)]
+                for k, vals in child.get("perplexity", {}).pop("per_sample", {}).items()
+            }
             result["models"][spec.name] = {"source": spec.describe(), **child}
 
     if replies:
@@ -244,12 +271,12 @@ def run_eval(
         if embedder is None:
             from mlx_persona.models.embed import embed as embedder
         try:
-            real_emb, emb = _embed_all(embedder, real, replies)
+            real_emb, emb = _embed_all(embedder, real_each, replies)
         except EMBED_ERRORS as e:
             reason = e.message if isinstance(e, PersonaError) else f"{type(e).__name__}: {e}"
             result["skipped"].append({"item": "similarity, twin score and style-fidelity", "reason": reason})
             for name, texts in replies.items():
-                result["models"][name]["style"] = eval_metrics.style_metrics(texts, real)
+                result["models"][name]["style"] = eval_metrics.style_metrics(texts, real_each)
         else:
             base_emb = emb.get("base")
             if base_emb is None and checks:
@@ -257,7 +284,7 @@ def run_eval(
             for name, texts in replies.items():
                 twin_base = base_emb if name != "base" else None
                 result["models"][name].update(
-                    eval_metrics.model_metrics(prompts, real, texts, emb[name], real_emb, twin_base)
+                    eval_metrics.model_metrics(prompts, real_each, texts, emb[name], real_emb, twin_base)
                 )
                 per_sample[name]["sims"] = pair_similarity(emb[name], real_emb)
                 if twin_base is not None:
@@ -269,8 +296,8 @@ def run_eval(
             ).items():
                 per_sample[name]["p_person"] = p
         if checks:
-            stats = {name: intervals.statistics(replies[name], real, **per_sample[name]) for name in replies}
-            result["intervals"] = intervals.intervals(stats, len(real), resamples, seed)
+            stats = {name: intervals.statistics(replies[name], real_each, **per_sample[name]) for name in replies}
+            result["intervals"] = intervals.intervals(stats, len(real), resamples, seed, group=samples)
     if replies and checks:
         result["leakage"] = leakage.check(leakage.known_pii(leakage.training_texts(data_dir)), replies, probe_replies)
         for name in result["leakage"]["flagged"]:
@@ -281,8 +308,13 @@ def run_eval(
 
     atomic_write_json(out_dir / layout.EVAL_METRICS, result)
     rows = [
-        {"prompt": p, "real": r, **{n: replies[n][i] if n in replies else None for n in MODEL_NAMES}}
-        for i, (p, r) in enumerate(zip(prompts, real))
+        {
+            "prompt": p,
+            "real": r,
+            **({"sample": i % samples} if samples > 1 else {}),
+            **{n: replies[n][i] if n in replies else None for n in MODEL_NAMES},
+        }
+        for i, (p, r) in enumerate(zip(prompts, real_each))
     ]
     atomic_write_text(out_dir / layout.EVAL_SAMPLES, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     for s in result["skipped"]:
@@ -320,8 +352,35 @@ def run_eval(
 )
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1), help="Prompts generated together.")
 @click.option("--no-perplexity", is_flag=True, help="Skip the perplexity pass.")
+@click.option(
+    "--samples",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Replies per test prompt; more than 1 samples them at --temperature and measures over all of them.",
+)
+@click.option(
+    "--temperature",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Sampling temperature of the test replies (0: greedy; chat answers at 0.7).",
+)
 def eval_command(
-    run_dir, base, sft_adapter, dpo, test, out, train, twin, limit, max_tokens, batch_size, no_perplexity
+    run_dir,
+    base,
+    sft_adapter,
+    dpo,
+    test,
+    out,
+    train,
+    twin,
+    limit,
+    max_tokens,
+    batch_size,
+    no_perplexity,
+    samples,
+    temperature,
 ) -> None:
     """Measure base, SFT and DPO on the held-out test split: perplexity, similarity, style, speed.
 
@@ -351,6 +410,8 @@ def eval_command(
         log=lambda m: err.print(m, markup=False, highlight=False),
         train=train,
         twin=twin,
+        samples=samples,
+        temperature=temperature,
     )
     _print_summary(result)
     click.echo(str(out / layout.EVAL_METRICS))
@@ -414,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="batched: mlx_lm BatchGenerator; sequential: one stream_generate per prompt (baseline).",
     )
     p.add_argument("--no-perplexity", action="store_true", help="Skip the perplexity pass.")
+    p.add_argument("--samples", type=int, default=1, help="Replies per test prompt (more than 1: sampled).")
+    p.add_argument("--temperature", type=float, default=0.0, help="Sampling temperature (0: greedy).")
+    p.add_argument("--seed", type=int, default=0, help="Seed of the sampled replies.")
     p.add_argument("--probes", help="Conversations to answer for the leakage check (JSONL); replies not scored.")
     p.add_argument("--status", help="status.json to record a failure in, for the parent.")
     return p
@@ -438,6 +502,9 @@ def main(argv=None) -> None:
                 with_perplexity=not a.no_perplexity,
                 log=lambda m: print(m, flush=True),
                 probes=probes,
+                samples=a.samples,
+                temperature=a.temperature,
+                seed=a.seed,
             )
         except (OSError, ValueError) as e:  # an unreadable model folder or weights that do not fit
             raise PersonaError(f"{a.name}: {type(e).__name__}: {e}") from None

@@ -115,13 +115,16 @@ def intervals(
     resamples: int = bs.RESAMPLES,
     seed: int = bs.SEED,
     level: float = bs.LEVEL,
+    group: int = 1,
 ) -> dict:
     """Each model's values with intervals, and every ordered pair's deltas: the JSON block.
 
-    ``stats`` maps model name → :func:`statistics`, in the models' order; ``n`` conversations.
+    ``stats`` maps model name → :func:`statistics`, in the models' order; ``n`` conversations,
+    each with ``group`` replies one after another (the statistics' inputs have ``n * group``
+    entries; the resamples draw conversations, :func:`bootstrap.replies_of`).
     Non-finite numbers (a resample with no cased letter, ...) are written as null.
     """
-    idx = bs.resample_indices(n, resamples, seed)
+    idx = bs.replies_of(bs.resample_indices(n, resamples, seed), group)
     names = list(stats)
     out = {
         "method": "paired bootstrap over test conversations (percentile interval)",
@@ -129,6 +132,7 @@ def intervals(
         "seed": seed,
         "level": level,
         "conversations": n,
+        "replies_per_conversation": group,
         "models": {},
         "deltas": {},
     }

@@ -10,7 +10,9 @@ assistant message being the person's real reply):
    Each conversation's NLL sum and token count are kept too, for the bootstrap intervals.
 2. **One reply per prompt, batched.** mlx_lm's ``BatchGenerator`` (continuous batching, greedy),
    driven by :mod:`mlx_persona.models.generate`, which also notes when each prompt gets its
-   first token.
+   first token. With ``samples`` > 1, each prompt gets that many replies sampled at
+   ``temperature`` (as chat makes them), prompt by prompt: replies ``i*samples .. i*samples +
+   samples - 1`` answer conversation ``i``.
 3. **Speed.** Generated tokens per second of wall time, decode tokens per second, and time to
    first token. In a batched run the TTFT of a prompt includes waiting for the batch ahead of it;
    the naive sequential mode (one ``stream_generate`` per prompt) exists to measure the gain.
@@ -137,19 +139,19 @@ def _speed(n_tokens: int, wall: float, ttft: list[float], decode_tps: float | No
     }
 
 
-def generate_batched(model, tokenizer, prompts: list[list[int]], max_tokens: int, batch_size: int):
-    """Greedy replies for all prompts, batched (:func:`mlx_persona.models.generate.generate_batched`);
-    returns (texts, speed)."""
+def generate_batched(model, tokenizer, prompts: list[list[int]], max_tokens: int, batch_size: int, sampler=None):
+    """Greedy (or ``sampler``'s) replies for all prompts, batched
+    (:func:`mlx_persona.models.generate.generate_batched`); returns (texts, speed)."""
     from mlx_persona.models.generate import generate_batched as generate
 
-    replies, stats = generate(model, tokenizer, prompts, max_tokens, batch_size)
+    replies, stats = generate(model, tokenizer, prompts, max_tokens, batch_size, sampler)
     made = sum(r.tokens + (r.finish_reason == "stop") for r in replies)  # with the end-of-turn token, as sequential
     ttft = [r.first_token_s for r in replies if r.first_token_s is not None]
     speed = _speed(made, stats["seconds"], ttft, stats.get("decode_tokens_per_sec"))
     return [r.text.strip() for r in replies], speed
 
 
-def generate_sequential(model, tokenizer, prompts: list[list[int]], max_tokens: int):
+def generate_sequential(model, tokenizer, prompts: list[list[int]], max_tokens: int, sampler=None):
     """The naive loop: one ``stream_generate`` per prompt (the baseline for the batched path)."""
     from mlx_lm.generate import stream_generate
 
@@ -158,7 +160,7 @@ def generate_sequential(model, tokenizer, prompts: list[list[int]], max_tokens: 
     for p in prompts:
         tic = time.perf_counter()
         parts, last = [], None
-        for resp in stream_generate(model, tokenizer, p, max_tokens=max_tokens):
+        for resp in stream_generate(model, tokenizer, p, max_tokens=max_tokens, sampler=sampler):
             if last is None:
                 ttft.append(time.perf_counter() - tic)
             parts.append(resp.text)
@@ -181,9 +183,14 @@ def evaluate_model(
     max_prompt_tokens: int = 1024,
     log: Callable = print,
     probes: Sequence[dict] = (),
+    samples: int = 1,
+    temperature: float = 0.0,
+    seed: int = 0,
 ) -> dict:
     """Everything one child measures for one model; JSON-ready. ``probes``: conversations whose
-    replies go to ``probe_replies`` (the leakage check's questions), not into any metric."""
+    replies go to ``probe_replies`` (the leakage check's questions), not into any metric.
+    ``samples`` replies per conversation, sampled at ``temperature`` from ``seed`` (0: greedy);
+    ``replies`` holds them conversation by conversation."""
     tic = time.perf_counter()
     mx.reset_peak_memory()
     model, tokenizer = load_model(spec, log)
@@ -202,14 +209,20 @@ def evaluate_model(
             f"{spec.name}: perplexity {out['perplexity'].get('perplexity', float('nan')):.3f} "
             f"on {out['perplexity'].get('tokens', 0)} reply tokens"
         )
-    prompts = prompt_tokens(tokenizer, conversations, max_prompt_tokens)
+    prompts = [p for p in prompt_tokens(tokenizer, conversations, max_prompt_tokens) for _ in range(samples)]
+    sampler = None
+    if temperature > 0:
+        from mlx_persona.models.generate import make_sampler
+
+        mx.random.seed(seed)  # every model draws from the same seed: the same eval twice is the same
+        sampler = make_sampler(temperature, 1.0)
     if mode == "sequential":
-        texts, speed = generate_sequential(model, tokenizer, prompts, max_tokens)
+        texts, speed = generate_sequential(model, tokenizer, prompts, max_tokens, sampler)
     else:
-        texts, speed = generate_batched(model, tokenizer, prompts, max_tokens, batch_size)
+        texts, speed = generate_batched(model, tokenizer, prompts, max_tokens, batch_size, sampler)
     speed["prompt_tokens"] = sum(len(p) for p in prompts)
     out.update(replies=texts, speed=speed, peak_memory_gb=round(mx.get_peak_memory() / 1e9, 4))
-    if probes:
+    if probes:  # the leakage probes stay greedy: the most likely answer to each question
         probe_prompts = prompt_tokens(tokenizer, probes, max_prompt_tokens)
         out["probe_replies"] = generate_batched(model, tokenizer, probe_prompts, max_tokens, batch_size)[0]
     log(

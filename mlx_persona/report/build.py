@@ -123,13 +123,19 @@ def build_blocks(run: Path) -> tuple[list, str]:
 
     blocks.append(("h2", "Results on the held-out test split"))
     if ev and ev.get("models"):
-        t = ev.get("test", {})
+        t, settings = ev.get("test", {}), ev.get("settings", {})
         named = f" The run calls {ev['twin']} the twin." if ev.get("twin") in ev["models"] else ""
+        k = settings.get("samples") or 1
+        how = (
+            f"{k} replies per prompt sampled at temperature {settings.get('temperature')}"
+            if k > 1
+            else "greedy replies"
+        )
         blocks.append(
             (
                 "p",
                 f"{t.get('conversations', '?')} test conversations from {t.get('path')}; "
-                f"greedy replies of up to {ev.get('settings', {}).get('max_tokens', '?')} tokens. "
+                f"{how} of up to {settings.get('max_tokens', '?')} tokens. "
                 "Similarity: all-MiniLM-L6-v2 cosine to the real reply. Twin score: share of replies "
                 "closer to the person's reply than to the base model's (it also rewards a caricature)." + named,
             )

@@ -101,10 +101,22 @@ class EvalBlock(Settings):
     max_tokens: int = field(default=96, metadata={"help": "Longest generated reply per test prompt."})
     batch_size: int = field(default=16, metadata={"help": "Test prompts generated together."})
     perplexity: bool = field(default=True, metadata={"help": "Also measure perplexity on the real replies."})
+    samples: int = field(
+        default=1,
+        metadata={
+            "help": "Replies per test prompt: 1 greedy reply, or more sampled at temperature (figures over all of them)."
+        },
+    )
+    temperature: float = field(
+        default=0.0, metadata={"help": "Sampling temperature of the test replies (0: greedy; chat uses 0.7)."}
+    )
 
     def validate(self, where: str | None = None) -> None:
+        from mlx_persona.eval.evaluate import check_sampling
+
         if self.max_tokens < 1 or self.batch_size < 1 or (self.limit is not None and self.limit < 1):
             raise PersonaError(f"{where or self.block}: limit, max_tokens and batch_size must be at least 1")
+        check_sampling(self.samples, self.temperature, where or self.block)
 
 
 # the blocks of settings a recipe holds, each the dataclass of the stage (or the runner) that reads it

@@ -147,6 +147,8 @@ def _eval(ctx: Context, resume: bool) -> dict:
         perplexity=e.perplexity,
         log=ctx.log,
         twin=twin[0] if twin else None,
+        samples=e.samples,
+        temperature=e.temperature,
     )
     return {"models": list(result.get("models", {})), "skipped": len(result.get("skipped", []))}
 
