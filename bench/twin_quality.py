@@ -221,14 +221,15 @@ def sft_to_dpo(metrics: dict) -> dict | None:
     return (metrics.get("intervals") or {}).get("deltas", {}).get("sft->dpo", {}).get("metrics")
 
 
-def bar(by_seed: dict, sft: dict, person: dict, ci: bool, kept: dict | None = None) -> str:
-    """'passing/seeds (misses: ...)' over the seeds that have an SFT row. A seed whose DPO stage
-    kept its step-0 adapter (``kept[seed] == 0``) misses as ``step0``: its "DPO model" is the
-    SFT twin, which the issue's bar does not count."""
+def bar(by_seed: dict, person: dict, ci: bool, kept: dict | None = None) -> str:
+    """'passing/seeds (misses: ...)' over the seeds whose cell has an SFT row (each DPO model is
+    held against the SFT twin of its own eval). A seed whose DPO stage kept its step-0 adapter
+    (``kept[seed] == 0``) misses as ``step0``: its "DPO model" is the SFT twin, which the issue's
+    bar does not count."""
     checked = {
-        s: passes(r, sft[s][0], person, deltas if ci else None) + (["step0"] if (kept or {}).get(s) == 0 else [])
-        for s, (r, _, deltas) in by_seed.items()
-        if s in sft
+        s: passes(r, sft, person, deltas if ci else None) + (["step0"] if (kept or {}).get(s) == 0 else [])
+        for s, (r, _, deltas, sft) in by_seed.items()
+        if sft
     }
     misses = sorted({m for miss in checked.values() for m in miss})
     ok = sum(1 for miss in checked.values() if not miss)
@@ -257,30 +258,33 @@ def table(out: Path) -> str:
         rows, kept = {}, {}
         for c in mine:
             models = c["eval"].get("models", {})
+            k = c["eval"].get("settings", {}).get("samples") or 1
+            how = f" ({k} sampled replies)" if k > 1 else ""  # the same model measured another way
             for name in ("base", "sft"):
                 if name in models:
-                    rows.setdefault(name, {})[c["seed"]] = (model_row(models[name], person), None, None)
+                    rows.setdefault(name + how, {})[c["seed"]] = (model_row(models[name], person), None, None, None)
             if "dpo" in models:
                 mins = c["timings"].get("dpo", 0) / 60
                 rows.setdefault(f"dpo: {c['variant']}", {})[c["seed"]] = (
                     model_row(models["dpo"], person),
                     mins,
                     sft_to_dpo(c["eval"]),
+                    model_row(models["sft"], person) if "sft" in models else None,
                 )
                 kept.setdefault(f"dpo: {c['variant']}", {})[c["seed"]] = c.get("kept_step")
         for label, by_seed in rows.items():
-            vals = [r for r, _, _ in by_seed.values()]
+            vals = [r for r, *_ in by_seed.values()]
 
             def col(k: str, vals=vals) -> str:
                 return spread([v[k] for v in vals])
 
-            mins = spread([m for _, m, _ in by_seed.values() if m is not None])
+            mins = spread([m for _, m, *_ in by_seed.values() if m is not None])
             steps = kept.get(label, {})  # per seed, in seed order; "?" for a cell that did not record it
             steps = ", ".join("?" if steps.get(s) is None else str(steps[s]) for s in sorted(by_seed)) or "-"
             strict = loose = "-"
-            if label.startswith("dpo") and "sft" in rows:
-                strict = bar(by_seed, rows["sft"], person, ci=False, kept=kept.get(label))
-                loose = bar(by_seed, rows["sft"], person, ci=True, kept=kept.get(label))
+            if label.startswith("dpo"):
+                strict = bar(by_seed, person, ci=False, kept=kept.get(label))
+                loose = bar(by_seed, person, ci=True, kept=kept.get(label))
             lines.append(
                 f"| {label} | {col('perplexity')} | {col('similarity')} | {col('length_ratio')} | "
                 f"{col('fidelity')} | {col('share_with_emoji')} | {col('exclamations_per_100_words')} | "
