@@ -110,12 +110,16 @@ def check_sampling(samples: int, temperature: float, where: str = "eval") -> Non
         )
 
 
-def _embed_all(embed: Callable, real: list[str], replies: dict[str, list[str]]):
-    """Embeddings of the real replies and each model's replies, in one call of ``embed``."""
+def _embed_all(embed: Callable, real: list[str], replies: dict[str, list[str]], samples: int = 1):
+    """Embeddings of the real replies and each model's replies, in one call of ``embed``; each
+    real reply is embedded once and repeated for the ``samples`` replies of its conversation."""
+    import numpy as np
+
     names = list(replies)
     vecs = embed(real + [t for n in names for t in replies[n]])
-    n = len(real)
-    return vecs[:n], {name: vecs[n * (i + 1) : n * (i + 2)] for i, name in enumerate(names)}
+    n, k = len(real), len(real) * samples
+    real_emb = np.repeat(vecs[:n], samples, axis=0)
+    return real_emb, {name: vecs[n + k * i : n + k * (i + 1)] for i, name in enumerate(names)}
 
 
 def _style_fidelity(
@@ -271,7 +275,7 @@ def run_eval(
         if embedder is None:
             from mlx_persona.models.embed import embed as embedder
         try:
-            real_emb, emb = _embed_all(embedder, real_each, replies)
+            real_emb, emb = _embed_all(embedder, real, replies, samples)
         except EMBED_ERRORS as e:
             reason = e.message if isinstance(e, PersonaError) else f"{type(e).__name__}: {e}"
             result["skipped"].append({"item": "similarity, twin score and style-fidelity", "reason": reason})
@@ -477,7 +481,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-perplexity", action="store_true", help="Skip the perplexity pass.")
     p.add_argument("--samples", type=int, default=1, help="Replies per test prompt (more than 1: sampled).")
     p.add_argument("--temperature", type=float, default=0.0, help="Sampling temperature (0: greedy).")
-    p.add_argument("--seed", type=int, default=0, help="Seed of the sampled replies.")
     p.add_argument("--probes", help="Conversations to answer for the leakage check (JSONL); replies not scored.")
     p.add_argument("--status", help="status.json to record a failure in, for the parent.")
     return p
@@ -504,7 +507,6 @@ def main(argv=None) -> None:
                 probes=probes,
                 samples=a.samples,
                 temperature=a.temperature,
-                seed=a.seed,
             )
         except (OSError, ValueError) as e:  # an unreadable model folder or weights that do not fit
             raise PersonaError(f"{a.name}: {type(e).__name__}: {e}") from None

@@ -33,6 +33,8 @@ import numpy as np
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.eval.models import ModelSpec
 
+SAMPLING_SEED = 0  # of the sampled test replies (``samples`` > 1)
+
 
 def load_model(spec: ModelSpec, log: Callable = print):
     """mlx_lm's loader (float32 copy of a quantized base on the CPU backend, as SFT trains),
@@ -185,12 +187,11 @@ def evaluate_model(
     probes: Sequence[dict] = (),
     samples: int = 1,
     temperature: float = 0.0,
-    seed: int = 0,
 ) -> dict:
     """Everything one child measures for one model; JSON-ready. ``probes``: conversations whose
     replies go to ``probe_replies`` (the leakage check's questions), not into any metric.
-    ``samples`` replies per conversation, sampled at ``temperature`` from ``seed`` (0: greedy);
-    ``replies`` holds them conversation by conversation."""
+    ``samples`` replies per conversation, sampled at ``temperature`` (0: greedy) from
+    ``SAMPLING_SEED``; ``replies`` holds them conversation by conversation."""
     tic = time.perf_counter()
     mx.reset_peak_memory()
     model, tokenizer = load_model(spec, log)
@@ -214,7 +215,7 @@ def evaluate_model(
     if temperature > 0:
         from mlx_persona.models.generate import make_sampler
 
-        mx.random.seed(seed)  # every model draws from the same seed: the same eval twice is the same
+        mx.random.seed(SAMPLING_SEED)  # every model draws from the same seed: the same eval twice is the same
         sampler = make_sampler(temperature, 1.0)
     if mode == "sequential":
         texts, speed = generate_sequential(model, tokenizer, prompts, max_tokens, sampler)
