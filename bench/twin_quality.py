@@ -76,6 +76,18 @@ VARIANTS = {
         "eval.samples=4",
         "eval.temperature=0.7",
     ],
+    # the same, with room for a long persona's whole reply: Nina's replies are 61 tokens at the
+    # median and 77 at most, so at 64 the twin's pair replies are cut (and trimmed shorter than
+    # hers) and half its eval replies end mid-sentence
+    "rpo2_onpolicy_k4_t128": [
+        *PLAIN,
+        "pairs.rejected_from=twin",
+        "dpo.rpo_alpha=2.0",
+        "eval.samples=4",
+        "eval.temperature=0.7",
+        "pairs.max_tokens=128",
+        "eval.max_tokens=128",
+    ],
 }
 HABITS = {  # key in data/style.habits -> absolute tolerance used when the person's value is ~0
     "share_with_emoji": 0.05,
