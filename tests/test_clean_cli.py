@@ -182,3 +182,18 @@ def test_token_counts_with_the_model_tokenizer(tmp_path, tiny_model_dir):
     assert 0 < stats["tokens"]["per_sample"]["max"] <= 200  # the budget holds in real tokens
     plain = clean([SAMPLE / "script.csv"], "Sam", tmp_path / "p", CleanConfig(max_tokens=200))
     assert plain["tokens"]["per_sample"] != stats["tokens"]["per_sample"]
+
+
+def test_reply_tokens_in_stats_and_the_room_a_generated_reply_gets(tiny_model_dir, tmp_path):
+    from mlx_persona.data.stats import ROOM_FLOOR, reply_room, room_for
+
+    assert (reply_room(1), reply_room(42), reply_room(43), reply_room(77)) == (64, 64, 80, 128)
+    stats = clean(
+        [SAMPLE / "script.csv"], "Sam", tmp_path / "o", CleanConfig(max_tokens=200, model=str(tiny_model_dir))
+    )
+    reply, sample = stats["tokens"]["per_reply"], stats["tokens"]["per_sample"]
+    assert reply["count"] == sample["count"] and 0 < reply["max"] < sample["max"]
+    room, why = room_for(tmp_path / "o" / "train.jsonl", tiny_model_dir)
+    assert room >= ROOM_FLOOR and "99th-percentile reply" in why
+    assert room_for(tmp_path / "nothing.jsonl", tiny_model_dir)[0] == ROOM_FLOOR
+    assert room_for(tmp_path / "o" / "train.jsonl", tmp_path)[0] == ROOM_FLOOR  # no tokenizer: the floor, no traceback

@@ -351,3 +351,25 @@ def test_several_sampled_replies_per_prompt(tiny_model_dir, tiny_run, tmp_path):
         run_eval(test, tmp_path / "d", specs, [], samples=3)
     r = invoke(tiny_run, "--samples", 2, "--max-tokens", 4, "--out", tmp_path / "e")
     assert r.exit_code == 1 and "needs a temperature above 0" in r.output and not (tmp_path / "e").exists()
+
+
+def test_max_tokens_unset_is_sized_on_the_train_split(tiny_model_dir, tiny_run, tmp_path):
+    """No ``max_tokens``: the replies get the room of :func:`room_for` on the train split beside
+    the test split (never the held-out replies), and the settings record the number used."""
+    from eval_helpers import hashed_embedder
+
+    from mlx_persona.data.stats import room_for
+    from mlx_persona.eval.evaluate import run_eval
+    from mlx_persona.eval.models import ModelSpec
+
+    test = tiny_run / "clean" / "test.jsonl"
+    logs = []
+    m = run_eval(
+        test, tmp_path / "a", [ModelSpec("base", tiny_model_dir)], [], limit=2, perplexity=False,
+        log=logs.append, embedder=hashed_embedder(), checks=False,
+    )  # fmt: skip
+    room, why = room_for(tiny_run / "clean" / "train.jsonl", tiny_model_dir)
+    assert m["settings"]["max_tokens"] == room and f"eval: replies up to {room} tokens ({why})" in logs
+    r = invoke(tiny_run, "--limit", 1, "--no-perplexity", "--out", tmp_path / "b")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["settings"]["max_tokens"] == room

@@ -330,3 +330,31 @@ def test_no_training_pair_stops_with_the_filter_that_took_them(tiny_model_dir, t
         "raise pairs.similarity_threshold (1 turns the filter off)"
     )
     assert "no usable prompt" in pairs.no_pairs_message(0, {"truncated": 0}, out / "rejects.jsonl")
+
+
+def test_max_tokens_unset_gives_room_for_the_persons_longest_replies(tiny_model_dir, tmp_path):
+    """Left empty, ``max_tokens`` is sized on the train split's replies (1.5x their p99 in the
+    model's tokens, at least 64): a long-winded person's twin is not cut mid-reply."""
+    from mlx_lm.utils import load_tokenizer
+
+    from mlx_persona.data.stats import ROOM_FLOOR, percentiles, reply_room
+
+    data = write_chat_data(tmp_path / "data", n_train=4, n_valid=2)
+    lines = (data / "train.jsonl").read_text().splitlines()
+    long = "Oh that is wonderful news, I am so happy for you! Tell me everything about it please! " * 3
+    rows = [json.loads(line) for line in lines]
+    rows[0]["messages"][-1]["content"] = long
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tok = load_tokenizer(tiny_model_dir)
+    p99 = percentiles(len(tok.encode(r["messages"][-1]["content"], add_special_tokens=False)) for r in rows)["p99"]
+    assert p99 * 1.5 > ROOM_FLOOR  # this persona needs more room than the floor
+    logs = []
+    cfg = PairsConfig(batch_size=4, chosen="twin", similarity_threshold=1.0, allow_truncated=True, max_prompts=1)
+    twin = build_tiny_llama(tmp_path / "twin", seed=1)  # other weights: its replies differ from the base's
+    stats = pairs.run_pairs(tiny_model_dir, twin, data, tmp_path / "out", cfg, log=logs.append)
+    assert stats["config"]["max_tokens"] == reply_room(p99) >= p99 * 1.5
+    assert json.loads((tmp_path / "out" / "pairs_config.json").read_text())["max_tokens"] == reply_room(p99)
+    assert any(f"replies up to {reply_room(p99)} tokens" in m and f"reply of {p99} tokens" in m for m in logs)
+    # unset again: the same size, so the stage resumes instead of refusing changed settings
+    again = pairs.run_pairs(tiny_model_dir, twin, data, tmp_path / "out", cfg, log=logs.append)
+    assert again["generation"]["twin"]["generated"] == 0

@@ -64,6 +64,16 @@ def test_eval_samples_need_a_temperature(tmp_path):
         load_recipe(write(tmp_path, BASE), overrides=("eval.samples=4",))
 
 
+def test_generation_lengths_unset_are_sized_later_and_zero_is_an_error(tmp_path):
+    r = load_recipe(write(tmp_path, BASE))
+    assert r.eval.max_tokens is None and r.pairs.max_tokens is None  # sized on the person's replies
+    assert load_recipe(write(tmp_path, BASE), overrides=("pairs.max_tokens=100",)).pairs.max_tokens == 100
+    with pytest.raises(PersonaError, match="eval: limit, max_tokens and batch_size must be at least 1"):
+        load_recipe(write(tmp_path, BASE), overrides=("eval.max_tokens=0",))
+    with pytest.raises(PersonaError, match="pairs.max_tokens: must be at least 1"):
+        load_recipe(write(tmp_path, BASE), overrides=("pairs.max_tokens=0",))
+
+
 def test_missing_data_file_and_bad_override(tmp_path):
     with pytest.raises(PersonaError, match="data file not found: nope.txt"):
         load_recipe(write(tmp_path, BASE.replace(str(SAMPLE / "whatsapp_android.txt"), "nope.txt")))

@@ -244,6 +244,9 @@ def clean(
         "tokens": {
             "counter": counter.name if counter else "estimate (chars/4)",
             "per_sample": percentiles(t for name in SPLITS for t in tokens[name]),
+            # the person's reply alone: how long a generated reply must be allowed to run
+            # (pairs.max_tokens, eval.max_tokens) for the twin to write one whole
+            "per_reply": percentiles(count(x.messages[-1]["content"]) for x in samples),
         },
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()},
     }

@@ -157,7 +157,7 @@ def run_eval(
     out_dir: Path,
     specs: list,
     skipped: list[dict],
-    max_tokens: int = 96,
+    max_tokens: int | None = None,
     batch_size: int = 16,
     limit: int | None = None,
     mode: str = "batched",
@@ -181,7 +181,8 @@ def run_eval(
     intervals and the leakage probes): the twin pick compares replies and nothing else.
     ``samples`` > 1: that many replies per test prompt, sampled at ``temperature`` (the twin as
     chat answers, not one greedy decoding); every figure is over all of them, and the intervals
-    resample whole conversations with their replies.
+    resample whole conversations with their replies. ``max_tokens`` None: room for the
+    person's long replies, sized on the train split (:func:`mlx_persona.data.stats.room_for`).
     """
     from mlx_persona.eval import intervals, leakage
     from mlx_persona.eval import metrics as eval_metrics
@@ -192,6 +193,12 @@ def run_eval(
     check_sampling(samples, temperature)
     out_dir = Path(out_dir)
     tic = time.perf_counter()
+    if max_tokens is None:  # sized to the person's replies: a cut reply would score as less like them
+        from mlx_persona.data.stats import room_for
+
+        split = Path(train) if train else Path(test).parent / layout.TRAIN_SPLIT if test else Path()
+        max_tokens, why = room_for(split, specs[0].model if specs else None)
+        log(f"eval: replies up to {max_tokens} tokens ({why})")
     settings = {
         "max_tokens": max_tokens,
         "batch_size": batch_size,
@@ -352,7 +359,9 @@ def run_eval(
 )
 @click.option("--limit", type=click.IntRange(1), help="Evaluate on the first N test conversations only.")
 @click.option(
-    "--max-tokens", default=96, show_default=True, type=click.IntRange(1), help="Longest generated reply, in tokens."
+    "--max-tokens",
+    type=click.IntRange(1),
+    help="Longest generated reply, in tokens (default: 1.5x the person's 99th-percentile train reply, at least 64).",
 )
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1), help="Prompts generated together.")
 @click.option("--no-perplexity", is_flag=True, help="Skip the perplexity pass.")

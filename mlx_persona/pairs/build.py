@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -53,6 +54,7 @@ import click
 from mlx_persona.core import layout
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_write_json, atomic_write_text
+from mlx_persona.data.stats import room_for
 from mlx_persona.pairs.child import run_generator
 from mlx_persona.pairs.config import FILTERS, SPLITS, PairsConfig
 from mlx_persona.pairs.filters import assemble, length_stats, length_summary
@@ -71,6 +73,10 @@ def run_pairs(
     """Generate, filter and write the pairs into ``out``; return the stats also in ``stats.json``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if cfg.max_tokens is None:  # sized to the person's replies, so the twin's are not cut short
+        room, why = room_for(Path(data_dir) / layout.TRAIN_SPLIT, base_dir)
+        cfg = replace(cfg, max_tokens=room)
+        log(f"pairs: replies up to {room} tokens ({why})")
     saved = out / layout.stage_config("pairs")
     if saved.is_file():
         old = {**PairsConfig().to_dict(), **json.loads(saved.read_text())}  # a setting added since: its default

@@ -28,8 +28,11 @@ class PairsConfig(Settings):
             "choices": ("real", "twin"),
         },
     )
-    max_tokens: int = field(
-        default=128, metadata={"help": "Longest generated reply; a reply cut here counts as truncated and is dropped."}
+    max_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "Longest generated reply; a reply cut here is trimmed to a full sentence or dropped. Empty: room for the person's long replies (1.5x their 99th-percentile reply in tokens, at least 64)."
+        },
     )
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature for both models (0 = greedy)."})
     top_p: float = field(default=0.9, metadata={"help": "Nucleus sampling mass (1 = off)."})
@@ -82,7 +85,7 @@ class PairsConfig(Settings):
                 raise PersonaError(f"{where}.{name}: {why} (got {getattr(self, name)!r})")
 
         need(self.chosen in ("real", "twin"), "chosen", "must be real or twin")
-        need(self.max_tokens >= 1, "max_tokens", "must be at least 1")
+        need(self.max_tokens is None or self.max_tokens >= 1, "max_tokens", "must be at least 1 (or empty)")
         need(self.batch_size >= 1, "batch_size", "must be at least 1")
         need(self.temperature >= 0, "temperature", "must not be negative")
         need(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")

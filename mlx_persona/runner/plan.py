@@ -123,7 +123,6 @@ def _mac_settings(seq: int) -> tuple[list, list, list, list]:
     ]
     pairs = [
         ("rejected_from", "twin", "on-policy negatives: the SFT twin's own replies far from yours"),
-        ("max_tokens", 160, "each generated reply, cut here"),
         ("batch_size", 4, None),
     ]
     clean = [("system", "replace-long", "tool-call histories in system prompts become the persona line")]
@@ -154,7 +153,6 @@ def _small_settings(seq: int) -> tuple[list, list, list, list]:
     ]
     pairs = [
         ("rejected_from", "twin", "on-policy negatives: the SFT twin's own replies far from yours"),
-        ("max_tokens", 64, "generic-assistant replies are long; 64 tokens show the voice"),
         ("batch_size", 8, None),
     ]
     return sft, dpo, pairs, []
@@ -292,7 +290,7 @@ def make_plan(machine: Machine, stats: dict, hours: float | None) -> Plan:
         "fuse": [("dequantize", False, None)],
         "pairs": pairs,
         "dpo": dpo,
-        "eval": [("limit", 48, "test conversations"), ("max_tokens", 96, None), ("batch_size", 8, None)],
+        "eval": [("limit", 48, "test conversations"), ("batch_size", 8, None)],
     }
     if n_train < TOO_FEW_SAMPLES:
         plan.notes.append(

@@ -98,7 +98,12 @@ class EvalBlock(Settings):
     block = "eval"
 
     limit: int | None = field(default=None, metadata={"help": "Evaluate at most this many test conversations."})
-    max_tokens: int = field(default=96, metadata={"help": "Longest generated reply per test prompt."})
+    max_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "Longest generated reply per test prompt. Empty: room for the person's long replies (1.5x their 99th-percentile reply in tokens, at least 64)."
+        },
+    )
     batch_size: int = field(default=16, metadata={"help": "Test prompts generated together."})
     perplexity: bool = field(default=True, metadata={"help": "Also measure perplexity on the real replies."})
     samples: int = field(
@@ -114,7 +119,11 @@ class EvalBlock(Settings):
     def validate(self, where: str | None = None) -> None:
         from mlx_persona.eval.evaluate import check_sampling
 
-        if self.max_tokens < 1 or self.batch_size < 1 or (self.limit is not None and self.limit < 1):
+        if (
+            (self.max_tokens is not None and self.max_tokens < 1)
+            or self.batch_size < 1
+            or (self.limit is not None and self.limit < 1)
+        ):
             raise PersonaError(f"{where or self.block}: limit, max_tokens and batch_size must be at least 1")
         check_sampling(self.samples, self.temperature, where or self.block)
 

@@ -59,7 +59,7 @@ def decide(scores: dict, prompts: int) -> tuple[str, str]:
 def pick_twin(
     run_dir: Path,
     out: Path,
-    max_tokens: int,
+    max_tokens: int | None,
     batch_size: int,
     limit: int | None = None,
     log: Callable = print,
