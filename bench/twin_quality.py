@@ -88,6 +88,24 @@ VARIANTS = {
         "pairs.max_tokens=128",
         "eval.max_tokens=128",
     ],
+    # a base pair and a twin pair per prompt: the base model's generic replies pull toward the
+    # person's habits (Nina's emoji and "!"), which the twin's own negatives alone wear down
+    "rpo2_both_k4": [
+        *PLAIN,
+        "pairs.rejected_from=both",
+        "dpo.rpo_alpha=2.0",
+        "eval.samples=4",
+        "eval.temperature=0.7",
+    ],
+    "rpo2_both_k4_t128": [
+        *PLAIN,
+        "pairs.rejected_from=both",
+        "dpo.rpo_alpha=2.0",
+        "eval.samples=4",
+        "eval.temperature=0.7",
+        "pairs.max_tokens=128",
+        "eval.max_tokens=128",
+    ],
 }
 HABITS = {  # key in data/style.habits -> absolute tolerance used when the person's value is ~0
     "share_with_emoji": 0.05,
