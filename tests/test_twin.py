@@ -95,3 +95,32 @@ def test_a_dpo_stage_that_kept_step_0_leaves_the_sft_twin_without_a_comparison(t
     assert record["twin"] == "sft" and list(record["scores"]) == ["sft"]
     assert "kept its step-0 adapter" in record["why"]
     assert not (run / "twin" / "generations" / "dpo.json").exists()
+
+
+def test_the_pick_measures_sampled_replies_when_the_eval_does(tiny_model_dir, tmp_path):
+    """``eval.samples`` 3 at a temperature: each model answers every validation prompt 3 times and
+    the scores are over all the replies; twin.json counts prompts, not replies."""
+    import shutil
+
+    from eval_helpers import write_chat_split
+    from tiny import build_tiny_llama
+
+    from mlx_persona.runner.twin import pick_twin
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model_dir, run / "sft_fused")
+    build_tiny_llama(run / "dpo_fused", seed=1)
+    write_chat_split(run / "clean" / "valid.jsonl", n=2)
+    write_chat_split(run / "clean" / "train.jsonl", n=4)
+
+    def embed(texts):
+        return [[1.0, float(len(t) % 7)] for t in texts]
+
+    common = dict(max_tokens=4, batch_size=2, log=lambda *_: None, embed=embed)
+    record = pick_twin(run, run / "twin", samples=3, temperature=1.0, **common)
+    rows = [json.loads(line) for line in (run / "twin" / "samples.jsonl").read_text().splitlines()]
+    n = len((run / "clean" / "valid.jsonl").read_text().splitlines())
+    assert (record["prompts"], record["replies_per_prompt"], len(rows)) == (n, 3, 3 * n)
+    assert sorted(record["scores"]) == ["dpo", "sft"] and "3 replies per prompt sampled" in record["why"]
+    greedy = pick_twin(run, run / "greedy", **common)
+    assert (greedy["prompts"], greedy["replies_per_prompt"]) == (n, 1) and "sampled" not in greedy["why"]

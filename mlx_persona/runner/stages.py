@@ -124,7 +124,15 @@ def _twin(ctx: Context, resume: bool) -> dict:
     from mlx_persona.runner.twin import pick_twin
 
     e = ctx.recipe.eval
-    record = pick_twin(ctx.run_dir, ctx.path("twin"), max_tokens=e.max_tokens, batch_size=e.batch_size, log=ctx.log)
+    record = pick_twin(
+        ctx.run_dir,
+        ctx.path("twin"),
+        max_tokens=e.max_tokens,
+        batch_size=e.batch_size,
+        log=ctx.log,
+        samples=e.samples,
+        temperature=e.temperature,
+    )
     return {"twin": record["twin"], "folder": record["folder"]}
 
 

@@ -1,7 +1,8 @@
 """Which model is "the twin": the better of the SFT and DPO models on the validation split.
 
 DPO has to earn its place. After both fused models exist, each answers the validation prompts
-(greedy, the eval stage's child processes, one model in memory at a time), and the replies are
+(the eval stage's child processes, one model in memory at a time; one greedy reply per prompt, or
+``eval.samples`` replies sampled at ``eval.temperature``, as the eval measures), and the replies are
 scored against the person's real ones with :func:`mlx_persona.train.select.twin_score` (MiniLM
 similarity, length match and habit gaps on one scale, so neither a blank nor a caricature wins).
 The DPO model is the twin only when it scores higher than the SFT model; otherwise the SFT model
@@ -64,8 +65,14 @@ def pick_twin(
     limit: int | None = None,
     log: Callable = print,
     embed: Callable | None = None,
+    samples: int = 1,
+    temperature: float = 0.0,
 ) -> dict:
-    """Generate with each fused model on ``clean/valid.jsonl``, score, decide; write ``twin.json``."""
+    """Generate with each fused model on ``clean/valid.jsonl``, score, decide; write ``twin.json``.
+
+    ``samples``/``temperature``: as the eval stage's (one greedy reply per prompt, or several
+    sampled), so the pick measures the models the way the report will; every reply counts.
+    """
     from mlx_persona.eval.evaluate import run_eval
     from mlx_persona.eval.models import ModelSpec
     from mlx_persona.train.select import twin_score
@@ -90,6 +97,8 @@ def pick_twin(
         log=log,
         train=clean / layout.TRAIN_SPLIT,
         checks=False,  # replies only: no classifier, intervals or leakage probes for a pick
+        samples=samples,
+        temperature=temperature,
     )
     rows = [json.loads(line) for line in (out / layout.EVAL_SAMPLES).read_text().splitlines() if line.strip()]
     real = [r["real"] for r in rows]
@@ -101,7 +110,10 @@ def pick_twin(
     if not scores:
         reasons = "; ".join(f"{s['item']}: {s['reason']}" for s in result.get("skipped", []))
         raise RuntimeError(f"no model answered the validation prompts ({reasons or 'see the log'})")
-    name, why = decide(scores, len(rows))
+    prompts = len(rows) // samples
+    name, why = decide(scores, prompts)
+    if samples > 1:
+        why += f" ({samples} replies per prompt sampled at temperature {temperature:g})"
     if same:
         why = (
             "the dpo stage kept its step-0 adapter (no validation beat its start), so its model is "
@@ -111,7 +123,8 @@ def pick_twin(
         "twin": name,
         "folder": dict(CANDIDATES)[name],
         "split": "valid",
-        "prompts": len(rows),
+        "prompts": prompts,
+        "replies_per_prompt": samples,
         "scores": scores,
         "why": why,
     }
