@@ -288,8 +288,14 @@ def table(out: Path) -> str:
         rows, kept = {}, {}
         for c in mine:
             models = c["eval"].get("models", {})
-            k = c["eval"].get("settings", {}).get("samples") or 1
-            how = f" ({k} sampled replies)" if k > 1 else ""  # the same model measured another way
+            settings = c["eval"].get("settings", {})
+            k, room = settings.get("samples") or 1, settings.get("max_tokens")
+            # the same model measured another way: more replies, or room for longer ones
+            how = ", ".join(
+                ([f"{k} sampled replies"] if k > 1 else [])
+                + ([f"up to {room} tokens"] if room not in (None, 64) else [])
+            )
+            how = f" ({how})" if how else ""
             for name in ("base", "sft"):
                 if name in models:
                     rows.setdefault(name + how, {})[c["seed"]] = (model_row(models[name], person), None, None, None)
