@@ -31,7 +31,7 @@ class PairsConfig(Settings):
     max_tokens: int | None = field(
         default=None,
         metadata={
-            "help": "Longest generated reply; a reply cut here is trimmed to a full sentence or dropped. Empty: room for the person's long replies (1.5x their 99th-percentile reply in tokens, at least 64)."
+            "help": "Longest generated reply; a reply cut here is trimmed to a full sentence or dropped. Unset: room for the person's long replies (1.5x their 99th-percentile reply in tokens, at least 64)."
         },
     )
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature for both models (0 = greedy)."})
@@ -85,7 +85,7 @@ class PairsConfig(Settings):
                 raise PersonaError(f"{where}.{name}: {why} (got {getattr(self, name)!r})")
 
         need(self.chosen in ("real", "twin"), "chosen", "must be real or twin")
-        need(self.max_tokens is None or self.max_tokens >= 1, "max_tokens", "must be at least 1 (or empty)")
+        need(self.max_tokens is None or self.max_tokens >= 1, "max_tokens", "must be at least 1 (or unset)")
         need(self.batch_size >= 1, "batch_size", "must be at least 1")
         need(self.temperature >= 0, "temperature", "must not be negative")
         need(0 < self.top_p <= 1, "top_p", "must be in (0, 1]")

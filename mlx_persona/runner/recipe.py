@@ -101,7 +101,7 @@ class EvalBlock(Settings):
     max_tokens: int | None = field(
         default=None,
         metadata={
-            "help": "Longest generated reply per test prompt. Empty: room for the person's long replies (1.5x their 99th-percentile reply in tokens, at least 64)."
+            "help": "Longest generated reply per test prompt. Unset: room for the person's long replies (1.5x their 99th-percentile reply in tokens, at least 64)."
         },
     )
     batch_size: int = field(default=16, metadata={"help": "Test prompts generated together."})
