@@ -97,6 +97,24 @@ VARIANTS = {
         "eval.samples=4",
         "eval.temperature=0.7",
     ],
+    # a heavier anchor: the NLL of the person's reply at 4x, so the DPO term moves the twin less
+    # (on Nina the default's DPO term lowers her emoji per reply from 2.6 to 2.0)
+    "rpo4_onpolicy_k4": [
+        *PLAIN,
+        "pairs.rejected_from=twin",
+        "dpo.rpo_alpha=4.0",
+        "eval.samples=4",
+        "eval.temperature=0.7",
+    ],
+    "rpo4_onpolicy_k4_t128": [
+        *PLAIN,
+        "pairs.rejected_from=twin",
+        "dpo.rpo_alpha=4.0",
+        "eval.samples=4",
+        "eval.temperature=0.7",
+        "pairs.max_tokens=128",
+        "eval.max_tokens=128",
+    ],
     "rpo2_both_k4_t128": [
         *PLAIN,
         "pairs.rejected_from=both",
