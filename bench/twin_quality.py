@@ -124,6 +124,19 @@ VARIANTS = {
         "pairs.max_tokens=128",
         "eval.max_tokens=128",
     ],
+    # both sides on-policy: of 4 twin replies per prompt, the nearest to the person's real reply
+    # against the farthest, so the pair differs in what is said and not in the habits the twin
+    # already has (the person's reply as chosen pulls DPO off Nina's emoji). Reply room unset: the
+    # person's own (Sam 64 tokens, Nina 128)
+    "closest4_k4": [
+        *PLAIN,
+        "pairs.rejected_from=twin",
+        "pairs.chosen=closest",
+        "pairs.twin_samples=4",
+        "dpo.rpo_alpha=2.0",
+        "eval.samples=4",
+        "eval.temperature=0.7",
+    ],
 }
 HABITS = {  # key in data/style.habits -> absolute tolerance used when the person's value is ~0
     "share_with_emoji": 0.05,

@@ -292,6 +292,23 @@ def test_select_by_twin_needs_real_replies(tiny_model_dir, tmp_path):
     assert not (tmp_path / "out" / "reference.json").exists()  # failed before the reference pass
 
 
+def test_select_by_twin_measures_closest_pairs_against_the_real_reply_they_carry(tiny_model_dir, tmp_path):
+    """A ``chosen_from: closest`` pair's chosen reply is the twin's; the person's is in ``real``."""
+    from mlx_persona.dpo.data import load_pairs
+    from mlx_persona.models.generate import load_for_generation
+
+    pairs = write_pairs(tmp_path / "pairs", n_valid=4)
+    path = pairs / "valid.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    for i, rec in enumerate(lines):
+        rec.update(chosen_from="closest", real=f"the person's reply {i}") if i % 2 else rec.update(chosen_from="real")
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    _, tokenizer = load_for_generation(tiny_model_dir)
+    valid, _ = load_pairs(path, tokenizer, 256)
+    _, real = dpo.twin_slice(pairs, valid, 4)
+    assert real == [lines[0]["chosen"], "the person's reply 1", lines[2]["chosen"], "the person's reply 3"]
+
+
 def by_length(generated, real):
     """A deterministic measure of the replies themselves: closeness of mean lengths."""
     return {"score": -abs(np.mean([len(g) for g in generated]) - np.mean([len(r) for r in real]))}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from sft_helpers import write_chat_data
@@ -53,6 +54,7 @@ def test_filters_are_counted_and_pairs_use_mlx_lm_lora_layout():
         "trimmed": 0,
         "length_ratio": 0,
         "twin_close": 0,
+        "small_gap": 0,
     }  # off by default / no twin pairs under rejected_from=base
     assert {r["rejected_from"] for r in out["train"] + out["valid"]} == {"base"}
     assert {r["id"]: r["reason"] for r in rejects} == {
@@ -358,3 +360,80 @@ def test_max_tokens_unset_gives_room_for_the_persons_longest_replies(tiny_model_
     # unset again: the same size, so the stage resumes instead of refusing changed settings
     again = pairs.run_pairs(tiny_model_dir, twin, data, tmp_path / "out", cfg, log=logs.append)
     assert again["generation"]["twin"]["generated"] == 0
+
+
+# ----------------------------------------------------------------------------- chosen: closest
+CLOSEST = PairsConfig(chosen="closest", rejected_from="twin", twin_samples=3)
+
+
+def closeness_to_real(a, b):
+    """A stand-in for MiniLM: a reply's cosine with the real reply is the number it starts with."""
+    return [float(y.split()[0]) if y.split()[0].replace(".", "").isdigit() else 0.0 for y in b]
+
+
+def test_closest_ranks_the_twins_own_replies_by_the_real_one():
+    ps = [prompt(0), prompt(1), prompt(2), prompt(3), prompt(4, "valid"), prompt(5, real=None)]
+    samples = {
+        "p0": [reply("0.2 far off."), reply("0.45 near it."), reply("0.3 between.")],
+        "p1": [reply("0.3 one."), reply("0.35 two.")],  # nearest beats farthest by less than 0.1
+        "p2": [reply("0.6 close."), reply("0.7 closer.")],  # even the farthest says what the person said
+        "p3": [reply("0.1 cut off and", "length"), reply("   "), reply("0.4 fine.")],  # one usable reply
+        "p4": [reply("0.05 no."), reply("0.25 sure, friday.")],
+        "p5": [reply("0.1 a."), reply("0.9 b.")],  # no real reply: nothing to rank by
+    }
+    cfg = replace(CLOSEST, similarity_threshold=1.0)
+    out, rejects, counts = assemble(ps, {}, {}, cfg, closeness_to_real, samples)
+    first = out["train"][0]
+    assert (first["id"], first["chosen"], first["rejected"]) == ("p0", "0.45 near it.", "0.2 far off.")
+    assert first["chosen_from"] == "closest" and first["rejected_from"] == "twin"
+    assert (first["real"], first["chosen_to_real"], first["rejected_to_real"]) == ("yeah ship it.", 0.45, 0.2)
+    assert [r["id"] for r in out["valid"]] == ["p4"] and len(out["train"]) == 1
+    assert {r["id"]: r["reason"] for r in rejects} == {"p1": "small_gap", "p2": "twin_close", "p3": "truncated"}
+    assert counts["small_gap"] == counts["twin_close"] == counts["truncated"] == 1
+    # a wider margin drops p0 too; none at all keeps p1
+    out, _, _ = assemble(ps, {}, {}, replace(cfg, closest_margin=0.3), closeness_to_real, samples)
+    assert [r["id"] for r in out["train"] + out["valid"]] == []
+    out, _, _ = assemble(ps, {}, {}, replace(cfg, closest_margin=0.0), closeness_to_real, samples)
+    assert [r["id"] for r in out["train"]] == ["p0", "p1"]
+
+
+def test_closest_checks():
+    CLOSEST.validate()
+    with pytest.raises(PersonaError, match="rejected_from: twin"):
+        replace(CLOSEST, rejected_from="base").validate()
+    with pytest.raises(PersonaError, match="at least 2 twin replies"):
+        replace(CLOSEST, twin_samples=1).validate()
+    with pytest.raises(PersonaError, match="chosen=closest only"):
+        PairsConfig(rejected_from="twin", twin_samples=4).validate()
+    with pytest.raises(PersonaError, match="closest_margin"):
+        replace(CLOSEST, closest_margin=1.0).validate()
+
+
+def test_children_closest_samples_each_prompt_and_resumes(tiny_model_dir, tmp_path, monkeypatch):
+    data = write_chat_data(tmp_path / "data", n_train=6, n_valid=3)
+    twin = build_tiny_llama(tmp_path / "twin", seed=1)
+    # the i-th reply's cosine with the real reply: spread so each prompt has a near and a far one
+    monkeypatch.setattr(pairs, "_similarity", lambda a, b: [0.1 * (i % 4) for i in range(len(b))])
+    cfg = replace(CLOSEST, max_tokens=6, batch_size=4, allow_truncated=True, similarity_threshold=1.0)
+    out = tmp_path / "pairs"
+    stats = pairs.run_pairs(tiny_model_dir, twin, data, out, cfg, log=lambda m: None)
+    n = stats["prompts"]
+    lines = [json.loads(line) for line in (out / "twin.jsonl").read_text().splitlines()]
+    assert len(lines) == 3 * n and stats["generation"]["twin"]["generated"] == 3 * n
+    assert "base" not in stats["generation"]
+    per_id = {}
+    for r in lines:
+        per_id.setdefault(r["id"], []).append(r["sample"])
+    assert all(sorted(s) == sorted([0, 1, 2] * (len(s) // 3)) for s in per_id.values())  # a repeated prompt: twice
+    kept = [json.loads(line) for s in ("train", "valid") for line in (out / f"{s}.jsonl").read_text().splitlines()]
+    assert kept and stats["chosen_from"]["closest"] == len(kept) == sum(stats["pairs"].values())
+    texts = {r["text"].strip() for r in lines}
+    assert all(r["chosen"] in texts and r["rejected"] in texts and r["chosen"] != r["rejected"] for r in kept)
+    assert all(r["chosen_to_real"] - r["rejected_to_real"] >= cfg.closest_margin - 1e-9 for r in kept)
+    assert stats["closest"]["chosen_to_real"] > stats["closest"]["rejected_to_real"]
+
+    # a killed child lost its last reply: a re-run draws just that one
+    (out / "twin.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines[:-1]))
+    stats = pairs.run_pairs(tiny_model_dir, twin, data, out, cfg, log=lambda m: None)
+    assert stats["generation"]["twin"]["generated"] == 1
+    assert len((out / "twin.jsonl").read_text().splitlines()) == 3 * n

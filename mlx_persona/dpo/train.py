@@ -251,16 +251,17 @@ class TwinProbe:
 
 def twin_slice(pairs_dir: Path, valid: list[Pair], n: int) -> tuple[list[list[int]], list[str]]:
     """Up to ``n`` validation pairs, spread evenly over the file, whose chosen reply is the person's
-    own: (their prompt token ids, their real replies). A line with ``chosen_from: twin`` (the
-    pairs stage's mark for a generated chosen reply) is passed over; a line without the field counts
-    as real."""
+    own or that carry it (``real``, written beside a ``chosen_from: closest`` pair): (their prompt
+    token ids, their real replies). A line with ``chosen_from: twin`` (the pairs stage's mark for a
+    generated chosen reply) is passed over; a line without the field counts as real."""
     path = Path(pairs_dir) / layout.VALID_SPLIT
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()  # as load_pairs numbers them
     found = []
     for pair in valid:
         record = json.loads(lines[int(pair.source.rsplit(":", 1)[1]) - 1])
-        if record.get("chosen_from", "real") == "real":
-            found.append((pair.prompt, record["chosen"].strip()))
+        real = record["chosen"] if record.get("chosen_from", "real") == "real" else record.get("real")
+        if real:
+            found.append((pair.prompt, real.strip()))
     if not found:
         raise PersonaError(
             f"dpo.select_by: twin needs validation pairs whose chosen reply is the person's own "

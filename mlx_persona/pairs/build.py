@@ -12,7 +12,10 @@ length statistics in :mod:`~mlx_persona.pairs.filters`; this module runs the sta
 
 - Prompt: every cleaned sample minus its last reply (system line + context turns).
 - chosen: the person's real reply (``chosen="real"``, the default; the twin is asked only for
-  prompts with no real reply), or always the fused twin's reply (``chosen="twin"``).
+  prompts with no real reply), or always the fused twin's reply (``chosen="twin"``), or of the
+  twin's ``twin_samples`` replies the one nearest the person's real reply, against its farthest
+  as rejected (``chosen="closest"``: both sides on-policy, written in the twin's own voice, so the
+  pair differs in what is said, not in habits the twin already has).
 - rejected (``rejected_from``): the base model's reply to the same prompt, same sampling
   settings (``base``, the default); or the fused SFT twin's own reply where it is far from the
   person's real one (``twin``: MiniLM cosine below ``twin_max_similarity``). Base rejected
@@ -58,7 +61,7 @@ from mlx_persona.data.stats import room_for
 from mlx_persona.pairs.child import run_generator
 from mlx_persona.pairs.config import FILTERS, SPLITS, PairsConfig
 from mlx_persona.pairs.filters import assemble, length_stats, length_summary
-from mlx_persona.pairs.prompts import read_prompts, read_replies
+from mlx_persona.pairs.prompts import read_prompts, read_replies, read_samples
 
 
 def _similarity(a, b):
@@ -105,11 +108,12 @@ def run_pairs(
     if cfg.rejected_from != "twin":
         runs["base"] = run_generator(Path(base_dir), out, "base", None, log)
     if need_twin:
-        runs["twin"] = run_generator(Path(twin_dir), out, "twin", need_twin, log)
+        runs["twin"] = run_generator(Path(twin_dir), out, "twin", need_twin, log, samples=cfg.twin_samples)
     else:
         log("every prompt has the person's real reply: the twin is not needed for chosen=real, rejected_from=base")
     base, twin = read_replies(out / layout.replies_file("base")), read_replies(out / layout.replies_file("twin"))
-    pairs, rejects, counts = assemble(prompts, base, twin, cfg, _similarity)
+    samples = read_samples(out / layout.replies_file("twin")) if cfg.chosen == "closest" else None
+    pairs, rejects, counts = assemble(prompts, base, twin, cfg, _similarity, samples)
     kept = [r for s in SPLITS for r in pairs[s]]
 
     rejects = [{"source": b["source"], "reason": b["reason"]} for b in bad] + rejects
@@ -128,12 +132,15 @@ def run_pairs(
         "filtered": {f: counts[f] for f in FILTERS},
         "trimmed_replies": counts["trimmed"],
         "pairs": {s: len(pairs[s]) for s in SPLITS},
-        "chosen_from": {o: sum(r["chosen_from"] == o for s in SPLITS for r in pairs[s]) for o in ("real", "twin")},
+        "chosen_from": {
+            o: sum(r["chosen_from"] == o for s in SPLITS for r in pairs[s]) for o in ("real", "twin", "closest")
+        },
         "rejected_from": {o: sum(r["rejected_from"] == o for s in SPLITS for r in pairs[s]) for o in ("base", "twin")},
         "lengths": {
             "all": length_stats(kept),
             **{o: length_stats([r for r in kept if r["rejected_from"] == o]) for o in ("base", "twin")},
         },
+        **({"closest": closeness(kept)} if cfg.chosen == "closest" else {}),
         "generation": runs,
         "config": cfg.to_dict(),
     }
@@ -146,6 +153,17 @@ def run_pairs(
     return stats
 
 
+def closeness(pairs: list[dict]) -> dict:
+    """``chosen="closest"``: the mean MiniLM cosine of chosen and of rejected with the real reply."""
+    if not pairs:
+        return {}
+    n = len(pairs)
+    return {
+        "chosen_to_real": round(sum(r["chosen_to_real"] for r in pairs) / n, 4),
+        "rejected_to_real": round(sum(r["rejected_to_real"] for r in pairs) / n, 4),
+    }
+
+
 # what to change when a filter took every pair (the filter with the most drops decides)
 FILTER_FIXES = {
     "empty": "a model answered nothing: check the models and raise max_tokens",
@@ -154,6 +172,7 @@ FILTER_FIXES = {
     "length_ratio": "raise pairs.max_length_ratio (or 0 to turn it off)",
     "too_similar": "raise pairs.similarity_threshold (1 turns the filter off)",
     "twin_close": "raise pairs.twin_max_similarity or use rejected_from: base",
+    "small_gap": "lower pairs.closest_margin or raise pairs.twin_samples",
 }
 
 

@@ -22,7 +22,7 @@ from mlx_persona.core.child import child_main, run_child
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_write_text
 from mlx_persona.pairs.config import PairsConfig
-from mlx_persona.pairs.prompts import chat_messages, read_replies
+from mlx_persona.pairs.prompts import chat_messages, read_samples
 
 
 def generate_child(
@@ -32,35 +32,37 @@ def generate_child(
     cfg: PairsConfig,
     only: set | None = None,
     log: Callable = print,
+    samples: int = 1,
 ) -> dict:
-    """Answer every prompt not yet in ``out_file`` with ``model_dir``; append replies as they finish."""
+    """Answer every prompt ``samples`` times with ``model_dir``, skipping the replies already in
+    ``out_file``; append replies as they finish."""
     import mlx.core as mx
 
     from mlx_persona.models.generate import chat_prompt, generate_batched, load_for_generation, make_sampler
 
     prompts = [json.loads(line) for line in prompts_file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    done = read_replies(out_file)
-    todo = [p for p in prompts if p["id"] not in done and (only is None or p["id"] in only)]
+    done = read_samples(out_file)
+    todo = [
+        (p, j) for p in prompts if only is None or p["id"] in only for j in range(len(done.get(p["id"], ())), samples)
+    ]
     if done and out_file.read_bytes()[-1:] != b"\n":  # a killed child left half a line: cut it
         keep = out_file.read_bytes().rsplit(b"\n", 1)[0]
         atomic_write_text(out_file, keep.decode("utf-8", "replace") + "\n")
-    log(f"{model_dir.name}: {len(done)} replies on disk, {len(todo)} to generate")
+    on_disk = sum(map(len, done.values()))
+    log(f"{model_dir.name}: {on_disk} replies on disk, {len(todo)} to generate")
     if not todo:
         return {"generated": 0}
     model, tokenizer = load_for_generation(model_dir)
-    mx.random.seed(cfg.seed + len(done))  # a resumed run draws fresh samples, not the same ones again
-    ids = [chat_prompt(tokenizer, chat_messages(p)) for p in todo]
+    mx.random.seed(cfg.seed + on_disk)  # a resumed run draws fresh samples, not the same ones again
+    ids = [chat_prompt(tokenizer, chat_messages(p)) for p, _ in todo]
     with open(out_file, "a", encoding="utf-8") as f:
 
         def write(reply):
-            p = todo[reply.index]
-            f.write(
-                json.dumps(
-                    {"id": p["id"], "text": reply.text, "finish_reason": reply.finish_reason, "tokens": reply.tokens},
-                    ensure_ascii=False,
-                )
-                + "\n"
-            )
+            p, j = todo[reply.index]
+            record = {"id": p["id"], "text": reply.text, "finish_reason": reply.finish_reason, "tokens": reply.tokens}
+            if samples > 1:
+                record["sample"] = j
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
 
         _, stats = generate_batched(
@@ -79,9 +81,9 @@ def generate_child(
     return {"generated": len(todo), **stats}
 
 
-def run_generator(model_dir: Path, out: Path, role: str, only: set | None, log: Callable) -> dict:
+def run_generator(model_dir: Path, out: Path, role: str, only: set | None, log: Callable, samples: int = 1) -> dict:
     """Run the child for ``role`` (base or twin) on the prompts in ``out``, answering only the ids in
-    ``only`` (all when None); relay its log, and return its generation stats."""
+    ``only`` (all when None), ``samples`` times each; relay its log, and return its generation stats."""
     cmd = [
         sys.executable,
         "-m",
@@ -94,6 +96,8 @@ def run_generator(model_dir: Path, out: Path, role: str, only: set | None, log: 
         str(out / layout.replies_file(role)),
         "--config",
         str(out / layout.stage_config("pairs")),
+        "--samples",
+        str(samples),
     ]
     if only is not None:
         (out / layout.only_file(role)).write_text(json.dumps(sorted(only)))
@@ -117,6 +121,7 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, help="JSONL to append replies to (resumable).")
     p.add_argument("--config", required=True, help="pairs_config.json.")
     p.add_argument("--only", help="JSON list of prompt ids to answer (default: all).")
+    p.add_argument("--samples", type=int, default=1, help="Replies per prompt (default: 1).")
     p.add_argument("--status", help="status.json to record a failure in, for the parent.")
     a = p.parse_args(argv)
 
@@ -124,7 +129,13 @@ def main(argv=None) -> None:
         cfg = PairsConfig.from_mapping(json.loads(Path(a.config).read_text()))
         only = set(json.loads(Path(a.only).read_text())) if a.only else None
         stats = generate_child(
-            Path(a.model), Path(a.prompts), Path(a.out), cfg, only, log=lambda m: print(m, file=sys.stderr, flush=True)
+            Path(a.model),
+            Path(a.prompts),
+            Path(a.out),
+            cfg,
+            only,
+            log=lambda m: print(m, file=sys.stderr, flush=True),
+            samples=a.samples,
         )
         print(json.dumps(stats), flush=True)
 

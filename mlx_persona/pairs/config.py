@@ -13,8 +13,9 @@ from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.settings import Settings
 
 SPLITS = ("train", "valid")
-FILTERS = ("empty", "truncated", "identical", "length_ratio", "too_similar", "twin_close")
+FILTERS = ("empty", "truncated", "identical", "length_ratio", "too_similar", "twin_close", "small_gap")
 REJECTED_FROM = ("base", "twin", "both")
+CHOSEN = ("real", "twin", "closest")
 
 
 @dataclass
@@ -24,8 +25,8 @@ class PairsConfig(Settings):
     chosen: str = field(
         default="real",
         metadata={
-            "help": "real: the person's reply (twin only where none); twin: always the fused twin's.",
-            "choices": ("real", "twin"),
+            "help": "real: the person's reply (twin only where none); twin: always the fused twin's; closest: of the twin's twin_samples replies, the one nearest the person's real reply (rejected: the farthest; needs rejected_from twin).",
+            "choices": CHOSEN,
         },
     )
     max_tokens: int | None = field(
@@ -56,6 +57,18 @@ class PairsConfig(Settings):
             "help": "rejected_from twin/both: the twin's reply is a rejected example only when its MiniLM cosine with the person's real reply is below this (1 = keep all)."
         },
     )
+    twin_samples: int = field(
+        default=1,
+        metadata={
+            "help": "Replies the twin samples per prompt; chosen closest ranks them by MiniLM cosine with the person's real reply (at least 2 there)."
+        },
+    )
+    closest_margin: float = field(
+        default=0.1,
+        metadata={
+            "help": "chosen closest: keep a pair only when the chosen reply's cosine with the real reply beats the rejected one's by at least this."
+        },
+    )
     max_length_ratio: float = field(
         default=0.0,
         metadata={
@@ -84,7 +97,7 @@ class PairsConfig(Settings):
             if not ok:
                 raise PersonaError(f"{where}.{name}: {why} (got {getattr(self, name)!r})")
 
-        need(self.chosen in ("real", "twin"), "chosen", "must be real or twin")
+        need(self.chosen in CHOSEN, "chosen", "must be real, twin or closest")
         need(self.max_tokens is None or self.max_tokens >= 1, "max_tokens", "must be at least 1 (or unset)")
         need(self.batch_size >= 1, "batch_size", "must be at least 1")
         need(self.temperature >= 0, "temperature", "must not be negative")
@@ -92,10 +105,27 @@ class PairsConfig(Settings):
         need(0 <= self.similarity_threshold <= 1, "similarity_threshold", "must be in [0, 1]")
         need(self.rejected_from in REJECTED_FROM, "rejected_from", "must be base, twin or both")
         need(
-            self.rejected_from == "base" or self.chosen == "real",
+            self.rejected_from == "base" or self.chosen != "twin",
             "rejected_from",
-            "twin and both need chosen=real (the twin's reply cannot be chosen and rejected at once)",
+            "twin and both need chosen=real or closest (the twin's one reply cannot be chosen and rejected at once)",
         )
+        need(
+            self.chosen != "closest" or self.rejected_from == "twin",
+            "rejected_from",
+            "chosen=closest ranks the twin's own replies, so the rejected one is the twin's too: set rejected_from: twin",
+        )
+        need(self.twin_samples >= 1, "twin_samples", "must be at least 1")
+        need(
+            self.twin_samples == 1 or self.chosen == "closest",
+            "twin_samples",
+            "more than one twin reply per prompt is used by chosen=closest only",
+        )
+        need(
+            self.chosen != "closest" or self.twin_samples >= 2,
+            "twin_samples",
+            "chosen=closest needs at least 2 twin replies per prompt to rank",
+        )
+        need(0 <= self.closest_margin < 1, "closest_margin", "must be in [0, 1)")
         need(0 <= self.twin_max_similarity <= 1, "twin_max_similarity", "must be in [0, 1]")
         need(
             self.max_length_ratio == 0 or self.max_length_ratio >= 1,

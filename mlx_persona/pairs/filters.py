@@ -14,7 +14,9 @@ on its own, each counted in ``stats.json`` and listed in ``rejects.jsonl``:
   (:func:`length_ratio_ok`; off by default);
 - ``too_similar``: chosen and rejected say the same thing (MiniLM cosine above
   ``similarity_threshold``);
-- ``twin_close``: a twin reply too close to the person's real one to be a negative.
+- ``twin_close``: a twin reply too close to the person's real one to be a negative;
+- ``small_gap`` (``chosen="closest"``): the twin's nearest and farthest replies are about as far
+  from the person's real one (:func:`rank_samples`).
 
 :func:`length_stats` describes the kept pairs' lengths in words, so ``stats.json`` shows whether
 length alone separates chosen from rejected.
@@ -32,7 +34,12 @@ MIN_TRIMMED_CHARS = 12  # a trimmed reply shorter than this says too little: dro
 
 
 def assemble(
-    prompts: list[dict], base: dict, twin: dict, cfg: PairsConfig, similarity: Callable = None
+    prompts: list[dict],
+    base: dict,
+    twin: dict,
+    cfg: PairsConfig,
+    similarity: Callable = None,
+    samples: dict | None = None,
 ) -> tuple[dict, list[dict], dict]:
     """Apply the filters; return ({split: pairs}, rejects, counts). ``similarity(a, b)`` -> cosines.
 
@@ -42,6 +49,10 @@ def assemble(
     length_ratio (only with ``max_length_ratio``), too_similar, and for a twin candidate
     twin_close (cosine with the real reply at or above ``twin_max_similarity``: the twin said
     what the person said, so it is no negative).
+
+    Under ``chosen="closest"`` the candidate comes from :func:`rank_samples` over ``samples`` (all
+    the twin's replies per prompt id): its nearest reply to the person's real one against its
+    farthest.
     """
     counts = {**{f: 0 for f in FILTERS}, "trimmed": 0}  # trimmed replies are kept, not filtered
     rejects, kept = [], []
@@ -60,16 +71,27 @@ def assemble(
             }
         )
 
+    ranked = rank_samples(prompts, samples or {}, cfg, similarity, drop, counts) if cfg.chosen == "closest" else {}
     for p in prompts:
-        use_twin = cfg.chosen == "twin" or p["real"] is None
-        chosen = twin.get(p["id"]) if use_twin else {"text": p["real"], "finish_reason": "stop"}
-        if chosen is None:
-            continue  # not generated (a capped or interrupted run); a re-run fills it in
-        if cfg.trim_truncated:
-            chosen = trim_reply(chosen)
-            counts["trimmed"] += chosen.get("trimmed", False)
-        for source in rejected_sources(cfg, has_real=not use_twin):
-            rejected = (base if source == "base" else twin).get(p["id"])
+        if cfg.chosen == "closest":
+            if p["id"] not in ranked:
+                continue
+            chosen, origin = ranked[p["id"]]["chosen"], "closest"
+            candidates = [("twin", ranked[p["id"]]["rejected"])]
+        else:
+            use_twin = cfg.chosen == "twin" or p["real"] is None
+            chosen = twin.get(p["id"]) if use_twin else {"text": p["real"], "finish_reason": "stop"}
+            if chosen is None:
+                continue  # not generated (a capped or interrupted run); a re-run fills it in
+            if cfg.trim_truncated:
+                chosen = trim_reply(chosen)
+                counts["trimmed"] += chosen.get("trimmed", False)
+            origin = "twin" if use_twin else "real"
+            candidates = [
+                (source, (base if source == "base" else twin).get(p["id"]))
+                for source in rejected_sources(cfg, has_real=not use_twin)
+            ]
+        for source, rejected in candidates:
             if rejected is None:
                 continue
             if cfg.trim_truncated:
@@ -87,10 +109,10 @@ def assemble(
             if reason:
                 drop(p, reason, chosen["text"], rejected["text"], source)
             else:
-                kept.append(
-                    (p, chosen["text"].strip(), rejected["text"].strip(), "twin" if use_twin else "real", source)
-                )
-    needs_sims = cfg.similarity_threshold < 1 or (cfg.twin_max_similarity < 1 and any(k[4] == "twin" for k in kept))
+                kept.append((p, chosen["text"].strip(), rejected["text"].strip(), origin, source))
+    needs_sims = cfg.similarity_threshold < 1 or (
+        cfg.twin_max_similarity < 1 and any(k[4] == "twin" and k[3] != "closest" for k in kept)
+    )
     if kept and needs_sims and similarity is not None:
         sims = similarity([k[1] for k in kept], [k[2] for k in kept])
     else:
@@ -101,15 +123,73 @@ def assemble(
         if sim > cfg.similarity_threshold:
             drop(p, "too_similar", chosen, rejected, source, similarity=sim)
             continue
-        if source == "twin" and sim >= cfg.twin_max_similarity:
+        if source == "twin" and origin != "closest" and sim >= cfg.twin_max_similarity:
             drop(p, "twin_close", chosen, rejected, source, similarity=sim)
             continue
         record = {"prompt": p["messages"][-1]["content"], "chosen": chosen, "rejected": rejected}
         if p.get("system"):
             record["system"] = p["system"]
         record.update(messages=p["messages"], id=p["id"], chosen_from=origin, rejected_from=source, similarity=sim)
+        if origin == "closest":  # how near each is to what the person said
+            r = ranked[p["id"]]
+            record.update(real=p["real"], chosen_to_real=r["chosen_to_real"], rejected_to_real=r["rejected_to_real"])
         pairs[p["split"]].append(record)
     return pairs, rejects, counts
+
+
+def rank_samples(
+    prompts: list[dict], samples: dict, cfg: PairsConfig, similarity: Callable, drop: Callable, counts: dict
+) -> dict:
+    """``chosen="closest"``: for each prompt with a real reply, the twin's usable replies ranked by
+    MiniLM cosine with the real one; {id: {chosen, rejected, chosen_to_real, rejected_to_real}}.
+
+    A reply cut at ``max_tokens`` is trimmed first (as everywhere) and left out when still cut,
+    unless ``allow_truncated``; a blank one is left out. Fewer than two usable replies drop the
+    prompt (``truncated`` when a cut reply was among them, else ``empty``). The farthest reply is
+    a negative only when its cosine is below ``twin_max_similarity`` (else ``twin_close``), and
+    only when the nearest beats it by ``closest_margin`` (else ``small_gap``: two replies equally
+    far from the person teach nothing about the person).
+    """
+    todo = []  # (prompt, its usable replies)
+    for p in prompts:
+        replies = samples.get(p["id"])
+        if p["real"] is None or not replies:
+            continue  # no real reply to rank by, or not generated yet (a re-run fills it in)
+        usable, cut = [], False
+        for r in replies:
+            if cfg.trim_truncated:
+                r = trim_reply(r)
+                counts["trimmed"] += r.get("trimmed", False)
+            if r["finish_reason"] == "length" and not cfg.allow_truncated:
+                cut = True
+            elif r["text"].strip():
+                usable.append({**r, "text": r["text"].strip()})
+        if len(usable) < 2:
+            texts = [r["text"] for r in replies]
+            drop(p, "truncated" if cut else "empty", p["real"], texts[0] if texts else "", "twin", replies=texts)
+            continue
+        todo.append((p, usable))
+    flat = [(p, r) for p, usable in todo for r in usable]
+    cos = similarity([p["real"] for p, _ in flat], [r["text"] for _, r in flat]) if flat else []
+    ranked, at = {}, 0
+    for p, usable in todo:
+        sims = [round(float(c), 4) for c in cos[at : at + len(usable)]]
+        at += len(usable)
+        best = max(range(len(usable)), key=sims.__getitem__)
+        worst = min(range(len(usable)), key=sims.__getitem__)
+        chosen, rejected = usable[best], usable[worst]
+        if sims[worst] >= cfg.twin_max_similarity:
+            drop(p, "twin_close", chosen["text"], rejected["text"], "twin", similarity=sims[worst])
+        elif sims[best] - sims[worst] < cfg.closest_margin:
+            drop(p, "small_gap", chosen["text"], rejected["text"], "twin", gap=round(sims[best] - sims[worst], 4))
+        else:
+            ranked[p["id"]] = {
+                "chosen": chosen,
+                "rejected": rejected,
+                "chosen_to_real": sims[best],
+                "rejected_to_real": sims[worst],
+            }
+    return ranked
 
 
 def rejected_sources(cfg: PairsConfig, has_real: bool) -> tuple[str, ...]:

@@ -4,8 +4,9 @@
   person's real reply kept beside it (``real``; None when the sample ends on a user turn). Its
   ``id`` is a hash of the split, system line, context and real reply, so a re-run finds the
   replies it already has.
-- Replies: one JSONL per model (``base.jsonl``, ``twin.jsonl``), one line per answered prompt;
-  a child appends each finished reply at once, so a killed run leaves at most a torn last line.
+- Replies: one JSONL per model (``base.jsonl``, ``twin.jsonl``), one line per reply (a prompt
+  the twin answers ``twin_samples`` times has that many lines, numbered by ``sample``); a child
+  appends each finished reply at once, so a killed run leaves at most a torn last line.
 """
 
 from __future__ import annotations
@@ -67,14 +68,20 @@ def chat_messages(p: dict) -> list[dict]:
     return ([{"role": "system", "content": p["system"]}] if p.get("system") else []) + p["messages"]
 
 
-def read_replies(path: Path) -> dict[str, dict]:
-    """Replies a child already wrote; a torn last line (a killed child) is ignored."""
-    done = {}
+def read_samples(path: Path) -> dict[str, list[dict]]:
+    """Every reply a child already wrote, per prompt id in the order written; a torn last line (a
+    killed child) is ignored."""
+    done: dict[str, list[dict]] = {}
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 r = json.loads(line)
-                done[r["id"]] = r
+                done.setdefault(r["id"], []).append(r)
             except (ValueError, KeyError, TypeError):
                 continue
     return done
+
+
+def read_replies(path: Path) -> dict[str, dict]:
+    """One reply per prompt, the last a child wrote for it (see :func:`read_samples`)."""
+    return {i: replies[-1] for i, replies in read_samples(path).items()}
