@@ -309,6 +309,16 @@ def test_select_by_twin_measures_closest_pairs_against_the_real_reply_they_carry
     assert real == [lines[0]["chosen"], "the person's reply 1", lines[2]["chosen"], "the person's reply 3"]
 
 
+def test_select_by_twin_replies_get_the_pairs_stages_room(tmp_path):
+    cfg = DPOConfig.from_mapping({**TWIN, "select_max_tokens": None})
+    assert dpo.select_room(tmp_path, cfg)[0] == 64  # no pairs_config.json: the floor
+    (tmp_path / "pairs_config.json").write_text(json.dumps({"max_tokens": 128, "chosen": "real"}))
+    assert dpo.select_room(tmp_path, cfg) == (128, "as the pairs stage's replies")
+    assert dpo.select_room(tmp_path, DPOConfig.from_mapping(TWIN))[0] == 6  # set: used as given
+    with pytest.raises(PersonaError, match="select_max_tokens"):
+        DPOConfig.from_mapping({**TWIN, "select_max_tokens": 0})
+
+
 def by_length(generated, real):
     """A deterministic measure of the replies themselves: closeness of mean lengths."""
     return {"score": -abs(np.mean([len(g) for g in generated]) - np.mean([len(r) for r in real]))}

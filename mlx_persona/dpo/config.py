@@ -93,7 +93,12 @@ class DPOConfig(TrainConfig):
         default=8,
         metadata={"help": "select_by twin: validation prompts the twin answers at each validation (a fixed slice)."},
     )
-    select_max_tokens: int = field(default=64, metadata={"help": "select_by twin: most tokens per generated reply."})
+    select_max_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "select_by twin: most tokens per generated reply. Unset: the pairs stage's reply room (max_tokens in its pairs_config.json), else 64."
+        },
+    )
     share_prompt: bool = field(
         default=True,
         metadata={
@@ -127,9 +132,10 @@ class DPOConfig(TrainConfig):
             raise bad("length_alpha", f"is a term of the sigmoid loss (R-DPO), not of {self.loss_type}; set it to 0")
         if self.select_by not in SELECT_BY:
             raise bad("select_by", "must be one of " + ", ".join(SELECT_BY))
-        for name in ("select_prompts", "select_max_tokens"):
-            if getattr(self, name) < 1:
-                raise bad(name, "must be at least 1")
+        if self.select_prompts < 1:
+            raise bad("select_prompts", "must be at least 1")
+        if self.select_max_tokens is not None and self.select_max_tokens < 1:
+            raise bad("select_max_tokens", "must be at least 1 (or unset)")
         if self.reference_batch_size < 1:
             raise bad("reference_batch_size", "must be at least 1")
         if self.grad_accumulation_steps != 1:

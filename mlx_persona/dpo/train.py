@@ -234,19 +234,39 @@ class DPORun(TrainingRun):
 # ----------------------------------------------------------------------------- select_by: twin
 class TwinProbe:
     """What ``select_by: twin`` measures at each validation: the model answers a fixed slice of
-    validation prompts (greedy, at most ``select_max_tokens`` tokens, ``reference_batch_size``
-    at a time) and ``measure(generated, real)`` scores its replies against the person's real
+    validation prompts (greedy, at most ``max_tokens`` tokens: :func:`select_room`;
+    ``reference_batch_size`` at a time) and ``measure(generated, real)`` scores its replies against the person's real
     ones (default :func:`mlx_persona.train.select.twin_score`; returns a dict with ``score``,
     higher is better). Greedy decoding draws no random numbers, so resume stays exact."""
 
-    def __init__(self, tokenizer, prompts: list[list[int]], real: list[str], cfg: DPOConfig, measure: Callable):
+    def __init__(
+        self, tokenizer, prompts: list[list[int]], real: list[str], cfg: DPOConfig, measure: Callable, max_tokens: int
+    ):
         self.tokenizer, self.prompts, self.real, self.cfg, self.measure = tokenizer, prompts, real, cfg, measure
+        self.max_tokens = max_tokens
 
     def __call__(self, model) -> dict:
         replies, _ = generate_batched(
-            model, self.tokenizer, self.prompts, self.cfg.select_max_tokens, self.cfg.reference_batch_size
+            model, self.tokenizer, self.prompts, self.max_tokens, self.cfg.reference_batch_size
         )
         return self.measure([r.text.strip() for r in replies], self.real)
+
+
+def select_room(pairs_dir: Path, cfg: DPOConfig) -> tuple[int, str]:
+    """How long ``select_by: twin``'s replies may run, and why: ``select_max_tokens`` as set, else
+    the room the pairs stage gave its replies (``max_tokens`` in its ``pairs_config.json``, sized
+    to the person's replies), else :data:`~mlx_persona.data.stats.ROOM_FLOOR`."""
+    from mlx_persona.data.stats import ROOM_FLOOR
+
+    if cfg.select_max_tokens is not None:
+        return cfg.select_max_tokens, "dpo.select_max_tokens"
+    try:
+        room = json.loads((Path(pairs_dir) / layout.stage_config("pairs")).read_text()).get("max_tokens")
+    except (OSError, ValueError, AttributeError):
+        room = None
+    if isinstance(room, int) and room >= 1:
+        return room, "as the pairs stage's replies"
+    return ROOM_FLOOR, "the pairs stage recorded no reply room"
 
 
 def twin_slice(pairs_dir: Path, valid: list[Pair], n: int) -> tuple[list[list[int]], list[str]]:
@@ -314,8 +334,11 @@ def run_dpo(
     probe = None
     if cfg.select_by == "twin":  # before the reference pass: a pairs file without real replies fails fast
         prompts, real = twin_slice(pairs_dir, sets["valid"], cfg.select_prompts)
-        probe = TwinProbe(tokenizer, prompts, real, cfg, measure or twin_score)
-        log(f"select_by twin: {len(prompts)} validation prompts answered at each validation")
+        room, why = select_room(pairs_dir, cfg)
+        probe = TwinProbe(tokenizer, prompts, real, cfg, measure or twin_score, room)
+        log(
+            f"select_by twin: {len(prompts)} validation prompts answered at each validation, up to {room} tokens ({why})"
+        )
     data_fingerprint = fingerprint(*[(pairs_dir / layout.split_file(s)).read_bytes() for s in ("train", "valid")])
     model_fingerprint = fingerprint(
         (model_dir / layout.MODEL_CONFIG).read_bytes(), *sorted(p.name for p in model_dir.glob("*.safetensors"))
