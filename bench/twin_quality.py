@@ -137,6 +137,18 @@ VARIANTS = {
         "eval.samples=4",
         "eval.temperature=0.7",
     ],
+    # the same pairs, with RPO's NLL on the person's real reply rather than the twin's chosen one:
+    # closest4_k4 anchored on the twin's own replies, and its perplexity on the person's rose
+    "closest4_real_k4": [
+        *PLAIN,
+        "pairs.rejected_from=twin",
+        "pairs.chosen=closest",
+        "pairs.twin_samples=4",
+        "dpo.rpo_alpha=2.0",
+        "dpo.rpo_on=real",
+        "eval.samples=4",
+        "eval.temperature=0.7",
+    ],
 }
 HABITS = {  # key in data/style.habits -> absolute tolerance used when the person's value is ~0
     "share_with_emoji": 0.05,

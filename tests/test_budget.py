@@ -105,6 +105,9 @@ def test_dpo_doubles_sequences_and_reference_costs_a_model():
     assert dpo.logits_gb == pytest.approx(2 * sft.logits_gb)
     ref = estimate("default", device="cpu", stage="dpo", batch_size=2, max_seq_length=512, reference_in_memory=True)
     assert ref.reference_gb > ref.weights_gb and ref.total_gb > dpo.total_gb
+    # rpo_on real: a third row per pair (the anchor reply)
+    three = estimate("default", device="cpu", stage="dpo", batch_size=2, max_seq_length=512, rows_per_pair=3)
+    assert three.logits_gb == pytest.approx(3 * sft.logits_gb) and three.total_gb > dpo.total_gb
 
 
 def test_verdicts():

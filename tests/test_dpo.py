@@ -76,6 +76,48 @@ def test_shared_prompt_gives_the_batched_loss_and_gradients(tiny_model_dir, tmp_
         np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-3, atol=1e-5, err_msg=name)
 
 
+def test_anchor_rows_score_the_real_reply_shared_and_batched(tiny_model_dir, tmp_path):
+    """rpo_on real: each pair carries its ``real`` reply's tokens (its chosen one where it has
+    none); the shared-prompt pass scores three continuations as the batched pass scores 3B rows,
+    and the NLL is the anchor's."""
+    from mlx.utils import tree_flatten, tree_map
+
+    cfg = DPOConfig.from_mapping({**FAST, "rpo_alpha": 1.0, "rpo_on": "real"})
+    folder = write_pairs(tmp_path / "pairs", n_train=4)
+    lines = [json.loads(line) for line in (folder / "train.jsonl").read_text().splitlines()]
+    for i, rec in enumerate(lines[:3]):
+        rec.update(chosen_from="closest", real=f"what the person said, {i} times over")
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    model, tok = load_base(tiny_model_dir, cfg, quiet)
+    pairs = dpo.read_splits(folder, tok, cfg, tmp_path, quiet)["train"]
+    assert pairs[0].anchor == list(tok.encode("what the person said, 0 times over", add_special_tokens=False)) + [
+        tok.eos_token_id
+    ]
+    assert pairs[3].anchor == pairs[3].chosen  # no real reply carried: the chosen one
+    attach_trainable(model, cfg)
+    model.update(tree_map(lambda p: p + 0.05 * mx.random.normal(p.shape), model.trainable_parameters()))
+    head = logps.output_head(model)
+    ref = mx.array([[-30.0, -40.0, 5, 9], [-20.0, -45.0, 6, 11], [-25.0, -30.0, 4, 12]])
+    tokens, starts, lengths, reply_pos = collate(pairs[:3], anchor=True)
+    assert tokens.shape[0] == 9
+    sums, counts = logps.sequence_logps(model, tokens, starts, lengths, reply_pos, head)
+    _, (_, _, nll, _) = loss_fns.batch_loss(model, tokens, starts, lengths, reply_pos, ref, cfg, head)
+    np.testing.assert_allclose(np.array(nll), -np.array(sums[6:]) / np.array(counts[6:]), rtol=1e-6)
+    batched = nn.value_and_grad(model, lambda m: loss_fns.batch_loss(m, *collate(pairs[:3], True), ref, cfg, head)[0])
+    shared = nn.value_and_grad(model, lambda m: loss_fns.shared_batch_loss(m, pairs[:3], ref, cfg, head)[0])
+    (la, ga), (lb, gb) = batched(model), shared(model)
+    assert la.item() == pytest.approx(lb.item(), rel=1e-5)
+    for (name, a), (_, b) in zip(tree_flatten(ga), tree_flatten(gb)):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-3, atol=1e-5, err_msg=name)
+    # the same pairs without the anchor: another loss (the NLL is the chosen reply's)
+    plain = DPOConfig.from_mapping({**FAST, "rpo_alpha": 1.0})
+    lc, _ = loss_fns.batch_loss(model, *collate(pairs[:3]), ref, plain, head)
+    assert abs(lc.item() - la.item()) > 1e-3
+    out = tmp_path / "run"  # and a whole run trains with it
+    summary = dpo.run_dpo(tiny_model_dir, folder, out, cfg, log=quiet)
+    assert summary["best_iter"] >= 0 and (out / "adapters.safetensors").exists()
+
+
 def test_run_starts_at_log2_and_learns(tiny_model_dir, tmp_path):
     out = tmp_path / "out"
     dpo.run_dpo(tiny_model_dir, write_pairs(tmp_path / "pairs"), out, DPOConfig.from_mapping(FAST), log=quiet)

@@ -163,6 +163,25 @@ def test_preference_rpo_on_ipo_hand_computed():
     assert loss == pytest.approx(want, rel=1e-6)
 
 
+def test_preference_rpo_on_the_anchor_reply_hand_computed():
+    """rpo_on real: a third block of B rows, the anchor replies; the NLL is theirs, DPO's rewards
+    stay those of chosen and rejected."""
+    beta, alpha = 0.5, 0.7
+    pa, na = [-9.0, -4.0], [3, 8]  # the anchor replies' summed log-probs and token counts
+    sums, counts, ref = batch()
+    sums = mx.concatenate([sums, mx.array(pa)])
+    counts = mx.concatenate([counts, mx.array(na, dtype=mx.int32)])
+    h = [(PC[i] - PR[i]) - (RC[i] - RR[i]) for i in range(2)]
+    loss, cr, rj, nll = preference_loss(sums, counts, ref, settings(beta=beta, rpo_alpha=alpha, rpo_on="real"))
+    want_nll = [-pa[i] / na[i] for i in range(2)]  # [3.0, 0.5]: not the chosen reply's [2.0, 2.5]
+    assert nll.tolist() == pytest.approx(want_nll)
+    assert loss.item() == pytest.approx(
+        mean([softplus(-beta * h[i]) + alpha * want_nll[i] for i in range(2)]), rel=1e-6
+    )
+    assert cr.tolist() == pytest.approx([beta * (PC[i] - RC[i]) for i in range(2)])
+    assert rj.tolist() == pytest.approx([beta * (PR[i] - RR[i]) for i in range(2)])
+
+
 def test_preference_rdpo_hand_computed():
     beta, alpha = 0.5, 0.1
     h = [(PC[i] - PR[i]) - (RC[i] - RR[i]) for i in range(2)]
@@ -198,6 +217,8 @@ def test_preference_simpo_hand_computed_and_reference_free():
         ({"loss_type": "orpo"}, "loss_type: must be one of sigmoid, ipo, simpo"),
         ({"select_by": "vibes"}, "select_by: must be one of loss, twin"),
         ({"select_prompts": 0}, "select_prompts: must be at least 1"),
+        ({"rpo_on": "rejected", "rpo_alpha": 1.0}, "rpo_on: must be one of chosen, real"),
+        ({"rpo_on": "real"}, "rpo_on: real is where rpo_alpha's NLL is taken"),
     ],
 )
 def test_loss_settings_are_checked(bad, message):

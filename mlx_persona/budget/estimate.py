@@ -92,6 +92,7 @@ class TrainSettings:
     optimizer: str = "adam"  # adam, adamw, sgd or adafactor
     reference_in_memory: bool = False  # DPO: hold a second full model as the reference
     reference_batch_size: int = 8  # DPO: pairs per forward pass of the cached reference (0: no pass, SimPO)
+    rows_per_pair: int = 2  # DPO: chosen and rejected, and the anchor reply under rpo_on: real
 
     def validate(self, shape: ModelShape) -> TrainSettings:
         """Check ranges and clamp ``num_layers`` to the model; one-line errors."""
@@ -264,7 +265,7 @@ def estimate_shape(shape: ModelShape, settings: TrainSettings, dev: Device, data
     k = BACKENDS.get(dev.backend, BACKENDS["cpu"])
     notes: list[str] = []
     act_bytes = shape.dtype_bytes if shape.dtype_bytes == 4 else 4 * k.half_act_ratio
-    seqs = s.batch_size * (2 if s.stage == "dpo" else 1)  # DPO runs chosen and rejected
+    seqs = s.batch_size * (s.rows_per_pair if s.stage == "dpo" else 1)  # DPO runs chosen and rejected (+ anchor)
     if data is not None:
         data = data.at(s.max_seq_length)
         positions, keys, head = data.positions, data.keys, data.logits

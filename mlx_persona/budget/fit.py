@@ -212,6 +212,7 @@ def preflight_stage(
         optimizer=cfg.optimizer,
         reference_in_memory=False,
         reference_batch_size=reference_pairs(cfg) if stage == "dpo" else 0,  # whole batches on every rank
+        rows_per_pair=3 if getattr(cfg, "rpo_on", "chosen") == "real" else 2,
         device=device,
         memory_gb=memory_gb,
     )

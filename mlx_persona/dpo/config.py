@@ -24,6 +24,7 @@ from mlx_persona.train.config import TrainConfig
 
 LOSS_TYPES = ("sigmoid", "ipo", "simpo")
 SELECT_BY = ("loss", "twin")
+RPO_ON = ("chosen", "real")
 
 
 @dataclass
@@ -69,6 +70,13 @@ class DPOConfig(TrainConfig):
         default=0.0,
         metadata={
             "help": "RPO: weight of the chosen reply's per-token NLL added to the loss, so the person's replies keep their likelihood (1.0 in the paper); 0 = off."
+        },
+    )
+    rpo_on: str = field(
+        default="chosen",
+        metadata={
+            "help": "Which reply rpo_alpha's NLL is taken on: chosen (RPO as published) or real, the person's own reply a pair carries beside a generated chosen one (pairs.chosen closest; a pair without one uses its chosen reply). real scores a third sequence per pair.",
+            "choices": RPO_ON,
         },
     )
     length_alpha: float = field(
@@ -130,6 +138,10 @@ class DPOConfig(TrainConfig):
                 raise bad(name, "must be a number >= 0")
         if self.length_alpha and self.loss_type != "sigmoid":
             raise bad("length_alpha", f"is a term of the sigmoid loss (R-DPO), not of {self.loss_type}; set it to 0")
+        if self.rpo_on not in RPO_ON:
+            raise bad("rpo_on", "must be one of " + ", ".join(RPO_ON))
+        if self.rpo_on == "real" and not self.rpo_alpha:
+            raise bad("rpo_on", "real is where rpo_alpha's NLL is taken: set rpo_alpha above 0 too")
         if self.select_by not in SELECT_BY:
             raise bad("select_by", "must be one of " + ", ".join(SELECT_BY))
         if self.select_prompts < 1:

@@ -42,9 +42,13 @@ class Pair:
     chosen: list  # reply token ids + end-of-turn
     rejected: list
     source: str  # file:line
+    anchor: list | None = None  # rpo_on real: the person's reply tokens + end-of-turn (the NLL's reply)
+
+    def replies(self) -> list[list]:
+        return [self.chosen, self.rejected] + ([self.anchor] if self.anchor is not None else [])
 
     def __len__(self) -> int:
-        return len(self.prompt) + max(len(self.chosen), len(self.rejected))
+        return len(self.prompt) + max(map(len, self.replies()))
 
 
 def record_messages(record) -> tuple[list[dict], str, str]:
@@ -76,21 +80,29 @@ def record_messages(record) -> tuple[list[dict], str, str]:
     return head + msgs, record["chosen"], record["rejected"]
 
 
-def encode(tokenizer, messages: list[dict], chosen: str, rejected: str) -> tuple[list, list, list]:
+def encode(tokenizer, messages: list[dict], *replies: str) -> tuple[list, ...]:
+    """(prompt ids ending in the assistant header, then each reply's ids + end-of-turn)."""
     prompt = chat_prompt(tokenizer, messages)
     eos = tokenizer.eos_token_id
 
     def reply(text):
         return list(tokenizer.encode(text.strip(), add_special_tokens=False)) + [eos]
 
-    return prompt, reply(chosen), reply(rejected)
+    return (prompt, *map(reply, replies))
+
+
+def anchor_text(record: dict) -> str:
+    """``rpo_on: real``: the reply the NLL is taken on, the person's own one the pair carries in
+    ``real`` (pairs ``chosen: closest``), else the chosen reply."""
+    real = record.get("real")
+    return real if isinstance(real, str) and real.strip() else record["chosen"]
 
 
 def fit(pair: Pair, max_seq_length: int) -> tuple[Pair | None, str | None]:
     """Apply the length rule; returns (pair or None, what was done or None)."""
     if len(pair) <= max_seq_length:
         return pair, None
-    longest = max(len(pair.chosen), len(pair.rejected))
+    longest = max(map(len, pair.replies()))
     if longest > max_seq_length // 2:
         return None, f"skipped: a reply of {longest} tokens is over half of max_seq_length={max_seq_length}"
     keep = max_seq_length - longest
@@ -99,8 +111,9 @@ def fit(pair: Pair, max_seq_length: int) -> tuple[Pair | None, str | None]:
     return pair, f"truncated: dropped the oldest {cut} prompt tokens to fit max_seq_length={max_seq_length}"
 
 
-def load_pairs(path: Path, tokenizer, max_seq_length: int) -> tuple[list[Pair], list[dict]]:
-    """Usable pairs from one JSONL file, and a report line for every line that was changed or skipped."""
+def load_pairs(path: Path, tokenizer, max_seq_length: int, anchor: bool = False) -> tuple[list[Pair], list[dict]]:
+    """Usable pairs from one JSONL file, and a report line for every line that was changed or skipped.
+    With ``anchor`` each pair also carries the tokens of :func:`anchor_text` (``rpo_on: real``)."""
     path = Path(path)
     if not path.is_file():
         raise PersonaError(f"{path}: missing (run `mlx-persona pairs` first)")
@@ -113,8 +126,13 @@ def load_pairs(path: Path, tokenizer, max_seq_length: int) -> tuple[list[Pair], 
             continue
         where = f"{path}:{lineno}"
         try:
-            messages, chosen, rejected = record_messages(json.loads(line))
-            pair = Pair(*encode(tokenizer, messages, chosen, rejected), source=where)
+            record = json.loads(line)
+            messages, chosen, rejected = record_messages(record)
+            if anchor:
+                prompt, c, r, a = encode(tokenizer, messages, chosen, rejected, anchor_text(record))
+                pair = Pair(prompt, c, r, source=where, anchor=a)
+            else:
+                pair = Pair(*encode(tokenizer, messages, chosen, rejected), source=where)
         except json.JSONDecodeError as e:
             report.append({"source": where, "action": "skipped", "reason": f"not JSON ({e.msg})"})
             continue
@@ -146,13 +164,16 @@ class PairSet:
         return len(self.pairs[i])
 
 
-def collate(pairs: list[Pair]) -> tuple[mx.array, mx.array, mx.array, mx.array]:
-    """tokens (2B, W) int32: chosen rows then rejected rows, zero-padded on the right;
-    prompt_lengths (2B,) and lengths (2B,) int32: where each reply starts and each row ends;
-    reply_pos (2B, R) int32: prompt_length + 0..R-1, the positions of the reply tokens (R = the
-    longest reply, rounded up to 8; positions at or past ``lengths`` are padding)."""
+def collate(pairs: list[Pair], anchor: bool = False) -> tuple[mx.array, mx.array, mx.array, mx.array]:
+    """tokens (2B, W) int32: chosen rows then rejected rows (then, with ``anchor``, B anchor rows:
+    (3B, W)), zero-padded on the right; prompt_lengths (2B,) and lengths (2B,) int32: where each
+    reply starts and each row ends; reply_pos (2B, R) int32: prompt_length + 0..R-1, the
+    positions of the reply tokens (R = the longest reply, rounded up to 8; positions at or past
+    ``lengths`` are padding)."""
     rows = [p.prompt + p.chosen for p in pairs] + [p.prompt + p.rejected for p in pairs]
-    starts = [len(p.prompt) for p in pairs] * 2
+    if anchor:
+        rows += [p.prompt + p.anchor for p in pairs]
+    starts = [len(p.prompt) for p in pairs] * (len(rows) // len(pairs))
     width = -(-max(len(r) for r in rows) // PAD_TO) * PAD_TO
     reply = -(-max(len(r) - s for r, s in zip(rows, starts)) // 8) * 8
     tokens = np.zeros((len(rows), width), np.int32)

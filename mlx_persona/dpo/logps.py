@@ -71,32 +71,35 @@ def sequence_logps(
     return (token_logps * mask).sum(axis=-1), mask.sum(axis=-1)
 
 
-def pair_logps(model, head, prompt: list, chosen: list, rejected: list) -> tuple[mx.array, mx.array]:
+def pair_logps(model, head, prompt: list, *replies: list) -> tuple[mx.array, mx.array]:
     """The same sums and counts as :func:`sequence_logps` for one pair, with the shared prompt run once.
 
-    Chosen and rejected continue the same prompt, and the prompt is most of a persona sample, so:
-    run the prompt through the model into a KV cache (gradients flow through it), copy the cache
-    for two rows, then run both replies on top: P + 2R positions instead of 2(P + R). The last
-    prompt position predicts each reply's first token. Shapes: returns sums (2,) [chosen,
-    rejected] and counts (2,). Needs plain KV caches (see :func:`shared_prompt_ok`).
+    Chosen and rejected (and, under ``rpo_on: real``, the anchor reply) continue the same prompt,
+    and the prompt is most of a persona sample, so: run the prompt through the model into a KV
+    cache (gradients flow through it), copy the cache for one row per reply, then run the replies
+    on top: P + kR positions instead of k(P + R). The last prompt position predicts each reply's
+    first token. Shapes: returns sums (k,) [chosen, rejected, ...] and counts (k,), k = the number
+    of replies. Needs plain KV caches (see :func:`shared_prompt_ok`).
     """
     from mlx_lm.models.cache import make_prompt_cache
 
     body, lm_head = head
+    k = len(replies)
     cache = make_prompt_cache(model)
     last = body(mx.array([prompt]), cache=cache)[:, -1:, :]  # (1, 1, D)
-    for c in cache:  # one prompt, two continuations
-        c.keys, c.values = (mx.repeat(x[..., : c.offset, :], 2, axis=0) for x in (c.keys, c.values))
-    width = max(len(chosen), len(rejected))
-    replies = np.zeros((2, width), np.int32)
-    replies[0, : len(chosen)], replies[1, : len(rejected)] = chosen, rejected
-    replies = mx.array(replies)
-    hidden = mx.repeat(last, 2, axis=0)  # (2, 1, D)
+    for c in cache:  # one prompt, k continuations
+        c.keys, c.values = (mx.repeat(x[..., : c.offset, :], k, axis=0) for x in (c.keys, c.values))
+    width = max(map(len, replies))
+    rows = np.zeros((k, width), np.int32)
+    for i, r in enumerate(replies):
+        rows[i, : len(r)] = r
+    rows = mx.array(rows)
+    hidden = mx.repeat(last, k, axis=0)  # (k, 1, D)
     if width > 1:
-        hidden = mx.concatenate([hidden, body(replies[:, :-1], cache=cache)], axis=1)  # (2, R, D)
-    logits = lm_head(hidden).astype(mx.float32)  # (2, R, V)
-    picked = mx.take_along_axis(logits, replies[..., None], axis=-1).squeeze(-1)
-    mask = mx.arange(width)[None, :] < mx.array([len(chosen), len(rejected)])[:, None]
+        hidden = mx.concatenate([hidden, body(rows[:, :-1], cache=cache)], axis=1)  # (k, R, D)
+    logits = lm_head(hidden).astype(mx.float32)  # (k, R, V)
+    picked = mx.take_along_axis(logits, rows[..., None], axis=-1).squeeze(-1)
+    mask = mx.arange(width)[None, :] < mx.array([len(r) for r in replies])[:, None]
     return ((picked - mx.logsumexp(logits, axis=-1)) * mask).sum(axis=-1), mask.sum(axis=-1)
 
 

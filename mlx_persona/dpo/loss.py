@@ -110,8 +110,9 @@ def simpo_loss(
 def preference_loss(sums: mx.array, counts: mx.array, ref: mx.array, cfg: DPOConfig):
     """The batch's mean training loss, as ``cfg`` sets it up: the one place the losses are assembled.
 
-    Args: ``sums`` (2B,) the policy's summed reply log-probs, B chosen then B rejected; ``counts``
-    (2B,) their reply token counts; ``ref`` (B, 4) per pair from the reference cache: reference
+    Args: ``sums`` (2B,) the policy's summed reply log-probs, B chosen then B rejected (then B
+    anchor replies under ``rpo_on: real``: (3B,)); ``counts`` the same shape, their reply token
+    counts; ``ref`` (B, 4) per pair from the reference cache: reference
     chosen sum, reference rejected sum, chosen token count, rejected token count (unused by
     SimPO, which has no reference: any (B, 4) array will do).
 
@@ -123,15 +124,20 @@ def preference_loss(sums: mx.array, counts: mx.array, ref: mx.array, cfg: DPOCon
     - RPO (``rpo_alpha`` a, Pang et al. 2024, https://arxiv.org/abs/2404.19733), added to any of
       them: loss_i += a * NLL_i, NLL_i = -log pi(y_c|x) / |y_c|, the chosen reply's per-token
       negative log-likelihood, so the person's replies keep (or gain) likelihood while the margin
-      grows.
+      grows. Under ``rpo_on: real`` the NLL is the anchor reply's, -log pi(y_a|x) / |y_a|: the
+      person's own reply where the chosen one is the twin's (pairs ``chosen: closest``).
 
     Returns (loss scalar: mean over the B pairs, chosen_rewards (B,), rejected_rewards (B,),
-    chosen_nll (B,): the chosen reply's per-token NLL under the policy, reported for every loss).
+    nll (B,): the per-token NLL of the chosen reply, or of the anchor one, under the policy,
+    reported for every loss).
     """
-    b = sums.shape[0] // 2
-    pc, pr = sums[:b], sums[b:]
-    nc, nr = counts[:b].astype(mx.float32), counts[b:].astype(mx.float32)
-    chosen_nll = -pc / nc  # (B,)
+    b = ref.shape[0]
+    pc, pr = sums[:b], sums[b : 2 * b]
+    nc, nr = counts[:b].astype(mx.float32), counts[b : 2 * b].astype(mx.float32)
+    if sums.shape[0] == 3 * b:  # anchor rows
+        chosen_nll = -sums[2 * b :] / counts[2 * b :].astype(mx.float32)
+    else:
+        chosen_nll = -pc / nc  # (B,)
     if cfg.loss_type == "simpo":
         losses, cr, rj = simpo_loss(pc / nc, pr / nr, cfg.beta, cfg.gamma, cfg.label_smoothing)
     elif cfg.loss_type == "ipo":  # length-normalised log-probs, each by its own count
@@ -154,8 +160,8 @@ def preference_loss(sums: mx.array, counts: mx.array, ref: mx.array, cfg: DPOCon
 
 
 def batch_loss(model, tokens, starts, lengths, reply_pos, ref, cfg: DPOConfig, head=None):
-    """:func:`preference_loss` for B collated pairs (rows: B chosen, then B rejected) in one
-    forward pass; ref (B, 4) from the cache. Returns (loss, (chosen_rewards, rejected_rewards,
+    """:func:`preference_loss` for B collated pairs (rows: B chosen, then B rejected, then B anchor
+    replies under ``rpo_on: real``) in one forward pass; ref (B, 4) from the cache. Returns (loss, (chosen_rewards, rejected_rewards,
     chosen_nll, tokens)); only the loss is differentiated."""
     sums, counts = sequence_logps(model, tokens, starts, lengths, reply_pos, head)  # (2B,)
     loss, cr, rj, nll = preference_loss(sums, counts, ref, cfg)
@@ -165,9 +171,13 @@ def batch_loss(model, tokens, starts, lengths, reply_pos, ref, cfg: DPOConfig, h
 def shared_batch_loss(model, pairs: list, ref, cfg: DPOConfig, head):
     """:func:`batch_loss` for B pairs scored one by one with :func:`pair_logps` (the prompt runs
     once for both replies)."""
-    scored = [pair_logps(model, head, p.prompt, p.chosen, p.rejected) for p in pairs]
-    sums = mx.concatenate([mx.stack([s[0] for s, _ in scored]), mx.stack([s[1] for s, _ in scored])])  # (2B,)
-    counts = mx.concatenate([mx.stack([c[0] for _, c in scored]), mx.stack([c[1] for _, c in scored])])
+    anchor = cfg.rpo_on == "real"
+    scored = [pair_logps(model, head, p.prompt, *(p.replies() if anchor else (p.chosen, p.rejected))) for p in pairs]
+    k = 3 if anchor else 2
+    sums = mx.concatenate(
+        [mx.stack([s[j] for s, _ in scored]) for j in range(k)]
+    )  # (kB,): all chosen, all rejected, ...
+    counts = mx.concatenate([mx.stack([c[j] for _, c in scored]) for j in range(k)])
     loss, cr, rj, nll = preference_loss(sums, counts, ref, cfg)
-    tokens = sum(2 * len(p.prompt) + len(p.chosen) + len(p.rejected) for p in pairs)
+    tokens = sum(k * len(p.prompt) + sum(map(len, p.replies()[:k])) for p in pairs)
     return loss, (cr, rj, nll, mx.array(tokens))

@@ -122,7 +122,7 @@ class DPORun(TrainingRun):
 
     def batch(self, split: str, idx: list[int]):
         pairs = self.sets[split]
-        return (*collate([pairs[i] for i in idx]), mx.array(self.refs[split][idx]))
+        return (*collate([pairs[i] for i in idx], anchor=self.cfg.rpo_on == "real"), mx.array(self.refs[split][idx]))
 
     def shared_step(self):
         """One optimizer step with the prompt run once per pair (shapes vary per pair: not compiled)."""
@@ -296,7 +296,9 @@ def read_splits(pairs_dir: Path, tokenizer, cfg: DPOConfig, out: Path, log: Call
     """Both splits through the checks of :mod:`mlx_persona.dpo.data`; report lines go to rejects.jsonl."""
     sets, report = {}, []
     for split in ("train", "valid"):
-        pairs, problems = load_pairs(Path(pairs_dir) / layout.split_file(split), tokenizer, cfg.max_seq_length)
+        pairs, problems = load_pairs(
+            Path(pairs_dir) / layout.split_file(split), tokenizer, cfg.max_seq_length, anchor=cfg.rpo_on == "real"
+        )
         sets[split], report = pairs, report + problems
     atomic_write_text(out / layout.REJECTS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in report))
     for r in report[:20]:
