@@ -122,6 +122,9 @@ def test_model_by_memory(machine, tmp_path):
     quick = load_recipe(REPO / "recipes" / "quickstart.yaml")
     for mine, shipped in ((mac, mac_recipe), (small, quick)):
         assert mine.pairs.rejected_from == shipped.pairs.rejected_from == "twin"
+        assert (mine.pairs.chosen, mine.pairs.twin_samples) == (shipped.pairs.chosen, shipped.pairs.twin_samples)
+        assert (mine.pairs.chosen, mine.pairs.twin_samples, mine.dpo.rpo_on) == ("closest", 4, shipped.dpo.rpo_on)
+        assert shipped.dpo.rpo_on == "real"
         assert (mine.dpo.loss_type, mine.dpo.beta, mine.dpo.rpo_alpha, mine.dpo.learning_rate) == (
             shipped.dpo.loss_type,
             shipped.dpo.beta,

@@ -117,12 +117,15 @@ def _mac_settings(seq: int) -> tuple[list, list, list, list]:
         ("learning_rate", 5.0e-6, "gentle: higher rates taught the twin to be short"),
         ("beta", 0.1, None),
         ("rpo_alpha", 2.0, "+ 2x the NLL of your real reply (RPO): without it DPO learns 'be short' or a caricature"),
-        ("batch_size", 1, "one pair = two sequences (chosen, rejected)"),
+        ("rpo_on", "real", "the NLL of your own reply, which each pair carries"),
+        ("batch_size", 1, "one pair = three sequences (chosen, rejected, your reply)"),
         ("grad_checkpoint", True, None),
         ("max_seq_length", seq, None),
     ]
     pairs = [
-        ("rejected_from", "twin", "on-policy negatives: the SFT twin's own replies far from yours"),
+        ("rejected_from", "twin", "on-policy negatives: the SFT twin's own replies"),
+        ("chosen", "closest", "of the twin's replies, the nearest to yours against the farthest: content, not habits"),
+        ("twin_samples", 4, None),
         ("batch_size", 4, None),
     ]
     clean = [("system", "replace-long", "tool-call histories in system prompts become the persona line")]
@@ -148,11 +151,14 @@ def _small_settings(seq: int) -> tuple[list, list, list, list]:
         ("learning_rate", 1.0e-5, "gentle: at 5e-5 replies shrank to 3 words"),
         ("beta", 0.1, None),
         ("rpo_alpha", 2.0, "+ 2x the NLL of your real reply (RPO): without it DPO learns 'be short' or a caricature"),
+        ("rpo_on", "real", "the NLL of your own reply, which each pair carries"),
         ("batch_size", 2, None),
         ("max_seq_length", seq, None),
     ]
     pairs = [
-        ("rejected_from", "twin", "on-policy negatives: the SFT twin's own replies far from yours"),
+        ("rejected_from", "twin", "on-policy negatives: the SFT twin's own replies"),
+        ("chosen", "closest", "of the twin's replies, the nearest to yours against the farthest: content, not habits"),
+        ("twin_samples", 4, None),
         ("batch_size", 8, None),
     ]
     return sft, dpo, pairs, []
