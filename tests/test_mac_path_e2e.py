@@ -56,6 +56,7 @@ HERE_ONLY = {
     "sft.dequantize_on_cpu": False,  # keep the 4-bit weights on MLX's CPU backend, as Metal does
     "dpo.dequantize_on_cpu": False,
     "pairs.allow_truncated": True,  # a random model never ends a reply within max_tokens
+    "pairs.closest_margin": 0.0,  # a random model's replies are all about equally far from the person's
 }
 
 

@@ -395,6 +395,9 @@ def test_closest_ranks_the_twins_own_replies_by_the_real_one():
     assert [r["id"] for r in out["train"] + out["valid"]] == []
     out, _, _ = assemble(ps, {}, {}, replace(cfg, closest_margin=0.0), closeness_to_real, samples)
     assert [r["id"] for r in out["train"]] == ["p0", "p1"]
+    same = {"p0": [reply("0.3 one way."), reply("0.3 another way.")]}  # equally far: nothing to prefer
+    out, rejects, _ = assemble(ps[:1], {}, {}, replace(cfg, closest_margin=0.0), closeness_to_real, same)
+    assert not out["train"] and rejects[0]["reason"] == "small_gap"
 
 
 def test_closest_checks():

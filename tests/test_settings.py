@@ -74,7 +74,7 @@ def test_click_options_are_built_one_way():
     assert sft.opts == ["--rank"] and sft.help == SFTConfig.help("rank")
     pairs = {p.name: p for p in cli.commands["pairs"].params}
     assert {f.name for f in dataclasses.fields(BLOCKS["pairs"])} <= set(pairs)
-    assert list(pairs["chosen"].type.choices) == ["real", "twin"]
+    assert list(pairs["chosen"].type.choices) == ["real", "twin", "closest"]
     clean = {p.name: p for p in cli.commands["clean"].params}
     assert list(clean["dedup"].type.choices) == ["near", "exact", "off"]
     res = CliRunner().invoke(

@@ -180,7 +180,7 @@ def rank_samples(
         chosen, rejected = usable[best], usable[worst]
         if sims[worst] >= cfg.twin_max_similarity:
             drop(p, "twin_close", chosen["text"], rejected["text"], "twin", similarity=sims[worst])
-        elif sims[best] - sims[worst] < cfg.closest_margin:
+        elif best == worst or sims[best] - sims[worst] < cfg.closest_margin:  # all as far: no nearest
             drop(p, "small_gap", chosen["text"], rejected["text"], "twin", gap=round(sims[best] - sims[worst], 4))
         else:
             ranked[p["id"]] = {
