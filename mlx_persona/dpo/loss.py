@@ -170,14 +170,14 @@ def batch_loss(model, tokens, starts, lengths, reply_pos, ref, cfg: DPOConfig, h
 
 def shared_batch_loss(model, pairs: list, ref, cfg: DPOConfig, head):
     """:func:`batch_loss` for B pairs scored one by one with :func:`pair_logps` (the prompt runs
-    once for both replies)."""
-    anchor = cfg.rpo_on == "real"
-    scored = [pair_logps(model, head, p.prompt, *(p.replies() if anchor else (p.chosen, p.rejected))) for p in pairs]
-    k = 3 if anchor else 2
+    once for all the pair's replies: chosen, rejected, and the anchor reply the pairs were loaded
+    with under ``rpo_on: real``)."""
+    scored = [pair_logps(model, head, p.prompt, *p.replies()) for p in pairs]  # anchor too, when loaded
+    k = len(pairs[0].replies())
     sums = mx.concatenate(
         [mx.stack([s[j] for s, _ in scored]) for j in range(k)]
     )  # (kB,): all chosen, all rejected, ...
     counts = mx.concatenate([mx.stack([c[j] for _, c in scored]) for j in range(k)])
     loss, cr, rj, nll = preference_loss(sums, counts, ref, cfg)
-    tokens = sum(k * len(p.prompt) + sum(map(len, p.replies()[:k])) for p in pairs)
+    tokens = sum(k * len(p.prompt) + sum(map(len, p.replies())) for p in pairs)
     return loss, (cr, rj, nll, mx.array(tokens))

@@ -61,7 +61,7 @@ from mlx_persona.data.stats import room_for
 from mlx_persona.pairs.child import run_generator
 from mlx_persona.pairs.config import FILTERS, SPLITS, PairsConfig
 from mlx_persona.pairs.filters import assemble, length_stats, length_summary
-from mlx_persona.pairs.prompts import read_prompts, read_replies, read_samples
+from mlx_persona.pairs.prompts import last_replies, read_prompts, read_replies, read_samples
 
 
 def _similarity(a, b):
@@ -111,8 +111,8 @@ def run_pairs(
         runs["twin"] = run_generator(Path(twin_dir), out, "twin", need_twin, log, samples=cfg.twin_samples)
     else:
         log("every prompt has the person's real reply: the twin is not needed for chosen=real, rejected_from=base")
-    base, twin = read_replies(out / layout.replies_file("base")), read_replies(out / layout.replies_file("twin"))
-    samples = read_samples(out / layout.replies_file("twin")) if cfg.chosen == "closest" else None
+    samples = read_samples(out / layout.replies_file("twin"))  # every twin reply, read once
+    base, twin = read_replies(out / layout.replies_file("base")), last_replies(samples)
     pairs, rejects, counts = assemble(prompts, base, twin, cfg, _similarity, samples)
     kept = [r for s in SPLITS for r in pairs[s]]
 

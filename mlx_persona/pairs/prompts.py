@@ -82,6 +82,11 @@ def read_samples(path: Path) -> dict[str, list[dict]]:
     return done
 
 
+def last_replies(samples: dict[str, list[dict]]) -> dict[str, dict]:
+    """One reply per prompt of :func:`read_samples`' result: the last written for it."""
+    return {i: replies[-1] for i, replies in samples.items()}
+
+
 def read_replies(path: Path) -> dict[str, dict]:
     """One reply per prompt, the last a child wrote for it (see :func:`read_samples`)."""
-    return {i: replies[-1] for i, replies in read_samples(path).items()}
+    return last_replies(read_samples(path))
