@@ -55,3 +55,75 @@ def test_chat_reply_stops_at_end_of_text(ends_at_once):
     text, stats = session.reply("hello?")
     assert text == ""
     assert stats.tokens <= 1  # the end token itself at most, not 12 tokens of it
+
+
+def _prompts(tok):
+    a = chat_prompt(tok, [{"role": "user", "content": "should we ship on friday?"}])
+    b = chat_prompt(tok, [{"role": "system", "content": "be brief"}, {"role": "user", "content": "lunch at noon?"}])
+    return a, b
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3])
+def test_repeated_prompts_share_one_prefill_and_give_the_same_greedy_reply(tiny_model_dir, batch_size):
+    """A prompt asked several times is prefilled once; greedy copies match the prompt asked alone,
+    whichever batch slot they join (the batch sizes below make copies join mid-decode)."""
+    model, tok = load_for_generation(tiny_model_dir)
+    a, b = _prompts(tok)
+    alone = [generate_batched(model, tok, [p], max_tokens=9, batch_size=1)[0][0] for p in (a, b)]
+    replies, stats = generate_batched(model, tok, [a, b, a, a, b], max_tokens=9, batch_size=batch_size)
+    assert [r.index for r in replies] == [0, 1, 2, 3, 4]
+    want = [alone[0], alone[1], alone[0], alone[0], alone[1]]
+    assert [(r.text, r.tokens, r.finish_reason) for r in replies] == [(w.text, w.tokens, w.finish_reason) for w in want]
+    assert alone[0].tokens > 0
+    assert stats["prompt_tokens"] == len(a) - 1 + len(b) - 1  # each prompt once; its last token starts decoding
+
+
+def test_copies_of_a_prompt_are_separate_samples(tiny_model_dir):
+    """Shared prefill shares the prompt, not the draw: sampled copies differ from one another."""
+    import mlx.core as mx
+
+    from mlx_persona.models.generate import make_sampler
+
+    model, tok = load_for_generation(tiny_model_dir)
+    a, _ = _prompts(tok)
+    mx.random.seed(3)
+    replies, stats = generate_batched(model, tok, [a] * 6, max_tokens=8, batch_size=4, sampler=make_sampler(1.0, 1.0))
+    assert len({r.text for r in replies}) > 1
+    assert stats["prompt_tokens"] == len(a) - 1
+    seen = []
+    replies, _ = generate_batched(
+        model, tok, [a] * 6, max_tokens=8, batch_size=4, sampler=make_sampler(1.0, 1.0), on_reply=seen.append
+    )
+    assert sorted(r.index for r in seen) == list(range(6))
+
+
+def test_top_p_keeps_the_nucleus_by_hand():
+    import math
+
+    import mlx.core as mx
+
+    from mlx_persona.models.generate import apply_top_p
+
+    logprobs = mx.array([[math.log(p) for p in (0.15, 0.5, 0.05, 0.3)]])
+    kept = lambda top_p: (apply_top_p(logprobs, top_p) > -math.inf).tolist()[0]  # noqa: E731
+    assert kept(0.7) == [False, True, False, True]  # 0.5, then 0.3: 0.8 >= 0.7
+    assert kept(0.5) == [False, True, False, False]  # 0.5 alone reaches it
+    assert kept(0.85) == [True, True, False, True]
+    assert kept(0.99) == [True, True, True, True]
+
+
+def test_top_p_matches_mlx_lm_and_caps_the_candidates():
+    import mlx.core as mx
+    from mlx_lm.sample_utils import apply_top_p as full_sort
+
+    from mlx_persona.models.generate import apply_top_p
+
+    mx.random.seed(0)
+    logits = mx.random.normal((4, 5000)) * 4  # peaked: the 0.9 nucleus is well inside 1024 tokens
+    logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+    for top_p in (0.3, 0.9):
+        want = full_sort(logprobs, top_p) > -mx.inf
+        assert mx.array_equal(apply_top_p(logprobs, top_p) > -mx.inf, want).item()
+    flat = -mx.arange(5000)[None, :] * 1e-4 * mx.ones((2, 1))  # nearly flat: a nucleus of ~4400 tokens
+    flat = flat - mx.logsumexp(flat, axis=-1, keepdims=True)
+    assert (apply_top_p(flat, 0.9, candidates=10) > -mx.inf).sum(axis=-1).tolist() == [10, 10]

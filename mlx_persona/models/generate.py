@@ -11,6 +11,11 @@ pair generator, the evaluation and DPO's twin probe all generate here.
 Continuous batching: up to ``batch_size`` sequences decode together; a finished one leaves the
 batch and the next prompt is prefilled into its place.
 
+Shared prefill: when the same prompt comes more than once (the pair generator samples several
+replies per prompt, the evaluation several per conversation), it is prefilled once and its cache
+starts every copy; the copies then decode side by side. Prefill is most of the work for short
+replies on a CPU (``bench/RESULTS.md``: shared prefill), so K samples no longer cost K prefills.
+
 Where a reply ends: the model's own end-of-turn token (``eos_token_id`` in its config), and also
 any end-of-text special token its vocabulary has (:data:`END_OF_TEXT`). A chat model's config
 often names only the turn's end (SmolLM2: ``<|im_end|>``), while a fine-tuned twin sometimes ends
@@ -21,6 +26,7 @@ DPO's twin probe) goes through :func:`load_for_generation` or :func:`stop_at_end
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -74,10 +80,43 @@ def chat_prompt(tokenizer, messages: list[dict]) -> list[int]:
     return list(ids["input_ids"] if isinstance(ids, dict) else ids)
 
 
-def make_sampler(temperature: float, top_p: float):
-    from mlx_lm.sample_utils import make_sampler as _make
+# top-p looks for its nucleus among this many of the most likely tokens (see apply_top_p)
+TOP_P_CANDIDATES = 1024
 
-    return _make(temp=temperature, top_p=top_p if 0 < top_p < 1 else 0.0)
+
+def apply_top_p(logprobs: mx.array, top_p: float, candidates: int = TOP_P_CANDIDATES) -> mx.array:
+    """Nucleus filter: ``logprobs`` (rows x vocab) with every token outside the row's nucleus set
+    to -inf. The nucleus is the fewest most likely tokens whose probability reaches ``top_p``,
+    taken before any temperature, as mlx_lm's ``apply_top_p`` does. Where the nucleus would need
+    more than ``candidates`` tokens, the ``candidates`` most likely are kept.
+
+    mlx_lm sorts the whole vocabulary for this at every step: 32 ms of a 150 ms decode step at
+    batch 8 with SmolLM2's 49k vocabulary on the 2-core CPU. The top ``candidates`` (``mx.topk``)
+    cost 3-4 ms, and for a chat model at top_p < 1 the nucleus is a few dozen tokens.
+    """
+    k = min(candidates, logprobs.shape[-1])
+    top = mx.sort(mx.topk(logprobs, k, axis=-1), axis=-1).astype(mx.float32)  # ascending
+    probs = mx.exp(top)
+    mass_above = mx.cumsum(probs, axis=-1, reverse=True, inclusive=False)
+    total = mx.exp(mx.logsumexp(logprobs.astype(mx.float32), axis=-1, keepdims=True))
+    dropped = (mass_above >= top_p * total).sum(axis=-1, keepdims=True)
+    threshold = mx.take_along_axis(top, dropped, axis=-1)
+    return mx.where(logprobs < threshold, -float("inf"), logprobs)
+
+
+def make_sampler(temperature: float, top_p: float):
+    """A sampler for mlx_lm's generators: greedy at temperature 0, else a draw at ``temperature``
+    from the :func:`apply_top_p` nucleus (no filter at top_p 0 or 1)."""
+    if temperature == 0:
+        return lambda logprobs: mx.argmax(logprobs, axis=-1)
+    scale = 1.0 / temperature
+
+    def sample(logprobs: mx.array) -> mx.array:
+        if 0 < top_p < 1:
+            logprobs = apply_top_p(logprobs, top_p)
+        return mx.random.categorical(logprobs * scale)
+
+    return sample
 
 
 def generate_batched(
@@ -91,15 +130,21 @@ def generate_batched(
 ) -> tuple[list[Reply], dict]:
     """Generate one reply per prompt, ``batch_size`` sequences at a time; returns (replies, stats).
 
-    ``stats`` holds generated tokens, seconds and tokens per second (prefill included in the
-    time), decode tokens per second (``BatchGenerator``'s own count, prefill excluded) and peak
-    memory. A reply's ``first_token_s`` includes waiting for the prompts batched ahead of it.
+    A prompt that appears more than once is prefilled once, and its copies decode from that one
+    cache (module docstring). ``stats`` holds generated tokens, seconds and tokens per second
+    (prefill included in the time), decode tokens per second (``BatchGenerator``'s own count,
+    prefill excluded), prefilled prompt tokens and peak memory. A reply's ``first_token_s``
+    includes waiting for the prompts batched ahead of it.
     """
     from mlx_lm.generate import BatchGenerator
 
     replies: list[Reply | None] = [None] * len(prompts)
     if not prompts:
         return [], {"generated_tokens": 0, "seconds": 0.0, "tokens_per_sec": 0.0}
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, p in enumerate(prompts):
+        groups.setdefault(tuple(p), []).append(i)
+    shared = len(groups) < len(prompts)
     gen = BatchGenerator(
         model,
         max_tokens=max_tokens,
@@ -108,12 +153,41 @@ def generate_batched(
         completion_batch_size=batch_size,
         prefill_batch_size=batch_size,
     )
+    where: dict[int, int] = {}
+    tokens: dict[int, list[int]] = {}
+    first: dict[int, float] = {}
+    prefilled = 0
+
+    def add(uids: list[int], indices: list[int]) -> None:
+        for uid, i in zip(uids, indices, strict=True):
+            where[uid], tokens[uid] = i, []
+
+    # copies wait in prompt order; a prompt is prefilled when its first copy starts, and its cache is
+    # let go when its last copy has started
+    waiting = collections.deque((key, i) for key, indices in groups.items() for i in indices)
+    caches: dict[tuple[int, ...], list] = {}
+    left = {key: len(indices) for key, indices in groups.items()}
+
+    def feed() -> None:
+        """Start waiting copies while the batch has room, prefilling each prompt once."""
+        nonlocal prefilled
+        while waiting and len(tokens) < batch_size:
+            key, i = waiting.popleft()
+            if key not in caches:
+                caches[key] = prefill(model, list(key[:-1]))
+                prefilled += len(key) - 1
+            cache = caches[key]
+            left[key] -= 1
+            if not left[key]:
+                del caches[key]
+            add(gen.insert([list(key[-1:])], [max_tokens], caches=[cache], all_tokens=[list(key[:-1])]), [i])
+
     tic = time.perf_counter()
     try:
-        uids = gen.insert([list(p) for p in prompts], [max_tokens] * len(prompts))
-        where = {uid: i for i, uid in enumerate(uids)}
-        tokens: dict[int, list[int]] = {uid: [] for uid in uids}
-        first: dict[int, float] = {}
+        if shared:
+            feed()
+        else:  # every prompt once: the generator prefills them in batches itself
+            add(gen.insert([list(p) for p in prompts], [max_tokens] * len(prompts)), list(range(len(prompts))))
         with gen.stats() as counts:
             while responses := gen.next_generated():
                 now = time.perf_counter() - tic
@@ -126,6 +200,8 @@ def generate_batched(
                         replies[i] = Reply(i, tokenizer.decode(ids), r.finish_reason, len(ids), first[r.uid])
                         if on_reply is not None:
                             on_reply(replies[i])
+                if shared:
+                    feed()
     finally:
         gen.close()
     seconds = time.perf_counter() - tic
@@ -135,5 +211,18 @@ def generate_batched(
         "seconds": round(seconds, 3),
         "tokens_per_sec": made / seconds if seconds > 0 else 0.0,
         "decode_tokens_per_sec": counts.generation_tps,
+        "prompt_tokens": prefilled if shared else counts.prompt_tokens,
         "peak_memory_gb": round(mx.get_peak_memory() / 1e9, 4),
     }
+
+
+def prefill(model, tokens: list[int]) -> list:
+    """A fresh prompt cache for ``model`` holding ``tokens`` (mlx_lm's ``make_prompt_cache``);
+    read-only afterwards: the batch a copy joins merges it into a new cache of its own."""
+    from mlx_lm.models.cache import make_prompt_cache
+
+    cache = make_prompt_cache(model)
+    if tokens:
+        model(mx.array([tokens]), cache=cache)
+        mx.eval([c.state for c in cache])  # the cache alone: the unused logits are never computed
+    return cache

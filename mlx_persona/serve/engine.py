@@ -126,7 +126,8 @@ class KeyedSampler:
 
     def __call__(self, logprobs):
         import mlx.core as mx
-        from mlx_lm.sample_utils import apply_top_p
+
+        from mlx_persona.models.generate import apply_top_p
 
         self.key, step = mx.random.split(self.key)
         if 0 < self.top_p < 1:
