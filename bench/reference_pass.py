@@ -32,7 +32,8 @@ from tiny import qwen2_config
 from mlx_persona.budget.data import DataShape
 from mlx_persona.budget.estimate import estimate
 from mlx_persona.dpo.data import Pair, collate
-from mlx_persona.dpo.logps import output_head, sequence_logps
+from mlx_persona.dpo.logps import sequence_logps
+from mlx_persona.models.head import output_head
 
 # (name, config, dtype, 4-bit)
 MODELS = [

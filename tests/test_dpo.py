@@ -21,6 +21,7 @@ from mlx_persona.dpo import train as dpo
 from mlx_persona.dpo.config import DPOConfig
 from mlx_persona.dpo.data import collate, fixed_batches
 from mlx_persona.dpo.reference import reference_logps
+from mlx_persona.models.head import output_head
 from mlx_persona.train.checkpoint import latest_checkpoint, read_state, trainable_weights
 from mlx_persona.train.loop import attach_trainable, load_base
 
@@ -35,9 +36,9 @@ def test_adapter_at_zero_policy_equals_cached_reference(tiny_model_dir, tmp_path
     pairs_dir = write_pairs(tmp_path / "pairs")
     model, tok = load_base(tiny_model_dir, cfg, quiet)
     sets = dpo.read_splits(pairs_dir, tok, cfg, tmp_path, quiet)
-    refs, _ = reference_logps(model, sets, cfg.reference_batch_size, tmp_path, logps.output_head(model), "fp", quiet)
+    refs, _ = reference_logps(model, sets, cfg.reference_batch_size, tmp_path, output_head(model), "fp", quiet)
     attach_trainable(model, cfg)
-    head = logps.output_head(model)
+    head = output_head(model)
     assert head is not None  # llama: reply-only logits
     train = sets["train"]
     for idx in fixed_batches(len(train), 4, [len(p) for p in reversed(train)]):  # other batches, other padding
@@ -64,7 +65,7 @@ def test_shared_prompt_gives_the_batched_loss_and_gradients(tiny_model_dir, tmp_
     model, tok = load_base(tiny_model_dir, cfg, quiet)
     attach_trainable(model, cfg)
     model.update(tree_map(lambda p: p + 0.05 * mx.random.normal(p.shape), model.trainable_parameters()))  # B != 0
-    head = logps.output_head(model)
+    head = output_head(model)
     assert logps.shared_prompt_ok(model, head)
     pairs = dpo.read_splits(write_pairs(tmp_path / "pairs"), tok, cfg, tmp_path, quiet)["train"][:3]
     ref = mx.array([[-30.0, -40.0, 5, 9], [-20.0, -45.0, 6, 11], [-25.0, -30.0, 4, 12]])
@@ -96,7 +97,7 @@ def test_anchor_rows_score_the_real_reply_shared_and_batched(tiny_model_dir, tmp
     assert pairs[3].anchor == pairs[3].chosen  # no real reply carried: the chosen one
     attach_trainable(model, cfg)
     model.update(tree_map(lambda p: p + 0.05 * mx.random.normal(p.shape), model.trainable_parameters()))
-    head = logps.output_head(model)
+    head = output_head(model)
     ref = mx.array([[-30.0, -40.0, 5, 9], [-20.0, -45.0, 6, 11], [-25.0, -30.0, 4, 12]])
     tokens, starts, lengths, reply_pos = collate(pairs[:3], anchor=True)
     assert tokens.shape[0] == 9
@@ -250,7 +251,7 @@ def test_reference_cache_is_computed_once_and_resumable(tiny_model_dir, tmp_path
     cfg = DPOConfig.from_mapping(FAST)
     model, tok = load_base(tiny_model_dir, cfg, quiet)
     sets = dpo.read_splits(write_pairs(tmp_path / "pairs"), tok, cfg, tmp_path, quiet)
-    head, logs = logps.output_head(model), []
+    head, logs = output_head(model), []
     first, scored = reference_logps(model, sets, 3, tmp_path, head, "fp", logs.append)
     assert scored == len(sets["train"]) + len(sets["valid"])
     cache_file = tmp_path / "reference.json"

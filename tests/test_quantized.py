@@ -30,6 +30,7 @@ from mlx_persona.dpo.config import DPOConfig
 from mlx_persona.dpo.data import collate, fixed_batches
 from mlx_persona.dpo.reference import reference_logps
 from mlx_persona.models.fuse import fuse_model
+from mlx_persona.models.head import output_head
 from mlx_persona.sft.config import SFTConfig
 from mlx_persona.sft.train import run_sft
 from mlx_persona.train.loop import attach_trainable, load_base
@@ -121,9 +122,9 @@ def test_dpo_reference_on_a_4bit_model_equals_the_policy_at_step_0(tiny_variant,
     model, tok = load_base(tiny_variant(arch, 32), cfg, quiet)
     assert quantized_modules(model)
     sets = dpo.read_splits(write_pairs(tmp_path / "pairs"), tok, cfg, tmp_path, quiet)
-    refs, _ = reference_logps(model, sets, cfg.reference_batch_size, tmp_path, logps.output_head(model), "fp", quiet)
+    refs, _ = reference_logps(model, sets, cfg.reference_batch_size, tmp_path, output_head(model), "fp", quiet)
     attach_trainable(model, cfg)
-    head = logps.output_head(model)
+    head = output_head(model)
     assert head is not None  # reply-only logits through a quantized lm_head / tied quantized embedding
     assert logps.shared_prompt_ok(model, head)
     train = sets["train"]

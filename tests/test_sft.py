@@ -11,6 +11,7 @@ import types
 import mlx.core as mx
 import numpy as np
 import pytest
+from mlx.utils import tree_flatten
 from sft_helpers import FAST, write_chat_data
 
 from mlx_persona.core import blas
@@ -164,3 +165,34 @@ def test_quantized_base_trains_on_a_float_copy_on_cpu(tiny_model_dir, data, tmp_
         assert any("dequantized float32 copy" in s for s in said)
     qmodel, _ = load(str(q), adapter_path=str(tmp_path / "out"))  # the adapter fits the 4-bit base
     assert isinstance(qmodel.layers[0].self_attn.q_proj.linear, nn.QuantizedLinear)
+
+
+@pytest.mark.parametrize("max_seq_length", [64, 20])
+def test_reply_loss_equals_mlx_lm_default_loss(tiny_model_dir, max_seq_length):
+    """The head on scored positions only gives mlx_lm's default_loss, value and gradients: rows
+    of different lengths (a short row's first pad counts, as in mlx_lm), prompt offsets, a whole
+    row scored (offset 0), and at 20 tokens rows cut at max_seq_length."""
+    import mlx.nn as nn
+    from mlx_lm import load
+    from mlx_lm.tuner.trainer import default_loss
+
+    from mlx_persona.models.head import output_head
+    from mlx_persona.sft.train import reply_loss
+    from mlx_persona.train.batches import collate
+
+    model, _ = load(str(tiny_model_dir))
+    head = output_head(model)
+    assert head is not None
+    rng = np.random.default_rng(0)
+    examples = [(rng.integers(3, 200, n).tolist(), o) for n, o in ((30, 12), (17, 9), (24, 0), (9, 8))]
+    tokens, lengths, positions = collate(examples, max_seq_length, positions=True)
+    assert positions.shape[1] % 32 == 0 or positions.shape[1] == tokens.shape[1] - 1
+    want, want_n = default_loss(model, tokens, lengths)
+    got, got_n = reply_loss(head)(model, tokens, lengths, positions)
+    assert got_n.item() == want_n.item() > 0
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
+    g_want = nn.value_and_grad(model, default_loss)(model, tokens, lengths)[1]
+    g_got = nn.value_and_grad(model, reply_loss(head))(model, tokens, lengths, positions)[1]
+    flat_want = dict(tree_flatten(g_want))
+    for name, g in tree_flatten(g_got):
+        assert mx.allclose(g, flat_want[name], rtol=1e-4, atol=1e-6).item(), name

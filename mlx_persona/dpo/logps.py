@@ -3,7 +3,7 @@
 Three ways to score the same thing, checked against each other (tests/test_dpo.py):
 
 - :func:`sequence_logps`: a padded batch of full rows (prompt + reply), one forward pass;
-- the same with ``head`` (:func:`output_head`): the vocabulary projection on reply positions only;
+- the same with ``head`` (:func:`mlx_persona.models.head.output_head`): the vocabulary projection on reply positions only;
 - :func:`pair_logps`: one pair with its prompt run once and shared by both replies through a KV
   cache (the default in training, when :func:`shared_prompt_ok` says the model allows it).
 
@@ -15,27 +15,6 @@ from __future__ import annotations
 
 import mlx.core as mx
 import numpy as np
-
-
-def output_head(model):
-    """(body, head) such that ``model(x) == head(body(x))``, checked on a few tokens, or None.
-
-    With them the vocabulary projection runs on the reply positions only: the prompt's
-    (tokens x vocab) logits are never built, which saves memory and time (the prompt is most of
-    a persona sample). Models whose output is more than ``head(body(x))`` (logit scaling,
-    soft-capping) fail the check and use the full forward pass."""
-    body = getattr(model, "model", None)
-    head = getattr(model, "lm_head", None)
-    if head is None and body is not None and hasattr(getattr(body, "embed_tokens", None), "as_linear"):
-        head = body.embed_tokens.as_linear
-    if body is None or head is None:
-        return None
-    x = mx.array([[1, 2, 3, 4, 5]])
-    try:
-        same = mx.allclose(model(x), head(body(x)), rtol=1e-4, atol=1e-4).item()
-    except (TypeError, ValueError):
-        return None
-    return (body, head) if same else None
 
 
 def sequence_logps(
@@ -50,7 +29,7 @@ def sequence_logps(
 
     Shapes: tokens (N, W) int; prompt_lengths, lengths (N,) int; reply_pos (N, R) int, the
     positions prompt_lengths[i] + 0..R-1 (from :func:`mlx_persona.dpo.data.collate`). Returns
-    sums (N,) float32 and counts (N,) int32. With ``head`` (:func:`output_head`) and
+    sums (N,) float32 and counts (N,) int32. With ``head`` (:func:`~mlx_persona.models.head.output_head`) and
     ``reply_pos`` the logits are (N, R, vocab) instead of (N, W-1, vocab); logsumexp minus the
     picked logit is log_softmax without another copy of them.
     """

@@ -57,7 +57,7 @@ def reference_logps(
 ) -> tuple[dict[str, np.ndarray], int]:
     """({split: array (N, 4)}, pairs this rank scored): the summed reply log-probs of chosen and
     rejected and their token counts, for every pair, on every rank. ``head``:
-    :func:`mlx_persona.dpo.logps.output_head` of the model, or None; ``rank`` of ``size``: this
+    :func:`mlx_persona.models.head.output_head` of the model, or None; ``rank`` of ``size``: this
     process's share (every rank must call this, with the same pairs)."""
     path = Path(out) / layout.REFERENCE_CACHE
     cache = json.loads(path.read_text()) if rank == 0 and path.is_file() else None

@@ -44,10 +44,11 @@ from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_write_json, atomic_write_text, fingerprint
 from mlx_persona.dpo.config import DPOConfig
 from mlx_persona.dpo.data import Pair, PairSet, collate, fixed_batches, load_pairs
-from mlx_persona.dpo.logps import output_head, shared_prompt_ok
+from mlx_persona.dpo.logps import shared_prompt_ok
 from mlx_persona.dpo.loss import batch_loss, shared_batch_loss
 from mlx_persona.dpo.reference import reference_logps
 from mlx_persona.models.generate import generate_batched
+from mlx_persona.models.head import output_head
 from mlx_persona.train.batches import BatchOrder
 from mlx_persona.train.loop import (
     TrainingRun,

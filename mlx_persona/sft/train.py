@@ -54,6 +54,31 @@ from mlx_persona.train.ranks import env_rank, mark_terminated_on_sigterm, rank_a
 KILL_AFTER_VAR = kill_after_var("sft")  # test hook (see mlx_persona.train.loop)
 
 
+def reply_loss(head) -> Callable:
+    """mlx_lm's ``default_loss`` with the vocabulary projection on the scored positions only.
+
+    ``loss(model, batch, lengths, positions)``: ``positions`` (B, R) from
+    :func:`~mlx_persona.train.batches.scored_positions` names the tokens ``default_loss`` masks in
+    (the reply under ``mask_prompt``), 0 in the padding slots. The body runs on every input
+    token; the head (``head`` = (body, lm_head), :func:`~mlx_persona.models.head.output_head`)
+    only where a token is scored, so the prompt's (tokens x vocab) logits are never built. Same
+    value as ``default_loss`` (``tests/test_sft.py``: the same losses as ``mlx_lm lora``)."""
+    import mlx.core as mx
+    import mlx.nn as nn
+
+    body, lm_head = head
+
+    def loss(model, batch, lengths, positions):
+        scored = positions > 0
+        at = mx.maximum(positions, 1)  # padding slots point at a real position, then count 0
+        hidden = mx.take_along_axis(body(batch[:, :-1]), (at - 1)[..., None], axis=1)  # (B, R, D)
+        ce = nn.losses.cross_entropy(lm_head(hidden), mx.take_along_axis(batch, at, axis=1)) * scored
+        ntoks = scored.sum()
+        return ce.astype(mx.float32).sum() / ntoks, ntoks
+
+    return loss
+
+
 class EarlyStop(Exception):
     """Raised from the callback to leave mlx_lm's ``train()`` loop."""
 
@@ -68,9 +93,10 @@ class SFTRun(TrainingRun):
 
     stage = "sft"
 
-    def __init__(self, model, optimizer, order, val_set, cfg, iters, out, fingerprints, log):
+    def __init__(self, model, optimizer, order, val_set, cfg, iters, out, fingerprints, log, loss):
         super().__init__(cfg, iters, out, fingerprints, log)
         self.model, self.optimizer, self.order, self.val_set = model, optimizer, order, val_set
+        self.loss = loss  # reply_loss, or mlx_lm's default_loss for a model without a separable head
         self.offset = 0  # iterations done before the current train() call
 
     # -- the callback mlx_lm's train() calls after every step (steps_per_report=1)
@@ -120,6 +146,7 @@ class SFTRun(TrainingRun):
             batch_size=self.cfg.batch_size,
             num_batches=self.cfg.val_batches,
             max_seq_length=self.cfg.max_seq_length,
+            loss=self.loss,
             iterate_batches=self.order.eval_batches,
         )
         self.model.train()
@@ -136,7 +163,7 @@ def run_sft(
 ) -> dict:
     """Train; return the summary also written to ``out/status.json``."""
     from mlx_lm.tuner.datasets import CacheDataset, load_dataset
-    from mlx_lm.tuner.trainer import TrainingArgs, train
+    from mlx_lm.tuner.trainer import TrainingArgs, default_loss, train
 
     model_dir, data_dir, out = Path(model_dir), Path(data_dir), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,6 +180,9 @@ def run_sft(
             f"{data_dir}/valid.jsonl: needs at least batch_size={cfg.batch_size} conversations, has {len(val_set)}"
         )
     iters = cfg.resolve_iters(len(train_set))
+    from mlx_persona.models.head import output_head
+
+    head = output_head(model)  # before the adapters (no dropout yet): the loss projects scored positions only
     attach_trainable(model, cfg)
     optimizer = build_optimizer(cfg, iters)
     try:
@@ -160,6 +190,8 @@ def run_sft(
     except ValueError as e:
         raise PersonaError(f"{data_dir}/train.jsonl: {e}") from None
     order.rank, order.size = rank_and_size()  # mlx_lm's train() averages the gradients over ranks
+    order.positions = head is not None
+    loss = reply_loss(head) if head is not None else default_loss
     if cfg.batch_size % order.size:
         raise PersonaError(f"sft.batch_size={cfg.batch_size} must be divisible by the {order.size} ranks")
     fingerprints = {
@@ -167,7 +199,7 @@ def run_sft(
         "data_fingerprint": data_fingerprint(data_dir),
         "model_fingerprint": fingerprint((model_dir / layout.MODEL_CONFIG).read_bytes()),
     }
-    run = SFTRun(model, optimizer, order, val_set, cfg, iters, out, fingerprints, log)
+    run = SFTRun(model, optimizer, order, val_set, cfg, iters, out, fingerprints, log, loss)
 
     run.begin(resume, model_dir)
 
@@ -195,6 +227,7 @@ def run_sft(
                 train_set,
                 val_dataset=None,
                 args=targs,
+                loss=loss,
                 iterate_batches=order.train_batches,
                 training_callback=run,
             )

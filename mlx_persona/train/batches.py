@@ -36,8 +36,9 @@ def length_sorted_batches(dataset, batch_size: int) -> list[list[int]]:
     return [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
 
 
-def collate(examples: list, max_seq_length: int) -> tuple[mx.array, mx.array]:
-    """Pad (tokens, prompt_offset) pairs into a token matrix and a (offset, length) matrix."""
+def collate(examples: list, max_seq_length: int, positions: bool = False) -> tuple:
+    """Pad (tokens, prompt_offset) pairs into a token matrix and a (offset, length) matrix; with
+    ``positions``, also the scored positions of each row (:func:`scored_positions`)."""
     tokens = [list(t) for t, _ in examples]
     offsets = [int(o) for _, o in examples]
     longest = max(len(t) for t in tokens)
@@ -48,7 +49,23 @@ def collate(examples: list, max_seq_length: int) -> tuple[mx.array, mx.array]:
         seq = seq[:max_seq_length]
         matrix[row, : len(seq)] = seq
         lengths.append(len(seq))
-    return mx.array(matrix), mx.array(list(zip(offsets, lengths)))
+    out = (mx.array(matrix), mx.array(list(zip(offsets, lengths))))
+    return (*out, mx.array(scored_positions(offsets, lengths, width))) if positions else out
+
+
+def scored_positions(offsets: list[int], lengths: list[int], width: int) -> np.ndarray:
+    """(rows, R) int32: the token positions a row's loss scores, as mlx_lm's ``default_loss``
+    masks them (``offset <= p <= length``, p from 1 to width - 1; p = length is the first pad of
+    a short row, which mlx_lm counts), then zeros. 0 is never a target, so it marks the padding.
+    R is the longest row's count rounded up to a multiple of :data:`PAD_MULTIPLE` (at most
+    width - 1), so that few shapes reach the compiled step."""
+    spans = [range(max(o, 1), min(n, width - 1) + 1) for o, n in zip(offsets, lengths)]
+    longest = max((len(s) for s in spans), default=0)
+    r = max(1, min(PAD_MULTIPLE * -(-longest // PAD_MULTIPLE), width - 1))
+    out = np.zeros((len(spans), r), np.int32)
+    for row, span in enumerate(spans):
+        out[row, : len(span)] = list(span)
+    return out
 
 
 class BatchOrder:
@@ -64,6 +81,7 @@ class BatchOrder:
         self.cursor = 0
         self.permutation = self.rng.permutation(len(self.batches))  # epoch 0, drawn up front
         self.rank, self.size = 0, 1  # one of `size` ranks keeps rows rank, rank + size, ... (train/ranks.py)
+        self.positions = False  # batches also carry scored_positions (the SFT loss on reply positions)
 
     def next_indices(self) -> list[int]:
         """The next batch's example indices; draws the next epoch's order when this one is used up."""
@@ -75,12 +93,12 @@ class BatchOrder:
             self.permutation = self.rng.permutation(len(self.batches))
         return list(chosen)
 
-    def next_batch(self) -> tuple[mx.array, mx.array]:
+    def next_batch(self) -> tuple:
         """The next training batch, collated for mlx_lm's trainer."""
         rows = self.next_indices()[self.rank :: self.size]
-        return collate([self.train_set[j] for j in rows], self.max_seq_length)
+        return collate([self.train_set[j] for j in rows], self.max_seq_length, self.positions)
 
-    def train_batches(self, *_, **__) -> Iterator[tuple[mx.array, mx.array]]:
+    def train_batches(self, *_, **__) -> Iterator[tuple]:
         """An endless batch stream, shaped as mlx_lm's ``iterate_batches`` for ``train()``."""
         while True:
             yield self.next_batch()
@@ -89,7 +107,7 @@ class BatchOrder:
         """One shuffled pass over ``dataset`` for ``evaluate()``; one permutation from our RNG."""
         batches = length_sorted_batches(dataset, batch_size)
         for i in self.rng.permutation(len(batches)):
-            yield collate([dataset[j] for j in batches[i]], max_seq_length)
+            yield collate([dataset[j] for j in batches[i]], max_seq_length, self.positions)
 
     # ------------------------------------------------------------------ checkpointing
     def state(self) -> dict:
