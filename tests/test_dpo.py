@@ -55,6 +55,22 @@ def test_adapter_at_zero_policy_equals_cached_reference(tiny_model_dir, tmp_path
         assert loss.item() == pytest.approx(loss_fns.LOG2, abs=1e-5)
 
 
+def test_reference_pass_with_the_prompt_once_per_pair_matches_the_batched_one(tiny_model_dir, tmp_path):
+    """The reference pass scores pairs as training does (prompt once per pair, shared=True); its
+    cache holds the values of the padded batched pass, and the same token counts."""
+    cfg = DPOConfig.from_mapping(FAST)
+    model, tok = load_base(tiny_model_dir, cfg, quiet)
+    sets = dpo.read_splits(write_pairs(tmp_path / "pairs"), tok, cfg, tmp_path, quiet)
+    head = output_head(model)
+    assert logps.shared_prompt_ok(model, head)
+    batched, _ = reference_logps(model, sets, cfg.reference_batch_size, tmp_path / "a", head, "fp", quiet)
+    shared, n = reference_logps(model, sets, cfg.reference_batch_size, tmp_path / "b", head, "fp", quiet, shared=True)
+    assert n == sum(len(p) for p in sets.values())
+    for split in sets:
+        np.testing.assert_allclose(shared[split][:, :2], batched[split][:, :2], rtol=1e-5, atol=1e-4)
+        assert shared[split][:, 2:].tolist() == batched[split][:, 2:].tolist()
+
+
 @pytest.mark.parametrize(
     "loss", [{}, {"loss_type": "ipo", "rpo_alpha": 0.5}, {"length_alpha": 0.05}, {"loss_type": "simpo", "beta": 2.0}]
 )

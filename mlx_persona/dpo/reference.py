@@ -38,7 +38,7 @@ import numpy as np
 from mlx_persona.core import layout
 from mlx_persona.core.runs import atomic_write_json
 from mlx_persona.dpo.data import Pair, collate, fixed_batches
-from mlx_persona.dpo.logps import sequence_logps
+from mlx_persona.dpo.logps import pair_logps, sequence_logps
 from mlx_persona.train.ranks import sum_over_ranks
 
 SAVE_SECONDS = 20.0  # write the partial cache at most this often
@@ -54,11 +54,14 @@ def reference_logps(
     log: Callable = print,
     rank: int = 0,
     size: int = 1,
+    shared: bool = False,
 ) -> tuple[dict[str, np.ndarray], int]:
     """({split: array (N, 4)}, pairs this rank scored): the summed reply log-probs of chosen and
     rejected and their token counts, for every pair, on every rank. ``head``:
     :func:`mlx_persona.models.head.output_head` of the model, or None; ``rank`` of ``size``: this
-    process's share (every rank must call this, with the same pairs)."""
+    process's share (every rank must call this, with the same pairs); ``shared``: each pair's prompt
+    runs once for both replies (:func:`~mlx_persona.dpo.logps.pair_logps`, as training scores
+    them), else a padded batch of full rows."""
     path = Path(out) / layout.REFERENCE_CACHE
     cache = json.loads(path.read_text()) if rank == 0 and path.is_file() else None
     if cache is None or cache.get("fingerprint") != fingerprint:
@@ -83,7 +86,7 @@ def reference_logps(
             if rank < len(round_):
                 mine = round_[rank]
                 at = sum(len(b) for b in round_[:rank])
-                rows[at : at + len(mine)] = score(model, [pairs[i] for i in mine], head)
+                rows[at : at + len(mine)] = score(model, [pairs[i] for i in mine], head, shared)
                 scored += len(mine)
             rows = sum_over_ranks(rows, size)
             for i, row in zip(itertools.chain(*round_), rows):
@@ -108,8 +111,14 @@ def unscored(batch: list[int], done: dict) -> list[int]:
     return [i for i in batch if str(i) not in done]
 
 
-def score(model, pairs: list[Pair], head) -> np.ndarray:
+def score(model, pairs: list[Pair], head, shared: bool = False) -> np.ndarray:
     """(B, 4) float32: chosen sum, rejected sum, chosen tokens, rejected tokens of each pair."""
+    if shared:
+        scored = [pair_logps(model, head, p.prompt, p.chosen, p.rejected) for p in pairs]
+        sums, counts = mx.concatenate([s for s, _ in scored]), mx.concatenate([c for _, c in scored])
+        mx.eval(sums, counts)
+        sums, counts = np.array(sums).reshape(-1, 2), np.array(counts).reshape(-1, 2)
+        return np.stack([sums[:, 0], sums[:, 1], counts[:, 0], counts[:, 1]], axis=1).astype(np.float32)
     sums, counts = sequence_logps(model, *collate(pairs), head=head)
     mx.eval(sums, counts)
     b, sums, counts = len(pairs), np.array(sums), np.array(counts)

@@ -78,17 +78,28 @@ class DPORun(TrainingRun):
     stage = "dpo"
 
     def __init__(
-        self, model, optimizer, sets, refs, cfg: DPOConfig, iters, out, fingerprints, log, probe=None, ranks=(0, 1)
+        self,
+        model,
+        optimizer,
+        sets,
+        refs,
+        cfg: DPOConfig,
+        iters,
+        out,
+        fingerprints,
+        log,
+        probe=None,
+        ranks=(0, 1),
+        head=None,
+        shared=False,
     ):
         self.model, self.optimizer, self.sets, self.refs = model, optimizer, sets, refs
         self.probe = probe  # select_by twin: a TwinProbe; None keeps the lowest-loss adapter
         # the shared resumable shuffled order; the loop takes pair indices (next_indices)
         self.order = BatchOrder(sets["train"], cfg.batch_size, cfg.max_seq_length, cfg.seed)
         super().__init__(cfg, iters, out, fingerprints, log)
-        self.head = output_head(model)  # reply-only logits where the model allows it
-        # prompt once per pair; not with checkpointing, whose recomputed blocks would write the
-        # shared KV cache a second time in the backward pass
-        self.shared = cfg.share_prompt and not cfg.grad_checkpoint and shared_prompt_ok(model, self.head)
+        self.head = head  # (body, lm_head): reply-only logits (output_head), or None
+        self.shared = shared  # the prompt once per pair (run_dpo decides, for the reference pass too)
         self.rank, self.size = ranks  # each rank: its B/N pairs, gradients averaged (train/ranks.py)
         if cfg.batch_size % self.size:
             raise PersonaError(f"dpo.batch_size={cfg.batch_size} must be divisible by the {self.size} ranks")
@@ -200,7 +211,13 @@ class DPORun(TrainingRun):
         tot = np.zeros(6)  # loss x pairs, pairs, chosen, rejected, correct, chosen nll: sums over pairs
         self.model.eval()
         for idx in batches[self.rank :: self.size]:
-            loss, (cr, rj, nll, _) = batch_loss(self.model, *self.batch("valid", idx), self.cfg, self.head)
+            if self.shared:  # as the training step scores them
+                ref = mx.array(self.refs["valid"][idx])
+                loss, (cr, rj, nll, _) = shared_batch_loss(
+                    self.model, [pairs[i] for i in idx], ref, self.cfg, self.head
+                )
+            else:
+                loss, (cr, rj, nll, _) = batch_loss(self.model, *self.batch("valid", idx), self.cfg, self.head)
             mx.eval(loss, cr, rj, nll)
             cr, rj = np.array(cr), np.array(rj)
             tot += [loss.item() * len(idx), len(idx), cr.sum(), rj.sum(), (cr > rj).sum(), np.array(nll).sum()]
@@ -348,6 +365,10 @@ def run_dpo(
     )
     model.eval()
     ranks = rank_and_size()
+    head = output_head(model)  # reply-only logits where the model allows it
+    # prompt once per pair (reference pass, validation, training); not with checkpointing, whose
+    # recomputed blocks would write the shared KV cache a second time in the backward pass
+    shared = cfg.share_prompt and not cfg.grad_checkpoint and shared_prompt_ok(model, head)
     scored = 0
     if cfg.loss_type == "simpo":  # reference-free: no reference pass, no cache; the loss never reads these rows
         refs = {s: np.zeros((len(p), 4), np.float32) for s, p in sets.items()}
@@ -357,10 +378,11 @@ def run_dpo(
             sets,
             cfg.reference_batch_size,
             out,
-            output_head(model),
+            head,
             fingerprint(model_fingerprint, data_fingerprint, cfg.max_seq_length),
             log,
             *ranks,
+            shared=shared,
         )
 
     iters = cfg.resolve_iters(len(sets["train"]))
@@ -387,6 +409,8 @@ def run_dpo(
         log,
         probe,
         ranks,
+        head,
+        shared,
     )
     run.begin(resume, model_dir)
     if run.iteration == 0:

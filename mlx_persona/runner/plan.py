@@ -159,7 +159,7 @@ def _small_settings(seq: int) -> tuple[list, list, list, list]:
         ("rejected_from", "twin", "on-policy negatives: the SFT twin's own replies"),
         ("chosen", "closest", "of the twin's replies, the nearest to yours against the farthest: content, not habits"),
         ("twin_samples", 4, None),
-        ("batch_size", 8, None),
+        ("batch_size", 16, "sequences decoded together: 4 prompts x 4 replies"),
     ]
     return sft, dpo, pairs, []
 
