@@ -127,3 +127,16 @@ def test_top_p_matches_mlx_lm_and_caps_the_candidates():
     flat = -mx.arange(5000)[None, :] * 1e-4 * mx.ones((2, 1))  # nearly flat: a nucleus of ~4400 tokens
     flat = flat - mx.logsumexp(flat, axis=-1, keepdims=True)
     assert (apply_top_p(flat, 0.9, candidates=10) > -mx.inf).sum(axis=-1).tolist() == [10, 10]
+
+
+def test_a_model_whose_cache_cannot_merge_prefills_every_copy(tiny_model_dir, monkeypatch):
+    """Without a cache that joins a batch with its history, repeated prompts take the plain path."""
+    from mlx_persona.models import generate
+
+    model, tok = load_for_generation(tiny_model_dir)
+    a, _ = _prompts(tok)
+    assert generate.cache_copies_ok(model)
+    monkeypatch.setattr(generate, "cache_copies_ok", lambda m: False)
+    replies, stats = generate.generate_batched(model, tok, [a, a], max_tokens=5, batch_size=2)
+    assert replies[0].text == replies[1].text  # greedy
+    assert stats["prompt_tokens"] >= 2 * (len(a) - 1)  # each copy prefilled

@@ -144,7 +144,7 @@ def generate_batched(
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, p in enumerate(prompts):
         groups.setdefault(tuple(p), []).append(i)
-    shared = len(groups) < len(prompts)
+    shared = len(groups) < len(prompts) and cache_copies_ok(model)
     gen = BatchGenerator(
         model,
         max_tokens=max_tokens,
@@ -214,6 +214,14 @@ def generate_batched(
         "prompt_tokens": prefilled if shared else counts.prompt_tokens,
         "peak_memory_gb": round(mx.get_peak_memory() / 1e9, 4),
     }
+
+
+def cache_copies_ok(model) -> bool:
+    """True when every layer's prompt cache can join a batch with its history (``merge``), which
+    a shared prefill needs; a model whose cache cannot (some recurrent layers) prefills each copy."""
+    from mlx_lm.models.cache import make_prompt_cache
+
+    return all(hasattr(c, "merge") for c in make_prompt_cache(model))
 
 
 def prefill(model, tokens: list[int]) -> list:
