@@ -14,7 +14,7 @@ batch and the next prompt is prefilled into its place.
 Shared prefill: when the same prompt comes more than once (the pair generator samples several
 replies per prompt, the evaluation several per conversation), it is prefilled once and its cache
 starts every copy; the copies then decode side by side. Prefill is most of the work for short
-replies on a CPU (``bench/RESULTS.md``: shared prefill), so K samples no longer cost K prefills.
+replies on a CPU (``bench/RESULTS.md``: one prefill per prompt), so K samples no longer cost K prefills.
 
 Where a reply ends: the model's own end-of-turn token (``eos_token_id`` in its config), and also
 any end-of-text special token its vocabulary has (:data:`END_OF_TEXT`). A chat model's config
