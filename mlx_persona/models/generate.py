@@ -109,14 +109,16 @@ def make_sampler(temperature: float, top_p: float):
     from the :func:`apply_top_p` nucleus (no filter at top_p 0 or 1)."""
     if temperature == 0:
         return lambda logprobs: mx.argmax(logprobs, axis=-1)
-    scale = 1.0 / temperature
+    return lambda logprobs: sample_token(logprobs, temperature, top_p)
 
-    def sample(logprobs: mx.array) -> mx.array:
-        if 0 < top_p < 1:
-            logprobs = apply_top_p(logprobs, top_p)
-        return mx.random.categorical(logprobs * scale)
 
-    return sample
+def sample_token(logprobs: mx.array, temperature: float, top_p: float, key: mx.array | None = None) -> mx.array:
+    """One token per row: a draw at ``temperature`` (> 0) from the :func:`apply_top_p` nucleus
+    (no filter at top_p 0 or 1), from ``key`` when given (serve's seeded requests), else from
+    MLX's global random state."""
+    if 0 < top_p < 1:
+        logprobs = apply_top_p(logprobs, top_p)
+    return mx.random.categorical(logprobs * (1.0 / temperature), key=key)
 
 
 def generate_batched(
@@ -162,25 +164,20 @@ def generate_batched(
         for uid, i in zip(uids, indices, strict=True):
             where[uid], tokens[uid] = i, []
 
-    # copies wait in prompt order; a prompt is prefilled when its first copy starts, and its cache is
-    # let go when its last copy has started
-    waiting = collections.deque((key, i) for key, indices in groups.items() for i in indices)
-    caches: dict[tuple[int, ...], list] = {}
-    left = {key: len(indices) for key, indices in groups.items()}
+    # copies wait in prompt order, a prompt's copies side by side: a prompt is prefilled when its
+    # first copy starts, and its cache is let go when the next prompt's first copy starts
+    waiting = collections.deque((key, i) for key, indices in groups.items() for i in indices) if shared else None
+    current: tuple[tuple[int, ...], list] | None = None  # (prompt, its cache) whose copies are starting
 
     def feed() -> None:
         """Start waiting copies while the batch has room, prefilling each prompt once."""
-        nonlocal prefilled
+        nonlocal prefilled, current
         while waiting and len(tokens) < batch_size:
             key, i = waiting.popleft()
-            if key not in caches:
-                caches[key] = prefill(model, list(key[:-1]))
+            if current is None or current[0] != key:
+                current = (key, prefill(model, list(key[:-1])))
                 prefilled += len(key) - 1
-            cache = caches[key]
-            left[key] -= 1
-            if not left[key]:
-                del caches[key]
-            add(gen.insert([list(key[-1:])], [max_tokens], caches=[cache], all_tokens=[list(key[:-1])]), [i])
+            add(gen.insert([list(key[-1:])], [max_tokens], caches=[current[1]], all_tokens=[list(key[:-1])]), [i])
 
     tic = time.perf_counter()
     try:

@@ -127,12 +127,10 @@ class KeyedSampler:
     def __call__(self, logprobs):
         import mlx.core as mx
 
-        from mlx_persona.models.generate import apply_top_p
+        from mlx_persona.models.generate import sample_token
 
         self.key, step = mx.random.split(self.key)
-        if 0 < self.top_p < 1:
-            logprobs = apply_top_p(logprobs, self.top_p)
-        return mx.random.categorical(logprobs * (1.0 / self.temperature), key=step)
+        return sample_token(logprobs, self.temperature, self.top_p, key=step)
 
 
 class Engine:
