@@ -36,10 +36,14 @@ import types
 from collections.abc import Callable
 from pathlib import Path
 
+import mlx.core as mx
+import mlx.nn as nn
+
 from mlx_persona.core import layout
 from mlx_persona.core.child import child_main
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_write_json, fingerprint
+from mlx_persona.models.head import output_head
 from mlx_persona.sft.config import SFTConfig
 from mlx_persona.train.batches import BatchOrder
 from mlx_persona.train.loop import (
@@ -63,9 +67,6 @@ def reply_loss(head) -> Callable:
     token; the head (``head`` = (body, lm_head), :func:`~mlx_persona.models.head.output_head`)
     only where a token is scored, so the prompt's (tokens x vocab) logits are never built. Same
     value as ``default_loss`` (``tests/test_sft.py``: the same losses as ``mlx_lm lora``)."""
-    import mlx.core as mx
-    import mlx.nn as nn
-
     body, lm_head = head
 
     def loss(model, batch, lengths, positions):
@@ -180,8 +181,6 @@ def run_sft(
             f"{data_dir}/valid.jsonl: needs at least batch_size={cfg.batch_size} conversations, has {len(val_set)}"
         )
     iters = cfg.resolve_iters(len(train_set))
-    from mlx_persona.models.head import output_head
-
     head = output_head(model)  # before the adapters (no dropout yet): the loss projects scored positions only
     attach_trainable(model, cfg)
     optimizer = build_optimizer(cfg, iters)
