@@ -149,6 +149,20 @@ VARIANTS = {
         "eval.samples=4",
         "eval.temperature=0.7",
     ],
+    # the same, with the eval's style classifier in the ranking (cosine + 0.5 x P(person)): of the
+    # twin's replies, one that drops the person's habits is the rejected one (Nina's seed 2 lost
+    # style-fidelity when ranked by cosine alone)
+    "closest4_style_k4": [
+        *PLAIN,
+        "pairs.rejected_from=twin",
+        "pairs.chosen=closest",
+        "pairs.twin_samples=4",
+        "pairs.style_weight=0.5",
+        "dpo.rpo_alpha=2.0",
+        "dpo.rpo_on=real",
+        "eval.samples=4",
+        "eval.temperature=0.7",
+    ],
 }
 HABITS = {  # key in data/style.habits -> absolute tolerance used when the person's value is ~0
     "share_with_emoji": 0.05,

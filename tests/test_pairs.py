@@ -400,6 +400,77 @@ def test_closest_ranks_the_twins_own_replies_by_the_real_one():
     assert not out["train"] and rejects[0]["reason"] == "small_gap"
 
 
+def test_closest_style_weight_ranks_by_cosine_plus_p_person():
+    ps = [prompt(0), prompt(1)]
+    # p0: "b" says a little more of what the person said, but drops their habits (P 0.1)
+    samples = {
+        "p0": [reply("0.40 a!"), reply("0.45 b."), reply("0.20 c!")],
+        "p1": [reply("0.30 d."), reply("0.32 e!")],
+    }
+    p_person = {"0.40 a!": 0.9, "0.45 b.": 0.1, "0.20 c!": 0.8, "0.30 d.": 0.2, "0.32 e!": 0.6}
+    calls = []
+
+    def style(texts):
+        calls.append(list(texts))
+        return [p_person[t] for t in texts]
+
+    cfg = replace(CLOSEST, similarity_threshold=1.0)
+    out, _, _ = assemble(ps, {}, {}, cfg, closeness_to_real, samples, style)
+    assert not calls  # style_weight 0: cosine alone, the classifier is never asked
+    assert (out["train"][0]["chosen"], out["train"][0]["rejected"]) == ("0.45 b.", "0.20 c!")
+    assert "chosen_style" not in out["train"][0]
+
+    out, rejects, _ = assemble(ps, {}, {}, replace(cfg, style_weight=0.5), closeness_to_real, samples, style)
+    # p0 scores: a 0.40 + 0.45 = 0.85, b 0.45 + 0.05 = 0.50, c 0.20 + 0.40 = 0.60 -> a against b
+    first = out["train"][0]
+    assert (first["chosen"], first["rejected"]) == ("0.40 a!", "0.45 b.")
+    assert (first["chosen_to_real"], first["rejected_to_real"]) == (0.40, 0.45)
+    assert (first["chosen_style"], first["rejected_style"]) == (0.9, 0.1)
+    # p1: e 0.32 + 0.30 against d 0.30 + 0.10: a gap of 0.22 on the score, 0.02 on the cosine alone
+    assert [r["id"] for r in out["train"]] == ["p0", "p1"] and not rejects
+    assert len(calls) == 1 and sorted(calls[0]) == sorted(p_person)  # every usable reply, in one call
+    assert pairs.closeness(out["train"]) == {
+        "chosen_to_real": 0.36,
+        "rejected_to_real": 0.375,
+        "chosen_style": 0.75,
+        "rejected_style": 0.15,
+    }
+
+
+def test_run_pairs_style_weight_uses_the_classifier_of_the_train_split(tiny_model_dir, tmp_path, monkeypatch):
+    from eval_helpers import hashed_embedder
+
+    from mlx_persona.eval import fidelity
+    from mlx_persona.models import embed as embed_module
+
+    data = write_chat_data(tmp_path / "data", n_train=30, n_valid=3)  # every reply and prompt of the helper
+    twin = build_tiny_llama(tmp_path / "twin", seed=1)
+    monkeypatch.setattr(embed_module, "embed", hashed_embedder())
+    monkeypatch.setattr(pairs, "_similarity", lambda a, b: [0.2] * len(b))  # every reply as near: style decides
+    fitted = []
+    build = fidelity.build
+    monkeypatch.setattr(fidelity, "build", lambda *a, **k: fitted.append(a[0]) or build(*a, **k))
+    cfg = replace(CLOSEST, max_tokens=6, batch_size=4, allow_truncated=True, similarity_threshold=1.0)
+    logs = []
+    with pytest.raises(PersonaError, match=r"filtered: small_gap \d+;"):  # by cosine alone: no nearest
+        pairs.run_pairs(tiny_model_dir, twin, data, tmp_path / "plain", cfg, log=logs.append)
+    assert not fitted  # style_weight 0: no classifier
+
+    cfg = replace(cfg, style_weight=1.0, closest_margin=0.001)
+    out = tmp_path / "styled"
+    stats = pairs.run_pairs(tiny_model_dir, twin, data, out, cfg, log=logs.append)
+    assert fitted == [data / "train.jsonl"]  # the train split only
+    kept = [json.loads(line) for s in ("train", "valid") for line in (out / f"{s}.jsonl").read_text().splitlines()]
+    assert kept and all(r["chosen_style"] - r["rejected_style"] >= 0.001 - 1e-4 for r in kept)
+    assert stats["closest"]["chosen_style"] > stats["closest"]["rejected_style"]
+
+    # a train split too small for a classifier: ranked by cosine alone, and the log says so
+    small = write_chat_data(tmp_path / "small", n_train=3, n_valid=3)
+    with pytest.raises(PersonaError, match="small_gap"):
+        pairs.run_pairs(tiny_model_dir, twin, small, tmp_path / "small_out", cfg, log=logs.append)
+    assert any("style_weight ignored" in m and "needs at least 5" in m for m in logs)
+
+
 def test_closest_checks():
     CLOSEST.validate()
     with pytest.raises(PersonaError, match="rejected_from: twin"):
@@ -410,6 +481,10 @@ def test_closest_checks():
         PairsConfig(rejected_from="twin", twin_samples=4).validate()
     with pytest.raises(PersonaError, match="closest_margin"):
         replace(CLOSEST, closest_margin=1.0).validate()
+    with pytest.raises(PersonaError, match="style_weight: must not be negative"):
+        replace(CLOSEST, style_weight=-0.5).validate()
+    with pytest.raises(PersonaError, match="style_weight: ranks the twin's replies"):
+        PairsConfig(style_weight=0.5).validate()
 
 
 def test_children_closest_samples_each_prompt_and_resumes(tiny_model_dir, tmp_path, monkeypatch):

@@ -15,7 +15,9 @@ length statistics in :mod:`~mlx_persona.pairs.filters`; this module runs the sta
   prompts with no real reply), or always the fused twin's reply (``chosen="twin"``), or of the
   twin's ``twin_samples`` replies the one nearest the person's real reply, against its farthest
   as rejected (``chosen="closest"``: both sides on-policy, written in the twin's own voice, so the
-  pair differs in what is said, not in habits the twin already has).
+  pair differs in what is said, not in habits the twin already has). ``style_weight`` adds the
+  eval's style classifier to the ranking (cosine + w x P(person)), so a reply that drops the
+  person's habits ranks lower.
 - rejected (``rejected_from``): the base model's reply to the same prompt, same sampling
   settings (``base``, the default); or the fused SFT twin's own reply where it is far from the
   person's real one (``twin``: MiniLM cosine below ``twin_max_similarity``). Base rejected
@@ -70,6 +72,21 @@ def _similarity(a, b):
     return pair_similarity(embed(a), embed(b))
 
 
+def _style(cfg: PairsConfig, data_dir: Path, log: Callable) -> Callable | None:
+    """``style_weight`` > 0: P(person | text) from the eval's style classifier, fitted on the
+    train split; None (rank by cosine only, said in the log) where the split is too small for one."""
+    if cfg.chosen != "closest" or cfg.style_weight == 0:
+        return None
+    from mlx_persona.eval import fidelity
+    from mlx_persona.models.embed import embed
+
+    clf, _, why = fidelity.build(Path(data_dir) / layout.TRAIN_SPLIT, [], embed)
+    if clf is None:
+        log(f"pairs: style_weight ignored, replies ranked by cosine only ({why})")
+        return None
+    return clf.p_person
+
+
 def run_pairs(
     base_dir: Path, twin_dir: Path | None, data_dir: Path, out: Path, cfg: PairsConfig, log: Callable = print
 ) -> dict:
@@ -113,7 +130,7 @@ def run_pairs(
         log("every prompt has the person's real reply: the twin is not needed for chosen=real, rejected_from=base")
     samples = read_samples(out / layout.replies_file("twin"))  # every twin reply, read once
     base, twin = read_replies(out / layout.replies_file("base")), last_replies(samples)
-    pairs, rejects, counts = assemble(prompts, base, twin, cfg, _similarity, samples)
+    pairs, rejects, counts = assemble(prompts, base, twin, cfg, _similarity, samples, _style(cfg, data_dir, log))
     kept = [r for s in SPLITS for r in pairs[s]]
 
     rejects = [{"source": b["source"], "reason": b["reason"]} for b in bad] + rejects
@@ -154,14 +171,13 @@ def run_pairs(
 
 
 def closeness(pairs: list[dict]) -> dict:
-    """``chosen="closest"``: the mean MiniLM cosine of chosen and of rejected with the real reply."""
+    """``chosen="closest"``: the mean MiniLM cosine of chosen and of rejected with the real reply
+    (and, ranked with ``style_weight``, their mean P(person))."""
     if not pairs:
         return {}
     n = len(pairs)
-    return {
-        "chosen_to_real": round(sum(r["chosen_to_real"] for r in pairs) / n, 4),
-        "rejected_to_real": round(sum(r["rejected_to_real"] for r in pairs) / n, 4),
-    }
+    keys = ("chosen_to_real", "rejected_to_real", "chosen_style", "rejected_style")
+    return {k: round(sum(r[k] for r in pairs) / n, 4) for k in keys if all(k in r for r in pairs)}
 
 
 # what to change when a filter took every pair (the filter with the most drops decides)

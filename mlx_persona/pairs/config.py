@@ -69,6 +69,12 @@ class PairsConfig(Settings):
             "help": "chosen closest: keep a pair only when the chosen reply's cosine with the real reply beats the rejected one's by at least this."
         },
     )
+    style_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "chosen closest: rank the twin's replies by cosine with the real reply + this x P(person) from the style classifier the eval uses (fitted on the train split), so a reply that drops the person's habits is the rejected one (0 = cosine only)."
+        },
+    )
     max_length_ratio: float = field(
         default=0.0,
         metadata={
@@ -126,6 +132,12 @@ class PairsConfig(Settings):
             "chosen=closest needs at least 2 twin replies per prompt to rank",
         )
         need(0 <= self.closest_margin < 1, "closest_margin", "must be in [0, 1)")
+        need(self.style_weight >= 0, "style_weight", "must not be negative")
+        need(
+            self.style_weight == 0 or self.chosen == "closest",
+            "style_weight",
+            "ranks the twin's replies, which only chosen=closest does",
+        )
         need(0 <= self.twin_max_similarity <= 1, "twin_max_similarity", "must be in [0, 1]")
         need(
             self.max_length_ratio == 0 or self.max_length_ratio >= 1,

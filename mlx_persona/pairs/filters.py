@@ -40,6 +40,7 @@ def assemble(
     cfg: PairsConfig,
     similarity: Callable = None,
     samples: dict | None = None,
+    style: Callable | None = None,
 ) -> tuple[dict, list[dict], dict]:
     """Apply the filters; return ({split: pairs}, rejects, counts). ``similarity(a, b)`` -> cosines.
 
@@ -52,7 +53,7 @@ def assemble(
 
     Under ``chosen="closest"`` the candidate comes from :func:`rank_samples` over ``samples`` (all
     the twin's replies per prompt id): its nearest reply to the person's real one against its
-    farthest.
+    farthest (``style``: texts -> P(person), used when ``style_weight`` > 0).
     """
     counts = {**{f: 0 for f in FILTERS}, "trimmed": 0}  # trimmed replies are kept, not filtered
     rejects, kept = [], []
@@ -71,7 +72,9 @@ def assemble(
             }
         )
 
-    ranked = rank_samples(prompts, samples or {}, cfg, similarity, drop, counts) if cfg.chosen == "closest" else {}
+    ranked = (
+        rank_samples(prompts, samples or {}, cfg, similarity, drop, counts, style) if cfg.chosen == "closest" else {}
+    )
     for p in prompts:
         if cfg.chosen == "closest":
             if p["id"] not in ranked:
@@ -132,16 +135,27 @@ def assemble(
         record.update(messages=p["messages"], id=p["id"], chosen_from=origin, rejected_from=source, similarity=sim)
         if origin == "closest":  # how near each is to what the person said
             r = ranked[p["id"]]
-            record.update(real=p["real"], chosen_to_real=r["chosen_to_real"], rejected_to_real=r["rejected_to_real"])
+            record.update(real=p["real"], **{k: v for k, v in r.items() if k not in ("chosen", "rejected")})
         pairs[p["split"]].append(record)
     return pairs, rejects, counts
 
 
 def rank_samples(
-    prompts: list[dict], samples: dict, cfg: PairsConfig, similarity: Callable, drop: Callable, counts: dict
+    prompts: list[dict],
+    samples: dict,
+    cfg: PairsConfig,
+    similarity: Callable,
+    drop: Callable,
+    counts: dict,
+    style: Callable | None = None,
 ) -> dict:
     """``chosen="closest"``: for each prompt with a real reply, the twin's usable replies ranked by
     MiniLM cosine with the real one; {id: {chosen, rejected, chosen_to_real, rejected_to_real}}.
+
+    With ``style`` (texts -> P(person), the eval's style classifier) and ``style_weight`` w > 0,
+    a reply's score is ``cosine + w * P(person)``: of two replies that say as much of what the
+    person said, the one that drops their habits ranks lower. The records then carry
+    ``chosen_style`` and ``rejected_style``; the margin is taken on the score.
 
     A reply cut at ``max_tokens`` is trimmed first (as everywhere) and left out when still cut,
     unless ``allow_truncated``; a blank one is left out. Fewer than two usable replies drop the
@@ -171,23 +185,29 @@ def rank_samples(
         todo.append((p, usable))
     flat = [(p, r) for p, usable in todo for r in usable]
     cos = similarity([p["real"] for p, _ in flat], [r["text"] for _, r in flat]) if flat else []
+    weighted = style is not None and cfg.style_weight > 0 and bool(flat)
+    person = style([r["text"] for _, r in flat]) if weighted else [0.0] * len(flat)
     ranked, at = {}, 0
     for p, usable in todo:
         sims = [round(float(c), 4) for c in cos[at : at + len(usable)]]
+        ps = [round(float(x), 4) for x in person[at : at + len(usable)]]
         at += len(usable)
-        best = max(range(len(usable)), key=sims.__getitem__)
-        worst = min(range(len(usable)), key=sims.__getitem__)
+        score = [c + cfg.style_weight * x for c, x in zip(sims, ps)] if weighted else sims
+        best = max(range(len(usable)), key=score.__getitem__)
+        worst = min(range(len(usable)), key=score.__getitem__)
         chosen, rejected = usable[best], usable[worst]
+        gap = round(score[best] - score[worst], 4)
         if sims[worst] >= cfg.twin_max_similarity:
             drop(p, "twin_close", chosen["text"], rejected["text"], "twin", similarity=sims[worst])
-        elif best == worst or sims[best] - sims[worst] < cfg.closest_margin:  # all as far: no nearest
-            drop(p, "small_gap", chosen["text"], rejected["text"], "twin", gap=round(sims[best] - sims[worst], 4))
+        elif best == worst or gap < cfg.closest_margin:  # all as far: no nearest
+            drop(p, "small_gap", chosen["text"], rejected["text"], "twin", gap=gap)
         else:
             ranked[p["id"]] = {
                 "chosen": chosen,
                 "rejected": rejected,
                 "chosen_to_real": sims[best],
                 "rejected_to_real": sims[worst],
+                **({"chosen_style": ps[best], "rejected_style": ps[worst]} if weighted else {}),
             }
     return ranked
 
