@@ -213,6 +213,7 @@ def test_per_sample_reply_nll_adds_up_to_mlx_lms_masked_loss(tiny_model_dir):
     # a conversation's numbers do not depend on the (padded) rows batched with it
     alone = perplexity(model, tok, convs, batch_size=1)["per_sample"]
     assert alone["tokens"] == per["tokens"] and alone["nll_sum"] == pytest.approx(per["nll_sum"], rel=1e-4)
+
     # each conversation alone (no padding), in the order given, through mlx_lm's own loss
     ds = ChatDataset(convs, tok, chat_key="messages", mask_prompt=True)
     for i in (0, 2, 7):
@@ -220,6 +221,25 @@ def test_per_sample_reply_nll_adds_up_to_mlx_lms_masked_loss(tiny_model_dir):
         loss, n = default_loss(model, mx.array([toks]), mx.array([[offset, len(toks)]]))
         assert per["tokens"][i] == n.item()
         assert per["nll_sum"][i] == pytest.approx(loss.item() * n.item(), rel=1e-4)
+
+
+def test_reply_nll_with_the_head_on_reply_positions_only_equals_the_full_logits(tiny_model_dir):
+    import mlx.core as mx
+
+    from mlx_persona.eval.model import ModelSpec, load_model, reply_nll
+    from mlx_persona.models.head import output_head
+
+    model, _ = load_model(ModelSpec("base", tiny_model_dir), log=lambda m: None)
+    head = output_head(model)
+    assert head is not None
+    batch = mx.array([[5, 9, 17, 23, 31, 8, 2, 0], [4, 6, 11, 0, 0, 0, 0, 0], [3, 3, 7, 12, 40, 41, 42, 43]])
+    # a reply of 3, of 1 and of 6 tokens; an offset of 0 starts at the first target; an empty reply counts 0
+    for spans in ([[4, 7], [2, 3], [2, 8]], [[0, 7], [3, 3], [1, 8]]):
+        full = reply_nll(model, batch, mx.array(spans))
+        only = reply_nll(model, batch, mx.array(spans), head)
+        assert only[1].tolist() == full[1].tolist() == [min(n, 8) - max(o, 1) for o, n in spans]
+        assert only[0].tolist() == pytest.approx(full[0].tolist(), rel=1e-5, abs=1e-5)
+    assert full[0].tolist()[1] == 0.0
 
 
 def test_the_embedder_is_injectable_and_its_absence_skips_only_what_needs_it(tiny_model_dir, tiny_run, tmp_path):

@@ -32,6 +32,7 @@ import numpy as np
 
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.eval.models import ModelSpec
+from mlx_persona.models.head import output_head
 
 SAMPLING_SEED = 0  # of the sampled test replies (``samples`` > 1)
 
@@ -73,7 +74,7 @@ def prompt_tokens(tokenizer, conversations: Sequence[dict], max_prompt_tokens: i
     return out
 
 
-def reply_nll(model, batch: mx.array, spans: mx.array) -> tuple[mx.array, mx.array]:
+def reply_nll(model, batch: mx.array, spans: mx.array, head=None) -> tuple[mx.array, mx.array]:
     """Summed negative log-likelihood of each row's reply tokens, and their count.
 
     ``batch`` (B, T) token ids, right-padded; ``spans`` (B, 2): ``[offset, length]`` per row, the
@@ -81,14 +82,28 @@ def reply_nll(model, batch: mx.array, spans: mx.array) -> tuple[mx.array, mx.arr
     from the tokens before it) counts when ``offset <= t < length``. mlx_lm's ``default_loss``
     uses ``t <= length``, which in a padded row also counts the first pad token; here a row's
     numbers do not depend on the rows batched with it. Returns two arrays of shape (B,).
+
+    With ``head`` = (body, lm_head) (:func:`~mlx_persona.models.head.output_head`) the vocabulary
+    projection runs on the reply positions only, as in the SFT loss: the same numbers without
+    the prompt's (tokens x vocab) logits.
     """
     import mlx.nn as nn
 
     inputs, targets = batch[:, :-1], batch[:, 1:]
-    steps = mx.arange(1, targets.shape[1] + 1)  # the position in ``batch`` of each target
-    mask = mx.logical_and(steps >= spans[:, 0:1], steps < spans[:, 1:])
-    ce = nn.losses.cross_entropy(model(inputs), targets).astype(mx.float32) * mask
-    return ce.sum(axis=1), mask.sum(axis=1)
+    if head is None:
+        steps = mx.arange(1, targets.shape[1] + 1)  # the position in ``batch`` of each target
+        mask = mx.logical_and(steps >= spans[:, 0:1], steps < spans[:, 1:])
+        ce = nn.losses.cross_entropy(model(inputs), targets).astype(mx.float32) * mask
+        return ce.sum(axis=1), mask.sum(axis=1)
+    body, lm_head = head
+    start = mx.maximum(spans[:, 0:1], 1)
+    count = mx.maximum(spans[:, 1:] - start, 0)  # (B, 1)
+    slots = mx.arange(max(1, int(count.max().item())))[None]  # (1, R)
+    scored = slots < count
+    at = mx.where(scored, start + slots, 1)  # a padding slot points at a real position, then counts 0
+    hidden = mx.take_along_axis(body(inputs), (at - 1)[..., None], axis=1)  # (B, R, D)
+    ce = nn.losses.cross_entropy(lm_head(hidden), mx.take_along_axis(batch, at, axis=1)).astype(mx.float32)
+    return (ce * scored).sum(axis=1), scored.sum(axis=1)
 
 
 def perplexity(
@@ -106,6 +121,7 @@ def perplexity(
     items = [ds.process(c) for c in conversations]
     order = sorted(range(len(items)), key=lambda i: len(items[i][0]))  # similar lengths batch together
     nll_sum, ntok = [0.0] * len(items), [0] * len(items)
+    head = output_head(model)
     for i in range(0, len(order), batch_size):
         rows = order[i : i + batch_size]
         lengths = [min(len(items[r][0]), max_seq_length) for r in rows]
@@ -113,7 +129,7 @@ def perplexity(
         for j, r in enumerate(rows):
             arr[j, : lengths[j]] = items[r][0][: lengths[j]]
         spans = mx.array([[items[r][1], n] for r, n in zip(rows, lengths)])
-        nll, n = reply_nll(model, mx.array(arr), spans)
+        nll, n = reply_nll(model, mx.array(arr), spans, head)
         mx.eval(nll, n)
         for r, a, b in zip(rows, nll.tolist(), n.tolist()):
             nll_sum[r], ntok[r] = float(a), int(b)
