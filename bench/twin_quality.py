@@ -163,6 +163,22 @@ VARIANTS = {
         "eval.samples=4",
         "eval.temperature=0.7",
     ],
+    # the same pairs, keeping the adapter with the lowest validation preference term while the
+    # person's validation replies stay as likely as at step 0 (NLL within 0.05 nats): by the whole
+    # loss, RPO's NLL term grows with each step and step 0 was kept on Sam's and Nina's seed 0
+    # although Nina's validation margin rose
+    "closest4_style_pref_k4": [
+        *PLAIN,
+        "pairs.rejected_from=twin",
+        "pairs.chosen=closest",
+        "pairs.twin_samples=4",
+        "pairs.style_weight=0.5",
+        "dpo.rpo_alpha=2.0",
+        "dpo.rpo_on=real",
+        "dpo.select_by=preference",
+        "eval.samples=4",
+        "eval.temperature=0.7",
+    ],
 }
 HABITS = {  # key in data/style.habits -> absolute tolerance used when the person's value is ~0
     "share_with_emoji": 0.05,

@@ -287,6 +287,85 @@ def test_reference_cache_is_computed_once_and_resumable(tiny_model_dir, tmp_path
     assert logs[0].startswith(f"reference log-probs: {len(sets['train']) + len(sets['valid'])} pairs")
 
 
+# ----------------------------------------------------------------------------- select_by: preference
+# validation figures by step: (preference term, NLL of the person's replies). By the loss (term +
+# 2 x NLL) step 0 is best; step 8 has the lowest term but its NLL rose 0.10 (> 0.05); step 12 wins.
+SCRIPT = {0: (0.693, 3.00), 4: (0.66, 3.03), 8: (0.50, 3.10), 12: (0.62, 3.04)}
+
+
+def scripted_evaluate(self):
+    preference, nll = SCRIPT[self.iteration]
+    loss = preference + self.cfg.rpo_alpha * nll
+    return {
+        "val_loss": loss,
+        "val_reward_chosen": 0.0,
+        "val_reward_rejected": 0.0,
+        "val_margin": 0.0,
+        "val_accuracy": 0.0,
+        "val_chosen_nll": nll,
+    }
+
+
+@pytest.mark.parametrize("select_by, kept", [("loss", 0), ("preference", 12)])
+def test_select_by_preference_bounds_the_nll_and_keeps_the_best_term(
+    tiny_model_dir, tmp_path, monkeypatch, select_by, kept
+):
+    monkeypatch.setattr(dpo.DPORun, "evaluate", scripted_evaluate)
+    snapshots, validate = {}, dpo.DPORun.run_validation
+
+    def validate_and_snapshot(self, k):
+        validate(self, k)
+        snapshots[k] = {n: np.array(w) for n, w in trainable_weights(self.model).items()}
+
+    monkeypatch.setattr(dpo.DPORun, "run_validation", validate_and_snapshot)
+    out = tmp_path / "out"
+    cfg = DPOConfig.from_mapping({**FAST, "rpo_alpha": 2.0, "select_by": select_by})
+    logs = []
+    summary = dpo.run_dpo(tiny_model_dir, write_pairs(tmp_path / "pairs"), out, cfg, log=logs.append)
+    vals = [e for e in curve(out) if "val_loss" in e]
+    assert [e["iter"] for e in vals] == [0, 4, 8, 12]
+    assert summary["best_iter"] == kept
+    for name, w in mx.load(str(out / "adapters.safetensors")).items():
+        np.testing.assert_array_equal(np.array(w), snapshots[kept][name])
+    if select_by == "loss":
+        assert [e["best"] for e in vals] == [True, False, False, False] and "val_preference" not in vals[0]
+        return
+    assert [e["best"] for e in vals] == [True, True, False, True]
+    assert [round(e["val_preference"], 6) for e in vals] == [0.693, 0.66, 0.5, 0.62]
+    assert [round(e["val_nll_rise"], 6) for e in vals] == [0.0, 0.03, 0.1, 0.04]
+    assert summary["selected_by"] == "preference" and summary["best_preference"] == pytest.approx(0.62)
+    assert summary["best_val_loss"] == pytest.approx(0.62 + 2 * 3.04)
+    assert "best preference term 0.6200 within the NLL bound" in logs[-1]
+    # a looser bound lets step 8 in
+    loose = DPOConfig.from_mapping({**FAST, "rpo_alpha": 2.0, "select_by": "preference", "select_max_nll_rise": 0.2})
+    assert (
+        dpo.run_dpo(tiny_model_dir, write_pairs(tmp_path / "pairs"), tmp_path / "loose", loose, log=quiet)["best_iter"]
+        == 8
+    )
+
+
+def test_select_by_preference_resume_keeps_step_0s_nll(tiny_model_dir, tmp_path, monkeypatch):
+    """The bound is taken from step 0's NLL, which a resumed run gets from the checkpoint: lost,
+    the first validation after the resume (step 8, NLL up 0.10) would be its own start and win."""
+    monkeypatch.setattr(dpo.DPORun, "evaluate", scripted_evaluate)
+    cfg = DPOConfig.from_mapping({**FAST, "rpo_alpha": 2.0, "select_by": "preference"})
+    pairs = write_pairs(tmp_path / "pairs")
+
+    def die(pid, sig):
+        raise Killed()
+
+    monkeypatch.setenv(dpo.KILL_AFTER_VAR, "8")  # last checkpoint at 6
+    monkeypatch.setattr(os, "kill", die)
+    cut = tmp_path / "cut"
+    with pytest.raises(Killed):
+        dpo.run_dpo(tiny_model_dir, pairs, cut, cfg, log=quiet)
+    assert read_state(latest_checkpoint(cut))["start_nll"] == 3.0
+    monkeypatch.delenv(dpo.KILL_AFTER_VAR)
+    summary = dpo.run_dpo(tiny_model_dir, pairs, cut, cfg, resume=True, log=quiet)
+    assert summary["best_iter"] == 12 and summary["best_preference"] == pytest.approx(0.62)
+    assert [e["best"] for e in curve(cut) if "val_loss" in e] == [True, True, False, True]
+
+
 # ----------------------------------------------------------------------------- select_by: twin
 TWIN = {
     **FAST,

@@ -9,8 +9,10 @@ accumulation is not offered (one optimizer update per batch of pairs).
 Two groups of knobs are DPO's own: the loss (``loss_type`` and the terms that keep the twin from
 becoming a caricature: ``rpo_alpha``, ``length_alpha``, ``gamma``; formulas in
 :mod:`mlx_persona.dpo.loss`), and which validation's adapter is kept (``select_by``: the lowest
-DPO loss, or the best twin measure of :func:`mlx_persona.train.select.twin_score` on greedy
-replies to ``select_prompts`` validation prompts).
+DPO loss; the lowest preference term with the person's replies kept as likely as at step 0,
+within ``select_max_nll_rise``; or the best twin measure of
+:func:`mlx_persona.train.select.twin_score` on greedy replies to ``select_prompts`` validation
+prompts).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from mlx_persona.core.errors import PersonaError
 from mlx_persona.train.config import TrainConfig
 
 LOSS_TYPES = ("sigmoid", "ipo", "simpo")
-SELECT_BY = ("loss", "twin")
+SELECT_BY = ("loss", "preference", "twin")
 RPO_ON = ("chosen", "real")
 
 
@@ -94,7 +96,13 @@ class DPOConfig(TrainConfig):
     select_by: str = field(
         default="loss",
         metadata={
-            "help": "Which validation's adapter is kept: loss (lowest DPO loss) or twin (best twin score of greedy replies against the person's real ones)."
+            "help": "Which validation's adapter is kept: loss (lowest validation loss, RPO's NLL term included), preference (lowest preference term alone, while the NLL of the person's validation replies stays within select_max_nll_rise of step 0's) or twin (best twin score of greedy replies against the person's real ones)."
+        },
+    )
+    select_max_nll_rise: float = field(
+        default=0.05,
+        metadata={
+            "help": "select_by preference: the most the per-token NLL of the person's validation replies may rise over step 0's, in nats (0.05: perplexity up to 1.05x); an adapter beyond it is never kept."
         },
     )
     select_prompts: int = field(
@@ -144,6 +152,8 @@ class DPOConfig(TrainConfig):
             raise bad("rpo_on", "real is where rpo_alpha's NLL is taken: set rpo_alpha above 0 too")
         if self.select_by not in SELECT_BY:
             raise bad("select_by", "must be one of " + ", ".join(SELECT_BY))
+        if not self.select_max_nll_rise >= 0 or not math.isfinite(self.select_max_nll_rise):
+            raise bad("select_max_nll_rise", "must be a number >= 0")
         if self.select_prompts < 1:
             raise bad("select_prompts", "must be at least 1")
         if self.select_max_tokens is not None and self.select_max_tokens < 1:

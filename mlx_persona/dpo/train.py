@@ -6,7 +6,9 @@ policy — and cache those log-probs (:mod:`mlx_persona.dpo.reference`; SimPO ha
 skips this); then attach a fresh LoRA/DoRA adapter (the SFT stage's ``attach_trainable``: its B
 matrices start at zero, so at step 0 the policy equals the reference and the sigmoid loss is
 exactly log 2), and train it with the losses of :mod:`mlx_persona.dpo.loss`. At each validation the
-adapter is kept when it is the best so far: the lowest validation loss, or with ``select_by: twin``
+adapter is kept when it is the best so far: the lowest validation loss; with ``select_by:
+preference`` the lowest preference term while the person's validation replies stay as likely as at
+step 0 (within ``select_max_nll_rise``: :meth:`DPORun.preference_measure`); or with ``select_by: twin``
 the best twin measure (:func:`mlx_persona.train.select.twin_score`) of greedy replies to a fixed
 slice of validation prompts against the person's real replies (:class:`TwinProbe`), since a lower
 DPO loss can mean a shorter, not a better, twin. Outputs in ``O``: ``metrics.jsonl``,
@@ -95,6 +97,7 @@ class DPORun(TrainingRun):
     ):
         self.model, self.optimizer, self.sets, self.refs = model, optimizer, sets, refs
         self.probe = probe  # select_by twin: a TwinProbe; None keeps the lowest-loss adapter
+        self.start_nll = None  # select_by preference: step 0's NLL of the person's validation replies
         # the shared resumable shuffled order; the loop takes pair indices (next_indices)
         self.order = BatchOrder(sets["train"], cfg.batch_size, cfg.max_seq_length, cfg.seed)
         super().__init__(cfg, iters, out, fingerprints, log)
@@ -232,10 +235,32 @@ class DPORun(TrainingRun):
             "val_chosen_nll": nll / n,
         }
 
+    def state(self) -> dict:
+        return {**super().state(), "start_nll": self.start_nll}
+
+    def load(self, state: dict) -> None:
+        super().load(state)
+        self.start_nll = state.get("start_nll")
+
+    def preference_measure(self, val: dict) -> float:
+        """``select_by: preference``: minus the validation preference term (the loss without RPO's
+        ``rpo_alpha`` x NLL), or -inf where the NLL of the person's validation replies rose more
+        than ``select_max_nll_rise`` over step 0's. The NLL anchor keeps training near the
+        person's replies, but it grows with every step DPO takes, so the plain loss would keep
+        step 0 whenever the margin gains less than the anchor loses; here the anchor is a bound."""
+        preference = val["val_loss"] - self.cfg.rpo_alpha * val["val_chosen_nll"]
+        if self.start_nll is None:  # the first validation is step 0's
+            self.start_nll = val["val_chosen_nll"]
+        rise = val["val_chosen_nll"] - self.start_nll
+        val.update(val_preference=preference, val_nll_rise=rise)
+        return -preference if rise <= self.cfg.select_max_nll_rise else float("-inf")
+
     def run_validation(self, k: int) -> None:
         tic = time.perf_counter()
         val = self.evaluate()
         measure = None
+        if self.cfg.select_by == "preference":
+            measure = self.preference_measure(val)
         if self.probe is not None:  # the kept adapter is the best twin, not the lowest loss; both are logged
             twin = {}
             if self.rank == 0:  # one rank generates; the others wait for its score (all keep the same adapter)
@@ -420,8 +445,15 @@ def run_dpo(
     summary["reference_pairs_scored"] = scored  # by this process (this rank's share across ranks)
     if probe is not None:
         summary.update(selected_by="twin", best_twin_score=run.best_measure)
+    elif cfg.select_by == "preference":
+        summary.update(selected_by="preference", best_preference=-run.best_measure)
     atomic_write_json(out / layout.STATUS, summary)
-    why = f"best twin score {run.best_measure:.4f}, val loss" if probe is not None else "best val loss"
+    if probe is not None:
+        why = f"best twin score {run.best_measure:.4f}, val loss"
+    elif cfg.select_by == "preference":
+        why = f"best preference term {-run.best_measure:.4f} within the NLL bound, val loss"
+    else:
+        why = "best val loss"
     log(
         f"dpo {summary['state']}: {summary['iteration']}/{iters} steps, kept the adapter of step {summary['best_iter']} "
         f"({why} {summary['best_val_loss']:.4f})"
