@@ -118,6 +118,7 @@ def _mac_settings(seq: int) -> tuple[list, list, list, list]:
         ("beta", 0.1, None),
         ("rpo_alpha", 2.0, "+ 2x the NLL of your real reply (RPO): without it DPO learns 'be short' or a caricature"),
         ("rpo_on", "real", "the NLL of your own reply, which each pair carries"),
+        ("select_by", "preference", "keep the best validation preference while your replies stay as likely"),
         ("batch_size", 1, "one pair = three sequences (chosen, rejected, your reply)"),
         ("grad_checkpoint", True, None),
         ("max_seq_length", seq, None),
@@ -126,6 +127,7 @@ def _mac_settings(seq: int) -> tuple[list, list, list, list]:
         ("rejected_from", "twin", "on-policy negatives: the SFT twin's own replies"),
         ("chosen", "closest", "of the twin's replies, the nearest to yours against the farthest: content, not habits"),
         ("twin_samples", 4, None),
+        ("style_weight", 0.5, "a reply that drops your habits ranks lower (the eval's style classifier)"),
         ("batch_size", 4, None),
     ]
     clean = [("system", "replace-long", "tool-call histories in system prompts become the persona line")]
@@ -152,6 +154,7 @@ def _small_settings(seq: int) -> tuple[list, list, list, list]:
         ("beta", 0.1, None),
         ("rpo_alpha", 2.0, "+ 2x the NLL of your real reply (RPO): without it DPO learns 'be short' or a caricature"),
         ("rpo_on", "real", "the NLL of your own reply, which each pair carries"),
+        ("select_by", "preference", "keep the best validation preference while your replies stay as likely"),
         ("batch_size", 2, None),
         ("max_seq_length", seq, None),
     ]
@@ -159,6 +162,7 @@ def _small_settings(seq: int) -> tuple[list, list, list, list]:
         ("rejected_from", "twin", "on-policy negatives: the SFT twin's own replies"),
         ("chosen", "closest", "of the twin's replies, the nearest to yours against the farthest: content, not habits"),
         ("twin_samples", 4, None),
+        ("style_weight", 0.5, "a reply that drops your habits ranks lower (the eval's style classifier)"),
         ("batch_size", 16, "sequences decoded together: 4 prompts x 4 replies"),
     ]
     return sft, dpo, pairs, []
