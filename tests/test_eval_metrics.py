@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from eval_helpers import OTHERS, PERSON, hashed_embedder, write_chat_split
 
+from mlx_persona.data import fidelity
 from mlx_persona.data import style as eval_style
 from mlx_persona.eval import bootstrap as bs
-from mlx_persona.eval import fidelity
 from mlx_persona.eval import intervals as ev_intervals
 from mlx_persona.eval import metrics as eval_metrics
 

@@ -440,7 +440,7 @@ def test_closest_style_weight_ranks_by_cosine_plus_p_person():
 def test_run_pairs_style_weight_uses_the_classifier_of_the_train_split(tiny_model_dir, tmp_path, monkeypatch):
     from eval_helpers import hashed_embedder
 
-    from mlx_persona.eval import fidelity
+    from mlx_persona.data import fidelity
     from mlx_persona.models import embed as embed_module
 
     data = write_chat_data(tmp_path / "data", n_train=30, n_valid=3)  # every reply and prompt of the helper

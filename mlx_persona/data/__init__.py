@@ -1,1 +1,1 @@
-"""The data: readers for every raw chat format (ingest/), the cleaning rules, samples and split, stats, and the text habits every stage measures (style.py). The clean stage lives in clean.py."""
+"""The data: readers for every raw chat format (ingest/), the cleaning rules, samples and split, stats, and the text habits every stage measures (style.py) and the style classifier that tells the person's messages from the others' (fidelity.py: the eval scores replies with it, the pairs stage ranks them). The clean stage lives in clean.py."""

@@ -9,7 +9,7 @@ The story, in the parent:
 3. with no LLM left in memory, embed the real and generated replies with all-MiniLM-L6-v2 and
    compute similarity, twin score and style (:mod:`mlx_persona.eval.metrics`);
 4. train the style classifier on the train split (the person against the other speakers) and
-   score every model's replies with it: style-fidelity (:mod:`mlx_persona.eval.fidelity`);
+   score every model's replies with it: style-fidelity (:mod:`mlx_persona.data.fidelity`);
 5. resample the test conversations: a 95% interval for every number and for every difference
    between two models, real or noise (:mod:`mlx_persona.eval.intervals`);
 6. the leakage check (:mod:`mlx_persona.eval.leakage`): personal data from the training data
@@ -126,7 +126,7 @@ def _style_fidelity(
     result: dict, train: Path, held_out: list[Path], real: list[str], replies: dict[str, list[str]], embed: Callable
 ) -> dict:
     """Train the style classifier, score the real and generated replies; P(person) per model."""
-    from mlx_persona.eval import fidelity
+    from mlx_persona.data import fidelity
 
     if not train.is_file():
         result["skipped"].append(

@@ -12,7 +12,7 @@ hand-made cases (tests/test_eval_metrics.py).
   0 by construction, so it is not reported for the base; 0.5 means "as much the person as the
   base", 1.0 means every reply moved toward the person.
   It rewards any move away from the base, a caricature included: read it beside the
-  style-fidelity score (:mod:`mlx_persona.eval.fidelity`), which needs no base model.
+  style-fidelity score (:mod:`mlx_persona.data.fidelity`), which needs no base model.
 
 Bootstrap intervals for these numbers and their differences: :mod:`mlx_persona.eval.intervals`.
 """

@@ -77,7 +77,7 @@ def _style(cfg: PairsConfig, data_dir: Path, log: Callable) -> Callable | None:
     train split; None (rank by cosine only, said in the log) where the split is too small for one."""
     if cfg.chosen != "closest" or cfg.style_weight == 0:
         return None
-    from mlx_persona.eval import fidelity
+    from mlx_persona.data import fidelity
     from mlx_persona.models.embed import embed
 
     clf, _, why = fidelity.build(Path(data_dir) / layout.TRAIN_SPLIT, [], embed)
