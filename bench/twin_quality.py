@@ -52,6 +52,17 @@ PLAIN = [
     "dpo.select_by=loss",
     "pairs.rejected_from=base",
 ]
+CLOSEST4_STYLE = [  # closest4_real_k4 with the style classifier in the ranking (see VARIANTS)
+    *PLAIN,
+    "pairs.rejected_from=twin",
+    "pairs.chosen=closest",
+    "pairs.twin_samples=4",
+    "pairs.style_weight=0.5",
+    "dpo.rpo_alpha=2.0",
+    "dpo.rpo_on=real",
+    "eval.samples=4",
+    "eval.temperature=0.7",
+]
 VARIANTS = {
     "sigmoid": PLAIN,  # DPO as the quickstart had it
     "rpo": [*PLAIN, "dpo.rpo_alpha=1.0"],  # + NLL on the chosen reply
@@ -152,33 +163,12 @@ VARIANTS = {
     # the same, with the eval's style classifier in the ranking (cosine + 0.5 x P(person)): of the
     # twin's replies, one that drops the person's habits is the rejected one (Nina's seed 2 lost
     # style-fidelity when ranked by cosine alone)
-    "closest4_style_k4": [
-        *PLAIN,
-        "pairs.rejected_from=twin",
-        "pairs.chosen=closest",
-        "pairs.twin_samples=4",
-        "pairs.style_weight=0.5",
-        "dpo.rpo_alpha=2.0",
-        "dpo.rpo_on=real",
-        "eval.samples=4",
-        "eval.temperature=0.7",
-    ],
+    "closest4_style_k4": CLOSEST4_STYLE,
     # the same pairs, keeping the adapter with the lowest validation preference term while the
     # person's validation replies stay as likely as at step 0 (NLL within 0.05 nats): by the whole
     # loss, RPO's NLL term grows with each step and step 0 was kept on Sam's and Nina's seed 0
     # although Nina's validation margin rose
-    "closest4_style_pref_k4": [
-        *PLAIN,
-        "pairs.rejected_from=twin",
-        "pairs.chosen=closest",
-        "pairs.twin_samples=4",
-        "pairs.style_weight=0.5",
-        "dpo.rpo_alpha=2.0",
-        "dpo.rpo_on=real",
-        "dpo.select_by=preference",
-        "eval.samples=4",
-        "eval.temperature=0.7",
-    ],
+    "closest4_style_pref_k4": [*CLOSEST4_STYLE, "dpo.select_by=preference"],
 }
 HABITS = {  # key in data/style.habits -> absolute tolerance used when the person's value is ~0
     "share_with_emoji": 0.05,

@@ -229,25 +229,31 @@ def curve(out):
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+def killed_at_8_then_resumed(model_dir, pairs, cut, cfg, monkeypatch, **kw) -> tuple[dict, dict]:
+    """Run DPO into ``cut``, kill it after step 8 (its last checkpoint is step 6's, so steps 7-8
+    are lost), resume it; returns (the checkpoint's state at the kill, the resumed run's summary)."""
+
+    def die(pid, sig):
+        raise Killed()
+
+    monkeypatch.setenv(dpo.KILL_AFTER_VAR, "8")
+    monkeypatch.setattr(os, "kill", die)
+    with pytest.raises(Killed):
+        dpo.run_dpo(model_dir, pairs, cut, cfg, log=quiet, **kw)
+    state = read_state(latest_checkpoint(cut))
+    monkeypatch.delenv(dpo.KILL_AFTER_VAR)
+    return state, dpo.run_dpo(model_dir, pairs, cut, cfg, resume=True, log=quiet, **kw)
+
+
 @pytest.mark.parametrize("share_prompt", [True, False])
 def test_resume_equals_uninterrupted(tiny_model_dir, tmp_path, monkeypatch, share_prompt):
     pairs = write_pairs(tmp_path / "pairs")
     cfg = DPOConfig.from_mapping({**FAST, "dropout": 0.1, "share_prompt": share_prompt})  # dropout: the PRNG key too
     full = tmp_path / "full"
     dpo.run_dpo(tiny_model_dir, pairs, full, cfg, log=quiet)
-
-    def die(pid, sig):
-        raise Killed()
-
-    monkeypatch.setenv(dpo.KILL_AFTER_VAR, "8")  # last checkpoint at 6: steps 7-8 are lost
-    monkeypatch.setattr(os, "kill", die)
     cut = tmp_path / "cut"
-    with pytest.raises(Killed):
-        dpo.run_dpo(tiny_model_dir, pairs, cut, cfg, log=quiet)
-    assert read_state(latest_checkpoint(cut))["iteration"] == 6
-    monkeypatch.delenv(dpo.KILL_AFTER_VAR)
-    summary = dpo.run_dpo(tiny_model_dir, pairs, cut, cfg, resume=True, log=quiet)
-    assert summary["iteration"] == cfg.iters
+    state, summary = killed_at_8_then_resumed(tiny_model_dir, pairs, cut, cfg, monkeypatch)
+    assert state["iteration"] == 6 and summary["iteration"] == cfg.iters
 
     keys = ("iter", "train_loss", "val_loss", "margin", "val_margin", "lr", "trained_tokens", "best")
     a, b = curve(full), curve(cut)
@@ -350,18 +356,9 @@ def test_select_by_preference_resume_keeps_step_0s_nll(tiny_model_dir, tmp_path,
     monkeypatch.setattr(dpo.DPORun, "evaluate", scripted_evaluate)
     cfg = DPOConfig.from_mapping({**FAST, "rpo_alpha": 2.0, "select_by": "preference"})
     pairs = write_pairs(tmp_path / "pairs")
-
-    def die(pid, sig):
-        raise Killed()
-
-    monkeypatch.setenv(dpo.KILL_AFTER_VAR, "8")  # last checkpoint at 6
-    monkeypatch.setattr(os, "kill", die)
     cut = tmp_path / "cut"
-    with pytest.raises(Killed):
-        dpo.run_dpo(tiny_model_dir, pairs, cut, cfg, log=quiet)
-    assert read_state(latest_checkpoint(cut))["start_nll"] == 3.0
-    monkeypatch.delenv(dpo.KILL_AFTER_VAR)
-    summary = dpo.run_dpo(tiny_model_dir, pairs, cut, cfg, resume=True, log=quiet)
+    state, summary = killed_at_8_then_resumed(tiny_model_dir, pairs, cut, cfg, monkeypatch)
+    assert state["iteration"] == 6 and state["start_nll"] == 3.0
     assert summary["best_iter"] == 12 and summary["best_preference"] == pytest.approx(0.62)
     assert [e["best"] for e in curve(cut) if "val_loss" in e] == [True, True, False, True]
 
@@ -467,17 +464,8 @@ def test_select_by_twin_resume_equals_uninterrupted(tiny_model_dir, tmp_path, mo
     cfg = DPOConfig.from_mapping({**TWIN, "dropout": 0.1})
     full = tmp_path / "full"
     want = dpo.run_dpo(tiny_model_dir, pairs, full, cfg, log=quiet, measure=by_length)
-
-    def die(pid, sig):
-        raise Killed()
-
-    monkeypatch.setenv(dpo.KILL_AFTER_VAR, "8")
-    monkeypatch.setattr(os, "kill", die)
     cut = tmp_path / "cut"
-    with pytest.raises(Killed):
-        dpo.run_dpo(tiny_model_dir, pairs, cut, cfg, log=quiet, measure=by_length)
-    monkeypatch.delenv(dpo.KILL_AFTER_VAR)
-    got = dpo.run_dpo(tiny_model_dir, pairs, cut, cfg, resume=True, log=quiet, measure=by_length)
+    _, got = killed_at_8_then_resumed(tiny_model_dir, pairs, cut, cfg, monkeypatch, measure=by_length)
     for key in ("best_iter", "best_twin_score", "best_val_loss"):
         assert got[key] == pytest.approx(want[key], rel=1e-5), key
     a, b = curve(full), curve(cut)
