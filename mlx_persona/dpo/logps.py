@@ -16,6 +16,8 @@ from __future__ import annotations
 import mlx.core as mx
 import numpy as np
 
+from mlx_persona.models.head import logits_at
+
 
 def sequence_logps(
     model, tokens: mx.array, prompt_lengths: mx.array, lengths: mx.array, reply_pos: mx.array | None = None, head=None
@@ -39,12 +41,10 @@ def sequence_logps(
         pos = mx.arange(1, tokens.shape[1])[None, :]  # position of each target in the row
         mask = (pos >= prompt_lengths[:, None]) & (pos < lengths[:, None])
     else:
-        body, lm_head = head
-        hidden = body(tokens[:, :-1])  # (N, W-1, D)
         mask = reply_pos < lengths[:, None]  # (N, R)
         pos = mx.minimum(reply_pos, tokens.shape[1] - 1)  # padding slots point at a real position
-        logits = lm_head(mx.take_along_axis(hidden, (pos - 1)[..., None], axis=1)).astype(mx.float32)  # (N, R, V)
-        targets = mx.take_along_axis(tokens, pos, axis=1)  # (N, R)
+        logits, targets = logits_at(head, tokens, pos)  # (N, R, V), (N, R)
+        logits = logits.astype(mx.float32)
     picked = mx.take_along_axis(logits, targets[..., None], axis=-1).squeeze(-1)
     token_logps = picked - mx.logsumexp(logits, axis=-1)
     return (token_logps * mask).sum(axis=-1), mask.sum(axis=-1)

@@ -32,7 +32,7 @@ import numpy as np
 
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.eval.models import ModelSpec
-from mlx_persona.models.head import output_head
+from mlx_persona.models.head import logits_at, output_head
 
 SAMPLING_SEED = 0  # of the sampled test replies (``samples`` > 1)
 
@@ -89,20 +89,18 @@ def reply_nll(model, batch: mx.array, spans: mx.array, head=None) -> tuple[mx.ar
     """
     import mlx.nn as nn
 
-    inputs, targets = batch[:, :-1], batch[:, 1:]
     if head is None:
+        inputs, targets = batch[:, :-1], batch[:, 1:]
         steps = mx.arange(1, targets.shape[1] + 1)  # the position in ``batch`` of each target
         mask = mx.logical_and(steps >= spans[:, 0:1], steps < spans[:, 1:])
         ce = nn.losses.cross_entropy(model(inputs), targets).astype(mx.float32) * mask
         return ce.sum(axis=1), mask.sum(axis=1)
-    body, lm_head = head
     start = mx.maximum(spans[:, 0:1], 1)
     count = mx.maximum(spans[:, 1:] - start, 0)  # (B, 1)
     slots = mx.arange(max(1, int(count.max().item())))[None]  # (1, R)
     scored = slots < count
     at = mx.where(scored, start + slots, 1)  # a padding slot points at a real position, then counts 0
-    hidden = mx.take_along_axis(body(inputs), (at - 1)[..., None], axis=1)  # (B, R, D)
-    ce = nn.losses.cross_entropy(lm_head(hidden), mx.take_along_axis(batch, at, axis=1)).astype(mx.float32)
+    ce = nn.losses.cross_entropy(*logits_at(head, batch, at)).astype(mx.float32)
     return (ce * scored).sum(axis=1), scored.sum(axis=1)
 
 

@@ -32,3 +32,16 @@ def output_head(model):
     except (TypeError, ValueError):
         return None
     return (body, head) if same else None
+
+
+def logits_at(head, tokens: mx.array, positions: mx.array) -> tuple[mx.array, mx.array]:
+    """The logits that predict the tokens at ``positions``, and those tokens.
+
+    ``head`` = (body, lm_head) from :func:`output_head`; ``tokens`` (B, W); ``positions`` (B, R),
+    each in 1..W-1 (a padding slot points at any real position; the caller masks it). The body
+    runs on ``tokens[:, :-1]``, the head only on the hidden states before ``positions``. Returns
+    logits (B, R, vocab) and targets (B, R). The SFT loss, the DPO log-probabilities and the
+    eval's perplexity score reply tokens through it."""
+    body, lm_head = head
+    hidden = mx.take_along_axis(body(tokens[:, :-1]), (positions - 1)[..., None], axis=1)  # (B, R, D)
+    return lm_head(hidden), mx.take_along_axis(tokens, positions, axis=1)

@@ -43,7 +43,7 @@ from mlx_persona.core import layout
 from mlx_persona.core.child import child_main
 from mlx_persona.core.errors import PersonaError
 from mlx_persona.core.runs import atomic_write_json, fingerprint
-from mlx_persona.models.head import output_head
+from mlx_persona.models.head import logits_at, output_head
 from mlx_persona.sft.config import SFTConfig
 from mlx_persona.train.batches import BatchOrder
 from mlx_persona.train.loop import (
@@ -67,13 +67,11 @@ def reply_loss(head) -> Callable:
     token; the head (``head`` = (body, lm_head), :func:`~mlx_persona.models.head.output_head`)
     only where a token is scored, so the prompt's (tokens x vocab) logits are never built. Same
     value as ``default_loss`` (``tests/test_sft.py``: the same losses as ``mlx_lm lora``)."""
-    body, lm_head = head
 
     def loss(model, batch, lengths, positions):
         scored = positions > 0
         at = mx.maximum(positions, 1)  # padding slots point at a real position, then count 0
-        hidden = mx.take_along_axis(body(batch[:, :-1]), (at - 1)[..., None], axis=1)  # (B, R, D)
-        ce = nn.losses.cross_entropy(lm_head(hidden), mx.take_along_axis(batch, at, axis=1)) * scored
+        ce = nn.losses.cross_entropy(*logits_at(head, batch, at)) * scored
         ntoks = scored.sum()
         return ce.astype(mx.float32).sum() / ntoks, ntoks
 
