@@ -169,6 +169,10 @@ VARIANTS = {
     # loss, RPO's NLL term grows with each step and step 0 was kept on Sam's and Nina's seed 0
     # although Nina's validation margin rose
     "closest4_style_pref_k4": [*CLOSEST4_STYLE, "dpo.select_by=preference"],
+    # the same pairs, keeping the adapter with the widest mean validation margin under the same NLL
+    # bound: the preference term is convex in each pair's margin, so on Nina's 9-12 validation
+    # pairs margins that spread both ways raised it and step 0 was kept on 3 of 5 seeds
+    "closest4_style_margin_k4": [*CLOSEST4_STYLE, "dpo.select_by=margin"],
 }
 HABITS = {  # key in data/style.habits -> absolute tolerance used when the person's value is ~0
     "share_with_emoji": 0.05,

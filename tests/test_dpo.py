@@ -293,28 +293,37 @@ def test_reference_cache_is_computed_once_and_resumable(tiny_model_dir, tmp_path
     assert logs[0].startswith(f"reference log-probs: {len(sets['train']) + len(sets['valid'])} pairs")
 
 
-# ----------------------------------------------------------------------------- select_by: preference
-# validation figures by step: (preference term, NLL of the person's replies). By the loss (term +
-# 2 x NLL) step 0 is best; step 8 has the lowest term but its NLL rose 0.10 (> 0.05); step 12 wins.
-SCRIPT = {0: (0.693, 3.00), 4: (0.66, 3.03), 8: (0.50, 3.10), 12: (0.62, 3.04)}
+# ----------------------------------------------------------------------------- select_by: preference, margin
+# validation figures by step: (preference term, NLL of the person's replies, mean reward margin).
+# By the loss (term + 2 x NLL) step 0 is best. Step 8 has the lowest term and the widest margin,
+# but its NLL rose 0.10 (> 0.05). Of the others, step 12 has the lowest term; step 4 the widest
+# margin, with a term above step 0's (its pairs' margins spread both ways).
+SCRIPT = {0: (0.693, 3.00, 0.0), 4: (0.70, 3.03, 0.02), 8: (0.50, 3.10, 0.30), 12: (0.62, 3.04, 0.01)}
 
 
 def scripted_evaluate(self):
-    preference, nll = SCRIPT[self.iteration]
+    preference, nll, margin = SCRIPT[self.iteration]
     loss = preference + self.cfg.rpo_alpha * nll
     return {
         "val_loss": loss,
-        "val_reward_chosen": 0.0,
+        "val_reward_chosen": margin,
         "val_reward_rejected": 0.0,
-        "val_margin": 0.0,
+        "val_margin": margin,
         "val_accuracy": 0.0,
         "val_chosen_nll": nll,
     }
 
 
-@pytest.mark.parametrize("select_by, kept", [("loss", 0), ("preference", 12)])
-def test_select_by_preference_bounds_the_nll_and_keeps_the_best_term(
-    tiny_model_dir, tmp_path, monkeypatch, select_by, kept
+@pytest.mark.parametrize(
+    "select_by, kept, best",
+    [
+        ("loss", 0, [True, False, False, False]),
+        ("preference", 12, [True, False, False, True]),
+        ("margin", 4, [True, True, False, False]),
+    ],
+)
+def test_select_by_preference_or_margin_bounds_the_nll_and_keeps_the_best(
+    tiny_model_dir, tmp_path, monkeypatch, select_by, kept, best
 ):
     monkeypatch.setattr(dpo.DPORun, "evaluate", scripted_evaluate)
     snapshots, validate = {}, dpo.DPORun.run_validation
@@ -331,19 +340,24 @@ def test_select_by_preference_bounds_the_nll_and_keeps_the_best_term(
     vals = [e for e in curve(out) if "val_loss" in e]
     assert [e["iter"] for e in vals] == [0, 4, 8, 12]
     assert summary["best_iter"] == kept
+    assert [e["best"] for e in vals] == best
     for name, w in mx.load(str(out / "adapters.safetensors")).items():
         np.testing.assert_array_equal(np.array(w), snapshots[kept][name])
     if select_by == "loss":
-        assert [e["best"] for e in vals] == [True, False, False, False] and "val_preference" not in vals[0]
+        assert "val_preference" not in vals[0]
         return
-    assert [e["best"] for e in vals] == [True, True, False, True]
-    assert [round(e["val_preference"], 6) for e in vals] == [0.693, 0.66, 0.5, 0.62]
+    assert [round(e["val_preference"], 6) for e in vals] == [0.693, 0.70, 0.5, 0.62]
     assert [round(e["val_nll_rise"], 6) for e in vals] == [0.0, 0.03, 0.1, 0.04]
-    assert summary["selected_by"] == "preference" and summary["best_preference"] == pytest.approx(0.62)
-    assert summary["best_val_loss"] == pytest.approx(0.62 + 2 * 3.04)
-    assert "best preference term 0.6200 within the NLL bound" in logs[-1]
+    assert summary["selected_by"] == select_by
+    assert summary["best_val_loss"] == pytest.approx(SCRIPT[kept][0] + 2 * SCRIPT[kept][1])
+    if select_by == "preference":
+        assert summary["best_preference"] == pytest.approx(0.62)
+        assert "best preference term 0.6200 within the NLL bound" in logs[-1]
+    else:
+        assert summary["best_margin"] == pytest.approx(0.02)
+        assert "best validation margin 0.0200 within the NLL bound" in logs[-1]
     # a looser bound lets step 8 in
-    loose = DPOConfig.from_mapping({**FAST, "rpo_alpha": 2.0, "select_by": "preference", "select_max_nll_rise": 0.2})
+    loose = DPOConfig.from_mapping({**FAST, "rpo_alpha": 2.0, "select_by": select_by, "select_max_nll_rise": 0.2})
     assert (
         dpo.run_dpo(tiny_model_dir, write_pairs(tmp_path / "pairs"), tmp_path / "loose", loose, log=quiet)["best_iter"]
         == 8
@@ -360,7 +374,7 @@ def test_select_by_preference_resume_keeps_step_0s_nll(tiny_model_dir, tmp_path,
     state, summary = killed_at_8_then_resumed(tiny_model_dir, pairs, cut, cfg, monkeypatch)
     assert state["iteration"] == 6 and state["start_nll"] == 3.0
     assert summary["best_iter"] == 12 and summary["best_preference"] == pytest.approx(0.62)
-    assert [e["best"] for e in curve(cut) if "val_loss" in e] == [True, True, False, True]
+    assert [e["best"] for e in curve(cut) if "val_loss" in e] == [True, False, False, True]
 
 
 # ----------------------------------------------------------------------------- select_by: twin

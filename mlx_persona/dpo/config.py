@@ -9,8 +9,8 @@ accumulation is not offered (one optimizer update per batch of pairs).
 Two groups of knobs are DPO's own: the loss (``loss_type`` and the terms that keep the twin from
 becoming a caricature: ``rpo_alpha``, ``length_alpha``, ``gamma``; formulas in
 :mod:`mlx_persona.dpo.loss`), and which validation's adapter is kept (``select_by``: the lowest
-DPO loss; the lowest preference term with the person's replies kept as likely as at step 0,
-within ``select_max_nll_rise``; or the best twin measure of
+DPO loss; the lowest preference term, or the highest mean reward margin, with the person's
+replies kept as likely as at step 0, within ``select_max_nll_rise``; or the best twin measure of
 :func:`mlx_persona.train.select.twin_score` on greedy replies to ``select_prompts`` validation
 prompts).
 """
@@ -25,7 +25,7 @@ from mlx_persona.core.errors import PersonaError
 from mlx_persona.train.config import TrainConfig
 
 LOSS_TYPES = ("sigmoid", "ipo", "simpo")
-SELECT_BY = ("loss", "preference", "twin")
+SELECT_BY = ("loss", "preference", "margin", "twin")
 RPO_ON = ("chosen", "real")
 
 
@@ -96,13 +96,13 @@ class DPOConfig(TrainConfig):
     select_by: str = field(
         default="loss",
         metadata={
-            "help": "Which validation's adapter is kept: loss (lowest validation loss, RPO's NLL term included), preference (lowest preference term alone, while the NLL of the person's validation replies stays within select_max_nll_rise of step 0's) or twin (best twin score of greedy replies against the person's real ones)."
+            "help": "Which validation's adapter is kept: loss (lowest validation loss, RPO's NLL term included), preference (lowest preference term alone, while the NLL of the person's validation replies stays within select_max_nll_rise of step 0's), margin (highest mean reward margin of the validation pairs, within the same bound) or twin (best twin score of greedy replies against the person's real ones)."
         },
     )
     select_max_nll_rise: float = field(
         default=0.05,
         metadata={
-            "help": "select_by preference: the most the per-token NLL of the person's validation replies may rise over step 0's, in nats (0.05: perplexity up to 1.05x); an adapter beyond it is never kept."
+            "help": "select_by preference or margin: the most the per-token NLL of the person's validation replies may rise over step 0's, in nats (0.05: perplexity up to 1.05x); an adapter beyond it is never kept."
         },
     )
     select_prompts: int = field(

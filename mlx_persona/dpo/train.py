@@ -7,8 +7,9 @@ skips this); then attach a fresh LoRA/DoRA adapter (the SFT stage's ``attach_tra
 matrices start at zero, so at step 0 the policy equals the reference and the sigmoid loss is
 exactly log 2), and train it with the losses of :mod:`mlx_persona.dpo.loss`. At each validation the
 adapter is kept when it is the best so far: the lowest validation loss; with ``select_by:
-preference`` the lowest preference term while the person's validation replies stay as likely as at
-step 0 (within ``select_max_nll_rise``: :meth:`DPORun.preference_measure`); or with ``select_by: twin``
+preference`` the lowest preference term, with ``select_by: margin`` the highest mean reward margin,
+either while the person's validation replies stay as likely as at step 0 (within
+``select_max_nll_rise``: :meth:`DPORun.preference_measure`); or with ``select_by: twin``
 the best twin measure (:func:`mlx_persona.train.select.twin_score`) of greedy replies to a fixed
 slice of validation prompts against the person's real replies (:class:`TwinProbe`), since a lower
 DPO loss can mean a shorter, not a better, twin. Outputs in ``O``: ``metrics.jsonl``,
@@ -243,23 +244,33 @@ class DPORun(TrainingRun):
         self.start_nll = state.get("start_nll")
 
     def preference_measure(self, val: dict) -> float:
-        """``select_by: preference``: minus the validation preference term (the loss without RPO's
-        ``rpo_alpha`` x NLL), or -inf where the NLL of the person's validation replies rose more
-        than ``select_max_nll_rise`` over step 0's. The NLL anchor keeps training near the
-        person's replies, but it grows with every step DPO takes, so the plain loss would keep
-        step 0 whenever the margin gains less than the anchor loses; here the anchor is a bound."""
+        """What ``select_by: preference`` and ``select_by: margin`` keep (higher is better), or
+        -inf where the NLL of the person's validation replies rose more than
+        ``select_max_nll_rise`` over step 0's.
+
+        - ``preference``: minus the validation preference term (the loss without RPO's
+          ``rpo_alpha`` x NLL). The NLL anchor keeps training near the person's replies, but it
+          grows with every step DPO takes, so the plain loss would keep step 0 whenever the
+          margin gains less than the anchor loses; here the anchor is a bound.
+        - ``margin``: the mean reward margin of the validation pairs (0 at step 0). The
+          preference term is convex in each pair's margin, so margins that spread around an
+          unchanged mean raise it: on a few validation pairs it prefers step 0 whenever the
+          steps move single pairs both ways. The mean margin asks only whether, on average, the
+          held-out chosen replies gained on the rejected ones."""
         preference = val["val_loss"] - self.cfg.rpo_alpha * val["val_chosen_nll"]
         if self.start_nll is None:  # the first validation is step 0's
             self.start_nll = val["val_chosen_nll"]
         rise = val["val_chosen_nll"] - self.start_nll
         val.update(val_preference=preference, val_nll_rise=rise)
-        return -preference if rise <= self.cfg.select_max_nll_rise else float("-inf")
+        if rise > self.cfg.select_max_nll_rise:
+            return float("-inf")
+        return val["val_margin"] if self.cfg.select_by == "margin" else -preference
 
     def run_validation(self, k: int) -> None:
         tic = time.perf_counter()
         val = self.evaluate()
         measure = None
-        if self.cfg.select_by == "preference":
+        if self.cfg.select_by in ("preference", "margin"):
             measure = self.preference_measure(val)
         if self.probe is not None:  # the kept adapter is the best twin, not the lowest loss; both are logged
             twin = {}
@@ -447,11 +458,15 @@ def run_dpo(
         summary.update(selected_by="twin", best_twin_score=run.best_measure)
     elif cfg.select_by == "preference":
         summary.update(selected_by="preference", best_preference=-run.best_measure)
+    elif cfg.select_by == "margin":
+        summary.update(selected_by="margin", best_margin=run.best_measure)
     atomic_write_json(out / layout.STATUS, summary)
     if probe is not None:
         why = f"best twin score {run.best_measure:.4f}, val loss"
     elif cfg.select_by == "preference":
         why = f"best preference term {-run.best_measure:.4f} within the NLL bound, val loss"
+    elif cfg.select_by == "margin":
+        why = f"best validation margin {run.best_measure:.4f} within the NLL bound, val loss"
     else:
         why = "best val loss"
     log(
