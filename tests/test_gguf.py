@@ -262,3 +262,42 @@ def test_convert_refuses_incomplete_metadata(tiny_model_dir, tmp_path):
     with pytest.raises(PersonaError):
         convert_gguf(tmp_path / "nope.gguf", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_pull_default_takes_the_folder_another_run_converted_meanwhile(tiny_model_dir, tmp_path, monkeypatch):
+    """Two runs on a fresh machine convert the default model at once: the one that finishes
+    second finds the folder in place. It uses that folder, and leaves it as the first one wrote it."""
+    import contextlib
+
+    from mlx_persona.models import default, gguf
+
+    tiny_to_gguf(tiny_model_dir, tmp_path / "tiny.gguf", T_F32)
+    target = default.default_model_path(dequantize=True)
+    real_atomic_dir = gguf.atomic_dir
+    other = {}
+
+    @contextlib.contextmanager
+    def other_run_finishes_first(final, overwrite=False):
+        monkeypatch.setattr(gguf, "atomic_dir", real_atomic_dir)
+        other["dir"] = convert_gguf(tmp_path / "tiny.gguf", final, dequantize=True)  # the other run
+        other["marker"] = (final / gguf.MARKER).read_text()
+        with real_atomic_dir(final, overwrite) as tmp:
+            yield tmp
+
+    monkeypatch.setattr(gguf, "atomic_dir", other_run_finishes_first)
+    said = []
+    got = default.pull_default(gguf=tmp_path / "tiny.gguf", dequantize=True, progress=said.append)
+    assert got == target == other["dir"]
+    assert (target / gguf.MARKER).read_text() == other["marker"]
+    assert said[-1] == f"converted meanwhile by another run: {target}"
+    assert not [p for p in target.parent.iterdir() if p.name.endswith(".partial")]  # ours was removed
+
+
+def test_pull_default_still_fails_on_a_bad_file_when_nothing_was_converted(tmp_path):
+    from mlx_persona.core.errors import PersonaError
+    from mlx_persona.models import default
+
+    (tmp_path / "bad.gguf").write_bytes(b"not a gguf")
+    with pytest.raises(PersonaError):
+        default.pull_default(gguf=tmp_path / "bad.gguf", dequantize=True)
+    assert not default.default_model_path(dequantize=True).exists()

