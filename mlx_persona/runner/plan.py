@@ -300,7 +300,7 @@ def make_plan(machine: Machine, stats: dict, hours: float | None) -> Plan:
         "fuse": [("dequantize", False, None)],
         "pairs": pairs,
         "dpo": dpo,
-        "eval": [("limit", 48, "test conversations"), ("batch_size", 8, None)],
+        "eval": [("limit", 48, "test conversations"), ("batch_size", 16, "replies decoded together")],
     }
     if n_train < TOO_FEW_SAMPLES:
         plan.notes.append(
