@@ -456,19 +456,16 @@ def run_dpo(
     summary["reference_pairs_scored"] = scored  # by this process (this rank's share across ranks)
     if probe is not None:
         summary.update(selected_by="twin", best_twin_score=run.best_measure)
-    elif cfg.select_by == "preference":
-        summary.update(selected_by="preference", best_preference=-run.best_measure)
-    elif cfg.select_by == "margin":
-        summary.update(selected_by="margin", best_margin=run.best_measure)
-    atomic_write_json(out / layout.STATUS, summary)
-    if probe is not None:
         why = f"best twin score {run.best_measure:.4f}, val loss"
     elif cfg.select_by == "preference":
+        summary.update(selected_by="preference", best_preference=-run.best_measure)
         why = f"best preference term {-run.best_measure:.4f} within the NLL bound, val loss"
     elif cfg.select_by == "margin":
+        summary.update(selected_by="margin", best_margin=run.best_measure)
         why = f"best validation margin {run.best_measure:.4f} within the NLL bound, val loss"
     else:
         why = "best val loss"
+    atomic_write_json(out / layout.STATUS, summary)
     log(
         f"dpo {summary['state']}: {summary['iteration']}/{iters} steps, kept the adapter of step {summary['best_iter']} "
         f"({why} {summary['best_val_loss']:.4f})"
