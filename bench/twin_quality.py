@@ -173,6 +173,13 @@ VARIANTS = {
     # bound: the preference term is convex in each pair's margin, so on Nina's 9-12 validation
     # pairs margins that spread both ways raised it and step 0 was kept on 3 of 5 seeds
     "closest4_style_margin_k4": [*CLOSEST4_STYLE, "dpo.select_by=margin"],
+    # the same pairs, keeping the last step unless the person's validation replies became less
+    # likely beyond the bound and the 95% interval: the pairs' margins are not read. On Nina's seed
+    # 2 and Sam's seed 0 every step's validation margin fell, while their step-30 adapters, run
+    # alone, beat the SFT twin on the test split
+    "closest4_style_last_k4": [*CLOSEST4_STYLE, "dpo.select_by=last"],
+    # the same, with the nearest reply against each of the 3 others (up to 3 pairs per prompt)
+    "closest4_style_last_k4_r3": [*CLOSEST4_STYLE, "dpo.select_by=last", "pairs.rejected_per_prompt=3"],
 }
 HABITS = {  # key in data/style.habits -> absolute tolerance used when the person's value is ~0
     "share_with_emoji": 0.05,

@@ -377,6 +377,92 @@ def test_select_by_preference_resume_keeps_step_0s_nll(tiny_model_dir, tmp_path,
     assert [e["best"] for e in curve(cut) if "val_loss" in e] == [True, False, False, True]
 
 
+# ----------------------------------------------------------------------------- select_by: last
+# per validation pair, by step: (margins, NLLs of the person's replies). Step 4's margins go both
+# ways around a mean just below 0; step 8's are all below 0, its NLLs step 0's; step 12's mean NLL
+# rose 0.06, over the 0.05 bound as a point, with a 95% interval of 0.031..0.089: wholly above a
+# bound of 0, not of 0.05.
+PER_PAIR = {
+    0: ([0.0, 0.0, 0.0, 0.0], [3.0, 2.0, 4.0, 3.0]),
+    4: ([0.10, -0.12, 0.05, -0.06], [3.01, 2.0, 4.02, 2.99]),
+    8: ([-0.20, -0.25, -0.22, -0.21], [3.0, 2.0, 4.0, 3.0]),
+    12: ([0.30, -0.35, 0.02, -0.05], [3.09, 2.03, 4.08, 3.04]),
+}
+
+
+def per_pair_evaluate(self):
+    margins, nlls = (np.array(x) for x in PER_PAIR[self.iteration])
+    self.val_nlls = nlls
+    margin, nll = float(margins.mean()), float(nlls.mean())
+    return {
+        "val_loss": 0.693 + self.cfg.rpo_alpha * nll,
+        "val_reward_chosen": margin,
+        "val_reward_rejected": 0.0,
+        "val_margin": margin,
+        "val_accuracy": 0.0,
+        "val_chosen_nll": nll,
+    }
+
+
+def test_mean_interval_on_a_known_sample():
+    # mean 2.5, sample sd sqrt(5/3), so the half width is 1.96 x 1.2910 / 2 = 1.2652
+    low, high = dpo.mean_interval(np.array([1.0, 2.0, 3.0, 4.0]))
+    assert (low, high) == (pytest.approx(1.23483, abs=1e-5), pytest.approx(3.76517, abs=1e-5))
+    assert dpo.mean_interval(np.array([0.1, 0.1, 0.1])) == (pytest.approx(0.1), pytest.approx(0.1))
+    assert dpo.mean_interval(np.array([0.3])) == (0.3, 0.3)
+    assert dpo.mean_interval(np.array([])) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    "bound, kept, best", [(0.05, 12, [True, True, True, True]), (0.0, 8, [True, True, True, False])]
+)
+def test_select_by_last_keeps_the_last_step_that_keeps_the_persons_replies_likely(
+    tiny_model_dir, tmp_path, monkeypatch, bound, kept, best
+):
+    monkeypatch.setattr(dpo.DPORun, "evaluate", per_pair_evaluate)
+    cfg = DPOConfig.from_mapping({**FAST, "rpo_alpha": 2.0, "select_by": "last", "select_max_nll_rise": bound})
+    logs = []
+    summary = dpo.run_dpo(tiny_model_dir, write_pairs(tmp_path / "pairs"), tmp_path / "out", cfg, log=logs.append)
+    vals = [e for e in curve(tmp_path / "out") if "val_loss" in e]
+    assert summary["best_iter"] == kept and summary["selected_by"] == "last"
+    assert [e["best"] for e in vals] == best  # step 8: every pair's margin fell, which last does not read
+    assert "the last step whose validation pairs do not show the person's replies less likely" in logs[-1]
+    assert vals[0]["val_nll_rise_low"] == 0 and vals[2]["val_nll_rise_low"] == 0
+    assert vals[3]["val_nll_rise"] == pytest.approx(0.06)
+    assert vals[3]["val_nll_rise_low"] == pytest.approx(0.0312, abs=1e-4)
+
+
+def test_select_by_margin_or_preference_keep_step_0_on_the_same_pairs(tiny_model_dir, tmp_path, monkeypatch):
+    """Point estimates on the same validation pairs: step 4's and 8's mean margins are below 0,
+    step 12's NLL rise is over the bound, and the preference term never falls below log 2."""
+    monkeypatch.setattr(dpo.DPORun, "evaluate", per_pair_evaluate)
+    for select_by in ("margin", "preference"):
+        cfg = DPOConfig.from_mapping({**FAST, "rpo_alpha": 2.0, "select_by": select_by})
+        summary = dpo.run_dpo(tiny_model_dir, write_pairs(tmp_path / "pairs"), tmp_path / select_by, cfg, log=quiet)
+        assert summary["best_iter"] == 0
+
+
+def test_validation_keeps_each_pairs_margin_and_nll(tiny_model_dir, tmp_path, monkeypatch):
+    """The per-pair NLLs select_by last reads average to the validation's own figure, and step
+    0's come back with a resumed run."""
+    seen, evaluate = [], dpo.DPORun.evaluate
+
+    def check(self):
+        val = evaluate(self)
+        seen.append(len(self.sets["valid"]))
+        assert len(self.val_nlls) == len(self.sets["valid"])
+        assert self.val_nlls.mean() == pytest.approx(val["val_chosen_nll"], abs=1e-5)
+        return val
+
+    monkeypatch.setattr(dpo.DPORun, "evaluate", check)
+    cfg = DPOConfig.from_mapping({**FAST, "rpo_alpha": 1.0, "rpo_on": "real", "select_by": "last"})
+    pairs = write_pairs(tmp_path / "pairs")
+    state, summary = killed_at_8_then_resumed(tiny_model_dir, pairs, tmp_path / "cut", cfg, monkeypatch)
+    assert len(state["start_nlls"]) == seen[0] > 1  # step 0's NLL of each validation pair
+    assert state["start_nll"] == pytest.approx(np.mean(state["start_nlls"]), abs=1e-5)
+    assert summary["selected_by"] == "last"
+
+
 # ----------------------------------------------------------------------------- select_by: twin
 TWIN = {
     **FAST,

@@ -215,7 +215,7 @@ def test_preference_simpo_hand_computed_and_reference_free():
         ({"loss_type": "ipo", "label_smoothing": 0.1}, "label_smoothing: applies to the sigmoid and simpo"),
         ({"rpo_alpha": -1.0}, "rpo_alpha: must be a number >= 0"),
         ({"loss_type": "orpo"}, "loss_type: must be one of sigmoid, ipo, simpo"),
-        ({"select_by": "vibes"}, "select_by: must be one of loss, preference, margin, twin"),
+        ({"select_by": "vibes"}, "select_by: must be one of loss, preference, margin, last, twin"),
         ({"select_max_nll_rise": -0.1}, "select_max_nll_rise: must be a number >= 0"),
         ({"select_prompts": 0}, "select_prompts: must be at least 1"),
         ({"rpo_on": "rejected", "rpo_alpha": 1.0}, "rpo_on: must be one of chosen, real"),

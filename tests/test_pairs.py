@@ -400,6 +400,40 @@ def test_closest_ranks_the_twins_own_replies_by_the_real_one():
     assert not out["train"] and rejects[0]["reason"] == "small_gap"
 
 
+def test_closest_pairs_the_nearest_with_each_far_reply():
+    ps = [prompt(0), prompt(1), prompt(2, "valid")]
+    samples = {
+        "p0": [reply("0.2 far off."), reply("0.5 near it."), reply("0.35 between."), reply("0.1 farthest.")],
+        # 0.45 is within closest_margin of the nearest; 0.05 is kept
+        "p1": [reply("0.45 almost."), reply("0.5 nearest."), reply("0.05 nothing like it.")],
+        "p2": [reply("0.6 the person's words."), reply("0.3 far."), reply("0.7 nearest.")],  # 0.6: no negative
+    }
+    cfg = replace(CLOSEST, twin_samples=4, rejected_per_prompt=3, similarity_threshold=1.0)
+    out, rejects, counts = assemble(ps, {}, {}, cfg, closeness_to_real, samples)
+    got = [(r["id"], r["chosen"], r["rejected"], r["rejected_to_real"]) for r in out["train"] + out["valid"]]
+    assert got == [
+        ("p0", "0.5 near it.", "0.1 farthest.", 0.1),  # farthest first
+        ("p0", "0.5 near it.", "0.2 far off.", 0.2),
+        ("p0", "0.5 near it.", "0.35 between.", 0.35),
+        ("p1", "0.5 nearest.", "0.05 nothing like it.", 0.05),
+        ("p2", "0.7 nearest.", "0.3 far.", 0.3),
+    ]
+    assert all(r["chosen_to_real"] == float(r["chosen"].split()[0]) for r in out["train"] + out["valid"])
+    assert sorted((r["id"], r["reason"]) for r in rejects) == [("p1", "small_gap"), ("p2", "twin_close")]
+    assert counts["small_gap"] == counts["twin_close"] == 1
+    # one per prompt: the farthest only, as before
+    out, rejects, _ = assemble(ps, {}, {}, replace(cfg, rejected_per_prompt=1), closeness_to_real, samples)
+    assert [(r["id"], r["rejected"]) for r in out["train"] + out["valid"]] == [
+        ("p0", "0.1 farthest."),
+        ("p1", "0.05 nothing like it."),
+        ("p2", "0.3 far."),
+    ]
+    assert not rejects
+    # two: the nearest against the two farthest
+    out, _, _ = assemble(ps[:1], {}, {}, replace(cfg, rejected_per_prompt=2), closeness_to_real, samples)
+    assert [r["rejected"] for r in out["train"]] == ["0.1 farthest.", "0.2 far off."]
+
+
 def test_closest_style_weight_ranks_by_cosine_plus_p_person():
     ps = [prompt(0), prompt(1)]
     # p0: "b" says a little more of what the person said, but drops their habits (P 0.1)
@@ -481,6 +515,13 @@ def test_closest_checks():
         PairsConfig(rejected_from="twin", twin_samples=4).validate()
     with pytest.raises(PersonaError, match="closest_margin"):
         replace(CLOSEST, closest_margin=1.0).validate()
+    replace(CLOSEST, rejected_per_prompt=2).validate()
+    with pytest.raises(PersonaError, match=r"rejected_per_prompt: must be below twin_samples \(3\)"):
+        replace(CLOSEST, rejected_per_prompt=3).validate()
+    with pytest.raises(PersonaError, match="rejected_per_prompt: must be at least 1"):
+        replace(CLOSEST, rejected_per_prompt=0).validate()
+    with pytest.raises(PersonaError, match="rejected_per_prompt: more than one pair per prompt"):
+        PairsConfig(rejected_per_prompt=2).validate()
     with pytest.raises(PersonaError, match="style_weight: must not be negative"):
         replace(CLOSEST, style_weight=-0.5).validate()
     with pytest.raises(PersonaError, match="style_weight: ranks the twin's replies"):

@@ -10,7 +10,9 @@ Two groups of knobs are DPO's own: the loss (``loss_type`` and the terms that ke
 becoming a caricature: ``rpo_alpha``, ``length_alpha``, ``gamma``; formulas in
 :mod:`mlx_persona.dpo.loss`), and which validation's adapter is kept (``select_by``: the lowest
 DPO loss; the lowest preference term, or the highest mean reward margin, with the person's
-replies kept as likely as at step 0, within ``select_max_nll_rise``; or the best twin measure of
+replies kept as likely as at step 0, within ``select_max_nll_rise``; the last step unless the
+validation pairs show the person's replies less likely, beyond that bound and the 95% interval;
+or the best twin measure of
 :func:`mlx_persona.train.select.twin_score` on greedy replies to ``select_prompts`` validation
 prompts).
 """
@@ -25,7 +27,7 @@ from mlx_persona.core.errors import PersonaError
 from mlx_persona.train.config import TrainConfig
 
 LOSS_TYPES = ("sigmoid", "ipo", "simpo")
-SELECT_BY = ("loss", "preference", "margin", "twin")
+SELECT_BY = ("loss", "preference", "margin", "last", "twin")
 RPO_ON = ("chosen", "real")
 
 
@@ -96,13 +98,13 @@ class DPOConfig(TrainConfig):
     select_by: str = field(
         default="loss",
         metadata={
-            "help": "Which validation's adapter is kept: loss (lowest validation loss, RPO's NLL term included), preference (lowest preference term alone, while the NLL of the person's validation replies stays within select_max_nll_rise of step 0's), margin (highest mean reward margin of the validation pairs, within the same bound) or twin (best twin score of greedy replies against the person's real ones)."
+            "help": "Which validation's adapter is kept: loss (lowest validation loss, RPO's NLL term included), preference (lowest preference term alone, while the NLL of the person's validation replies stays within select_max_nll_rise of step 0's), margin (highest mean reward margin of the validation pairs, within the same bound), last (the last validated step, unless the validation pairs show the person's replies less likely than at step 0: the 95% interval of their NLL's mean rise wholly above select_max_nll_rise) or twin (best twin score of greedy replies against the person's real ones)."
         },
     )
     select_max_nll_rise: float = field(
         default=0.05,
         metadata={
-            "help": "select_by preference or margin: the most the per-token NLL of the person's validation replies may rise over step 0's, in nats (0.05: perplexity up to 1.05x); an adapter beyond it is never kept."
+            "help": "select_by preference, margin or last: the most the per-token NLL of the person's validation replies may rise over step 0's, in nats (0.05: perplexity up to 1.05x); an adapter beyond it is never kept (last: one whose whole 95% interval of the rise is beyond it)."
         },
     )
     select_prompts: int = field(

@@ -9,7 +9,9 @@ exactly log 2), and train it with the losses of :mod:`mlx_persona.dpo.loss`. At 
 adapter is kept when it is the best so far: the lowest validation loss; with ``select_by:
 preference`` the lowest preference term, with ``select_by: margin`` the highest mean reward margin,
 either while the person's validation replies stay as likely as at step 0 (within
-``select_max_nll_rise``: :meth:`DPORun.preference_measure`); or with ``select_by: twin``
+``select_max_nll_rise``: :meth:`DPORun.preference_measure`); with ``select_by: last`` the latest
+step whose validation pairs do not show the person's replies less likely than at step 0, beyond
+``select_max_nll_rise`` and the 95% interval; or with ``select_by: twin``
 the best twin measure (:func:`mlx_persona.train.select.twin_score`) of greedy replies to a fixed
 slice of validation prompts against the person's real replies (:class:`TwinProbe`), since a lower
 DPO loss can mean a shorter, not a better, twin. Outputs in ``O``: ``metrics.jsonl``,
@@ -99,6 +101,8 @@ class DPORun(TrainingRun):
         self.model, self.optimizer, self.sets, self.refs = model, optimizer, sets, refs
         self.probe = probe  # select_by twin: a TwinProbe; None keeps the lowest-loss adapter
         self.start_nll = None  # select_by preference: step 0's NLL of the person's validation replies
+        self.start_nlls = None  # select_by last: the same, pair by pair
+        self.val_nlls = np.zeros(0)  # the last validation's chosen NLL, pair by pair (evaluate)
         # the shared resumable shuffled order; the loop takes pair indices (next_indices)
         self.order = BatchOrder(sets["train"], cfg.batch_size, cfg.max_seq_length, cfg.seed)
         super().__init__(cfg, iters, out, fingerprints, log)
@@ -213,6 +217,7 @@ class DPORun(TrainingRun):
         if self.cfg.val_batches > 0:
             batches = batches[: self.cfg.val_batches]
         tot = np.zeros(6)  # loss x pairs, pairs, chosen, rejected, correct, chosen nll: sums over pairs
+        each = np.zeros((2, len(pairs)))  # per pair: evaluated (1), chosen nll; other ranks' columns 0
         self.model.eval()
         for idx in batches[self.rank :: self.size]:
             if self.shared:  # as the training step scores them
@@ -223,10 +228,13 @@ class DPORun(TrainingRun):
             else:
                 loss, (cr, rj, nll, _) = batch_loss(self.model, *self.batch("valid", idx), self.cfg, self.head)
             mx.eval(loss, cr, rj, nll)
-            cr, rj = np.array(cr), np.array(rj)
-            tot += [loss.item() * len(idx), len(idx), cr.sum(), rj.sum(), (cr > rj).sum(), np.array(nll).sum()]
+            cr, rj, nll = np.array(cr), np.array(rj), np.array(nll)
+            tot += [loss.item() * len(idx), len(idx), cr.sum(), rj.sum(), (cr > rj).sum(), nll.sum()]
+            each[:, idx] = [np.ones(len(idx)), nll]
         self.model.train()
         loss, n, chosen, rejected, correct, nll = (float(x) for x in sum_over_ranks(tot, self.size))
+        seen, nlls = sum_over_ranks(each, self.size)
+        self.val_nlls = nlls[seen > 0]  # for select_by last
         return {
             "val_loss": loss / n,
             "val_reward_chosen": chosen / n,
@@ -237,16 +245,16 @@ class DPORun(TrainingRun):
         }
 
     def state(self) -> dict:
-        return {**super().state(), "start_nll": self.start_nll}
+        return {**super().state(), "start_nll": self.start_nll, "start_nlls": self.start_nlls}
 
     def load(self, state: dict) -> None:
         super().load(state)
-        self.start_nll = state.get("start_nll")
+        self.start_nll, self.start_nlls = state.get("start_nll"), state.get("start_nlls")
 
-    def preference_measure(self, val: dict) -> float:
-        """What ``select_by: preference`` and ``select_by: margin`` keep (higher is better), or
+    def preference_measure(self, k: int, val: dict) -> float:
+        """What ``select_by: preference``, ``margin`` and ``last`` keep (higher is better), or
         -inf where the NLL of the person's validation replies rose more than
-        ``select_max_nll_rise`` over step 0's.
+        ``select_max_nll_rise`` over step 0's (for ``last``: the whole 95% interval of the rise).
 
         - ``preference``: minus the validation preference term (the loss without RPO's
           ``rpo_alpha`` x NLL). The NLL anchor keeps training near the person's replies, but it
@@ -256,12 +264,26 @@ class DPORun(TrainingRun):
           preference term is convex in each pair's margin, so margins that spread around an
           unchanged mean raise it: on a few validation pairs it prefers step 0 whenever the
           steps move single pairs both ways. The mean margin asks only whether, on average, the
-          held-out chosen replies gained on the rejected ones."""
+          held-out chosen replies gained on the rejected ones.
+        - ``last``: the step itself (so the latest counts as best), unless the validation pairs
+          show that it made the person's replies less likely: the 95% interval of the mean rise
+          of their NLL (pair by pair, against step 0's; :func:`mean_interval`) lies wholly above
+          the bound. The pairs' margins are not read: they measure DPO's own criterion (the
+          twin's nearest reply against its farthest) on a few validation conversations, and on
+          the sample personas fell on steps that the test split found better than the SFT twin
+          (bench/RESULTS.md). The person's own replies are the ground truth; the steps DPO was
+          given stand unless those show harm."""
         preference = val["val_loss"] - self.cfg.rpo_alpha * val["val_chosen_nll"]
+        nlls = self.val_nlls
         if self.start_nll is None:  # the first validation is step 0's
-            self.start_nll = val["val_chosen_nll"]
+            self.start_nll, self.start_nlls = val["val_chosen_nll"], nlls.tolist()
         rise = val["val_chosen_nll"] - self.start_nll
         val.update(val_preference=preference, val_nll_rise=rise)
+        if self.cfg.select_by == "last":
+            start = np.array(self.start_nlls) if len(self.start_nlls or ()) == len(nlls) else self.start_nll
+            rise_low, _ = mean_interval(nlls - start)
+            val.update(val_nll_rise_low=rise_low)
+            return float("-inf") if rise_low > self.cfg.select_max_nll_rise else float(k)
         if rise > self.cfg.select_max_nll_rise:
             return float("-inf")
         return val["val_margin"] if self.cfg.select_by == "margin" else -preference
@@ -270,8 +292,8 @@ class DPORun(TrainingRun):
         tic = time.perf_counter()
         val = self.evaluate()
         measure = None
-        if self.cfg.select_by in ("preference", "margin"):
-            measure = self.preference_measure(val)
+        if self.cfg.select_by in ("preference", "margin", "last"):
+            measure = self.preference_measure(k, val)
         if self.probe is not None:  # the kept adapter is the best twin, not the lowest loss; both are logged
             twin = {}
             if self.rank == 0:  # one rank generates; the others wait for its score (all keep the same adapter)
@@ -283,6 +305,18 @@ class DPORun(TrainingRun):
             twin["score"] = measure
             val.update({f"val_twin_{name}": value for name, value in twin.items()})
         self.record_validation(k, val.pop("val_loss"), tic, measure=measure, **val)
+
+
+def mean_interval(values: np.ndarray, z: float = 1.96) -> tuple[float, float]:
+    """The 95% interval of the mean of ``values`` (one per validation pair), by the normal
+    approximation: mean ± z x s / sqrt(n), s the sample standard deviation. (0, 0) for no values;
+    one value, or values all equal, give an interval of width 0."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return 0.0, 0.0
+    mean = float(values.mean())
+    half = z * float(values.std(ddof=1)) / np.sqrt(values.size) if values.size > 1 else 0.0
+    return mean - half, mean + half
 
 
 # ----------------------------------------------------------------------------- select_by: twin
@@ -463,6 +497,9 @@ def run_dpo(
     elif cfg.select_by == "margin":
         summary.update(selected_by="margin", best_margin=run.best_measure)
         why = f"best validation margin {run.best_measure:.4f} within the NLL bound, val loss"
+    elif cfg.select_by == "last":
+        summary.update(selected_by="last")
+        why = "the last step whose validation pairs do not show the person's replies less likely, val loss"
     else:
         why = "best val loss"
     atomic_write_json(out / layout.STATUS, summary)

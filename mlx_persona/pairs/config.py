@@ -69,6 +69,12 @@ class PairsConfig(Settings):
             "help": "chosen closest: keep a pair only when the chosen reply's cosine with the real reply beats the rejected one's by at least this."
         },
     )
+    rejected_per_prompt: int = field(
+        default=1,
+        metadata={
+            "help": "chosen closest: pairs per prompt: the nearest reply against each of this many of the twin's other replies, farthest first (each must pass closest_margin and twin_max_similarity on its own; at most twin_samples - 1)."
+        },
+    )
     style_weight: float = field(
         default=0.0,
         metadata={
@@ -130,6 +136,17 @@ class PairsConfig(Settings):
             self.chosen != "closest" or self.twin_samples >= 2,
             "twin_samples",
             "chosen=closest needs at least 2 twin replies per prompt to rank",
+        )
+        need(self.rejected_per_prompt >= 1, "rejected_per_prompt", "must be at least 1")
+        need(
+            self.rejected_per_prompt == 1 or self.chosen == "closest",
+            "rejected_per_prompt",
+            "more than one pair per prompt is made by chosen=closest only",
+        )
+        need(
+            self.chosen != "closest" or self.rejected_per_prompt < self.twin_samples,
+            "rejected_per_prompt",
+            f"must be below twin_samples ({self.twin_samples}): the nearest reply is the chosen one",
         )
         need(0 <= self.closest_margin < 1, "closest_margin", "must be in [0, 1)")
         need(self.style_weight >= 0, "style_weight", "must not be negative")

@@ -51,9 +51,10 @@ def assemble(
     twin_close (cosine with the real reply at or above ``twin_max_similarity``: the twin said
     what the person said, so it is no negative).
 
-    Under ``chosen="closest"`` the candidate comes from :func:`rank_samples` over ``samples`` (all
+    Under ``chosen="closest"`` the candidates come from :func:`rank_samples` over ``samples`` (all
     the twin's replies per prompt id): its nearest reply to the person's real one against its
-    farthest (``style``: texts -> P(person), used when ``style_weight`` > 0).
+    farthest, or against each of its ``rejected_per_prompt`` farthest (``style``: texts ->
+    P(person), used when ``style_weight`` > 0).
     """
     counts = {**{f: 0 for f in FILTERS}, "trimmed": 0}  # trimmed replies are kept, not filtered
     rejects, kept = [], []
@@ -79,8 +80,11 @@ def assemble(
         if cfg.chosen == "closest":
             if p["id"] not in ranked:
                 continue
-            chosen, origin = ranked[p["id"]]["chosen"], "closest"
-            candidates = [("twin", ranked[p["id"]]["rejected"])]
+            chosen, origin = ranked[p["id"]][0]["chosen"], "closest"
+            candidates = [
+                ("twin", r["rejected"], {k: v for k, v in r.items() if k not in ("chosen", "rejected")})
+                for r in ranked[p["id"]]
+            ]
         else:
             use_twin = cfg.chosen == "twin" or p["real"] is None
             chosen = twin.get(p["id"]) if use_twin else {"text": p["real"], "finish_reason": "stop"}
@@ -91,10 +95,10 @@ def assemble(
                 counts["trimmed"] += chosen.get("trimmed", False)
             origin = "twin" if use_twin else "real"
             candidates = [
-                (source, (base if source == "base" else twin).get(p["id"]))
+                (source, (base if source == "base" else twin).get(p["id"]), {})
                 for source in rejected_sources(cfg, has_real=not use_twin)
             ]
-        for source, rejected in candidates:
+        for source, rejected, extra in candidates:
             if rejected is None:
                 continue
             if cfg.trim_truncated:
@@ -112,7 +116,7 @@ def assemble(
             if reason:
                 drop(p, reason, chosen["text"], rejected["text"], source)
             else:
-                kept.append((p, chosen["text"].strip(), rejected["text"].strip(), origin, source))
+                kept.append((p, chosen["text"].strip(), rejected["text"].strip(), origin, source, extra))
     needs_sims = cfg.similarity_threshold < 1 or (
         cfg.twin_max_similarity < 1 and any(k[4] == "twin" and k[3] != "closest" for k in kept)
     )
@@ -121,7 +125,7 @@ def assemble(
     else:
         sims = [0.0] * len(kept)
     pairs = {s: [] for s in SPLITS}
-    for (p, chosen, rejected, origin, source), sim in zip(kept, sims):
+    for (p, chosen, rejected, origin, source, extra), sim in zip(kept, sims):
         sim = round(float(sim), 4)
         if sim > cfg.similarity_threshold:
             drop(p, "too_similar", chosen, rejected, source, similarity=sim)
@@ -134,8 +138,7 @@ def assemble(
             record["system"] = p["system"]
         record.update(messages=p["messages"], id=p["id"], chosen_from=origin, rejected_from=source, similarity=sim)
         if origin == "closest":  # how near each is to what the person said
-            r = ranked[p["id"]]
-            record.update(real=p["real"], **{k: v for k, v in r.items() if k not in ("chosen", "rejected")})
+            record.update(real=p["real"], **extra)
         pairs[p["split"]].append(record)
     return pairs, rejects, counts
 
@@ -150,7 +153,8 @@ def rank_samples(
     style: Callable | None = None,
 ) -> dict:
     """``chosen="closest"``: for each prompt with a real reply, the twin's usable replies ranked by
-    MiniLM cosine with the real one; {id: {chosen, rejected, chosen_to_real, rejected_to_real}}.
+    MiniLM cosine with the real one; {id: [{chosen, rejected, chosen_to_real, rejected_to_real}, ...]}:
+    the nearest reply against each of the ``rejected_per_prompt`` farthest ones, farthest first.
 
     With ``style`` (texts -> P(person), the eval's style classifier) and ``style_weight`` w > 0,
     a reply's score is ``cosine + w * P(person)``: of two replies that say as much of what the
@@ -159,10 +163,11 @@ def rank_samples(
 
     A reply cut at ``max_tokens`` is trimmed first (as everywhere) and left out when still cut,
     unless ``allow_truncated``; a blank one is left out. Fewer than two usable replies drop the
-    prompt (``truncated`` when a cut reply was among them, else ``empty``). The farthest reply is
-    a negative only when its cosine is below ``twin_max_similarity`` (else ``twin_close``), and
-    only when the nearest beats it by ``closest_margin`` (else ``small_gap``: two replies equally
-    far from the person teach nothing about the person).
+    prompt (``truncated`` when a cut reply was among them, else ``empty``). Each far reply is a
+    negative only when its cosine is below ``twin_max_similarity`` (else ``twin_close``), and
+    only when the nearest beats it by ``closest_margin`` and by more than nothing (else
+    ``small_gap``: two replies equally far from the person teach nothing about the person); each
+    is counted on its own, so a prompt may keep some of its pairs and drop others.
     """
     todo = []  # (prompt, its usable replies)
     for p in prompts:
@@ -194,21 +199,25 @@ def rank_samples(
         at += len(usable)
         score = [c + cfg.style_weight * x for c, x in zip(sims, ps)] if weighted else sims
         best = max(range(len(usable)), key=score.__getitem__)
-        worst = min(range(len(usable)), key=score.__getitem__)
-        chosen, rejected = usable[best], usable[worst]
-        gap = round(score[best] - score[worst], 4)
-        if sims[worst] >= cfg.twin_max_similarity:
-            drop(p, "twin_close", chosen["text"], rejected["text"], "twin", similarity=sims[worst])
-        elif best == worst or gap < cfg.closest_margin:  # all as far: no nearest
-            drop(p, "small_gap", chosen["text"], rejected["text"], "twin", gap=gap)
-        else:
-            ranked[p["id"]] = {
-                "chosen": chosen,
-                "rejected": rejected,
-                "chosen_to_real": sims[best],
-                "rejected_to_real": sims[worst],
-                **({"chosen_style": ps[best], "rejected_style": ps[worst]} if weighted else {}),
-            }
+        farthest = sorted((i for i in range(len(usable)) if i != best), key=score.__getitem__)
+        chosen = usable[best]
+        for worst in farthest[: cfg.rejected_per_prompt]:
+            rejected = usable[worst]
+            gap = round(score[best] - score[worst], 4)
+            if sims[worst] >= cfg.twin_max_similarity:
+                drop(p, "twin_close", chosen["text"], rejected["text"], "twin", similarity=sims[worst])
+            elif gap <= 0 or gap < cfg.closest_margin:  # as far as the nearest: nothing to prefer
+                drop(p, "small_gap", chosen["text"], rejected["text"], "twin", gap=gap)
+            else:
+                ranked.setdefault(p["id"], []).append(
+                    {
+                        "chosen": chosen,
+                        "rejected": rejected,
+                        "chosen_to_real": sims[best],
+                        "rejected_to_real": sims[worst],
+                        **({"chosen_style": ps[best], "rejected_style": ps[worst]} if weighted else {}),
+                    }
+                )
     return ranked
 
 
