@@ -126,7 +126,7 @@ def test_model_by_memory(machine, tmp_path):
         assert (mine.pairs.chosen, mine.pairs.twin_samples, mine.dpo.rpo_on) == ("closest", 4, shipped.dpo.rpo_on)
         assert shipped.dpo.rpo_on == "real"
         assert (mine.pairs.style_weight, mine.dpo.select_by) == (shipped.pairs.style_weight, shipped.dpo.select_by)
-        assert (shipped.pairs.style_weight, shipped.dpo.select_by) == (0.5, "preference")
+        assert (shipped.pairs.style_weight, shipped.dpo.select_by) == (0.5, "last")
         assert (mine.dpo.loss_type, mine.dpo.beta, mine.dpo.rpo_alpha, mine.dpo.learning_rate) == (
             shipped.dpo.loss_type,
             shipped.dpo.beta,

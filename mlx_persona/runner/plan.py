@@ -118,7 +118,7 @@ def _mac_settings(seq: int) -> tuple[list, list, list, list]:
         ("beta", 0.1, None),
         ("rpo_alpha", 2.0, "+ 2x the NLL of your real reply (RPO): without it DPO learns 'be short' or a caricature"),
         ("rpo_on", "real", "the NLL of your own reply, which each pair carries"),
-        ("select_by", "preference", "keep the best validation preference while your replies stay as likely"),
+        ("select_by", "last", "keep the last step unless your validation replies became less likely"),
         ("batch_size", 1, "one pair = three sequences (chosen, rejected, your reply)"),
         ("grad_checkpoint", True, None),
         ("max_seq_length", seq, None),
@@ -154,7 +154,7 @@ def _small_settings(seq: int) -> tuple[list, list, list, list]:
         ("beta", 0.1, None),
         ("rpo_alpha", 2.0, "+ 2x the NLL of your real reply (RPO): without it DPO learns 'be short' or a caricature"),
         ("rpo_on", "real", "the NLL of your own reply, which each pair carries"),
-        ("select_by", "preference", "keep the best validation preference while your replies stay as likely"),
+        ("select_by", "last", "keep the last step unless your validation replies became less likely"),
         ("batch_size", 2, None),
         ("max_seq_length", seq, None),
     ]
