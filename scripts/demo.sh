@@ -9,4 +9,6 @@ EXTRAS= bash scripts/setup.sh  # the package alone: the test tools are for `make
 .venv/bin/mlx-persona run recipes/quickstart.yaml --resume "$@"
 echo
 echo "the twin answers:"
-.venv/bin/mlx-persona chat runs/quickstart --temp 0 -m "should we ship the release on friday?"
+# sampled as `mlx-persona chat` samples (temperature 0.7), from a fixed seed: greedy decoding of
+# a 135M model tends to repeat its last sentence until the token limit
+.venv/bin/mlx-persona chat runs/quickstart --temp 0.7 --seed 0 -m "should we ship the release on friday?"
