@@ -176,7 +176,7 @@ VARIANTS = {
     # the same pairs, keeping the last step unless the person's validation replies became less
     # likely beyond the bound and the 95% interval: the pairs' margins are not read. On Nina's seed
     # 2 and Sam's seed 0 every step's validation margin fell, while their step-30 adapters, run
-    # alone, beat the SFT twin on the test split
+    # alone, were not below the SFT twin on the test split beyond their intervals
     "closest4_style_last_k4": [*CLOSEST4_STYLE, "dpo.select_by=last"],
     # the same, with the nearest reply against each of the 3 others (up to 3 pairs per prompt)
     "closest4_style_last_k4_r3": [*CLOSEST4_STYLE, "dpo.select_by=last", "pairs.rejected_per_prompt=3"],

@@ -270,8 +270,8 @@ class DPORun(TrainingRun):
           of their NLL (pair by pair, against step 0's; :func:`mean_interval`) lies wholly above
           the bound. The pairs' margins are not read: they measure DPO's own criterion (the
           twin's nearest reply against its farthest) on a few validation conversations, and on
-          the sample personas fell on steps that the test split found better than the SFT twin
-          (bench/RESULTS.md). The person's own replies are the ground truth; the steps DPO was
+          the sample personas fell on steps that the test split found no worse than the SFT
+          twin beyond its intervals (bench/RESULTS.md). The person's own replies are the ground truth; the steps DPO was
           given stand unless those show harm."""
         preference = val["val_loss"] - self.cfg.rpo_alpha * val["val_chosen_nll"]
         nlls = self.val_nlls
